@@ -1,0 +1,64 @@
+//! # cairn-protocol: the rules of the Cairn network, without I/O
+//!
+//! This crate decides; the node, the client and the simulator do I/O around it.
+//! Everything here is deterministic and synchronous: no sockets, no disk, no
+//! runtime. A rule that more than one part of Cairn must agree on lives here,
+//! once.
+//!
+//! ## What it holds
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`id`] | content ids: CIDv1, raw codec, BLAKE3-256 |
+//! | [`params`] | redundancy parameters and the byte geometry of a file |
+//! | [`cipher`] | the per-file key and the STREAM construction over 64 KiB blocks |
+//! | [`erasure`] | systematic Reed–Solomon over GF(2^8), in cache-sized slices |
+//! | [`shard`] | bao outboards and verified byte ranges of a shard |
+//! | [`proof`] | storage challenges and the proofs that answer them |
+//! | [`manifest`] | the per-file manifest, its encryption and its id |
+//! | [`capability`] | `cairn:<manifest-id>#<key>`, all a reader needs |
+//! | [`encoder`] | plaintext stream → encrypted, erasure-coded segments |
+//! | [`decoder`] | any k shards per segment → verified plaintext |
+//! | [`range`] | which shard bytes hold a plaintext byte range |
+//! | [`keys`] | BIP-39 recovery phrase → account and namespace keys |
+//!
+//! ## Goals
+//!
+//! * **Integrity first.** Every byte that crosses a trust boundary is checked
+//!   against an id or an authentication tag before it is used; a failed check
+//!   is a typed error, never wrong output.
+//! * **Bounded memory.** Encoding and decoding hold one segment at a time; how
+//!   much that is depends on the parameters, never on the file size.
+//! * **One definition.** The byte formats are specified in `docs/format.md` and
+//!   pinned by known-answer vectors in `tests/`.
+//!
+//! ## Non-goals
+//!
+//! * Networking, storage or scheduling: those belong to `cairn-node` and
+//!   `cairn-client`.
+//! * Parallelism: the kernels are single-threaded so callers decide how many
+//!   cores to spend.
+//! * Hand-written cryptography or coding: the primitives come from RustCrypto,
+//!   `blake3`, `bao-tree` and `reed-solomon-erasure`; this crate only composes
+//!   them and fixes how.
+
+pub mod capability;
+pub mod cipher;
+pub mod decoder;
+pub mod encoder;
+pub mod erasure;
+pub mod id;
+pub mod keys;
+pub mod manifest;
+pub mod params;
+pub mod proof;
+pub mod range;
+pub mod shard;
+
+pub use capability::Capability;
+pub use cipher::FileKey;
+pub use decoder::{FileDecoder, SegmentShards};
+pub use encoder::{AsyncReadEncoder, EncodedSegment, EncoderConfig, FileEncoder, ReadEncoder};
+pub use id::ContentId;
+pub use manifest::Manifest;
+pub use params::{CodingParams, Layout};
