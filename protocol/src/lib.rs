@@ -21,6 +21,8 @@
 //! | [`decoder`] | any k shards per segment → verified plaintext |
 //! | [`range`] | which shard bytes hold a plaintext byte range |
 //! | [`keys`] | BIP-39 recovery phrase → account and namespace keys |
+//! | [`placement`] | which nodes get a segment's shards (rendezvous hashing, spread by failure domain) |
+//! | [`repair`] | when a segment needs repair and when it is lost |
 //!
 //! ## Goals
 //!
@@ -51,8 +53,10 @@ pub mod id;
 pub mod keys;
 pub mod manifest;
 pub mod params;
+pub mod placement;
 pub mod proof;
 pub mod range;
+pub mod repair;
 pub mod shard;
 
 pub use capability::Capability;
