@@ -24,11 +24,11 @@ struct Generated {
 
 impl Read for Generated {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = (buf.len() as u64).min(self.left) as usize;
-        for b in &mut buf[..n] {
-            *b = self.pattern[self.pos];
-            self.pos = (self.pos + 1) % self.pattern.len();
-        }
+        let n = (buf.len() as u64)
+            .min(self.left)
+            .min((self.pattern.len() - self.pos) as u64) as usize;
+        buf[..n].copy_from_slice(&self.pattern[self.pos..self.pos + n]);
+        self.pos = (self.pos + n) % self.pattern.len();
         // Perturb so no two segments are equal.
         if n > 0 {
             buf[0] ^= (self.left & 0xff) as u8;
@@ -45,6 +45,18 @@ fn peak_rss_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
+}
+
+/// CPU seconds this process has used (user + system), from /proc: robust to
+/// other work sharing the machine, unlike wall time.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 12th and 13th of those, in clock ticks (100 per second on Linux).
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
 }
 
 fn child(bytes: u64) {
@@ -64,11 +76,13 @@ fn child(bytes: u64) {
     let manifest = enc.manifest().unwrap();
     assert_eq!(manifest.plaintext_len(), bytes);
     let secs = start.elapsed().as_secs_f64();
+    let mib = bytes as f64 / 1048576.0;
     println!(
-        "{} {} {:.1}",
+        "{} {} {:.1} {:.1}",
         bytes,
         peak_rss_kib(),
-        bytes as f64 / 1048576.0 / secs
+        mib / secs,
+        mib / cpu_seconds()
     );
 }
 
@@ -79,7 +93,10 @@ fn main() {
     }
     let me = std::env::current_exe().unwrap();
     let mut peaks = Vec::new();
-    println!("{:>12} {:>14} {:>10}", "plaintext", "peak RSS MiB", "MiB/s");
+    println!(
+        "{:>12} {:>14} {:>10} {:>16}",
+        "plaintext", "peak RSS MiB", "MiB/s", "MiB per CPU-s"
+    );
     for mib in [100u64, 1024] {
         let out = Command::new(&me)
             .env(CHILD_ENV, (mib << 20).to_string())
@@ -93,7 +110,10 @@ fn main() {
         let line = String::from_utf8(out.stdout).unwrap();
         let fields: Vec<&str> = line.split_whitespace().collect();
         let rss_mib = fields[1].parse::<f64>().unwrap() / 1024.0;
-        println!("{:>9} MiB {:>14.1} {:>10}", mib, rss_mib, fields[2]);
+        println!(
+            "{:>9} MiB {:>14.1} {:>10} {:>16}",
+            mib, rss_mib, fields[2], fields[3]
+        );
         peaks.push(rss_mib);
     }
     let ratio = peaks[1] / peaks[0];

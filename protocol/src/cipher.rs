@@ -7,7 +7,8 @@
 //! The plaintext is cut into blocks (64 KiB by default). Block `i` is sealed
 //! with XChaCha20-Poly1305 under the nonce `prefix ‖ i (u32 BE) ‖ last`, the
 //! STREAM construction of Hoang, Reyhanitabar, Rogaway and Vizár as
-//! implemented by the `aead` crate (`StreamBE32`). The block index in the
+//! implemented by RustCrypto's `aead-stream` crate (`StreamBE32`, formerly
+//! the `aead` crate's `stream` module). The block index in the
 //! nonce defeats reordering and splicing, the last-block flag defeats
 //! truncation at a block boundary, and each block stays independently
 //! decryptable, which is what makes random reads cheap.
@@ -17,7 +18,8 @@
 
 use std::io::Write;
 
-use chacha20poly1305::aead::stream::{NewStream, StreamBE32, StreamPrimitive};
+use aead_stream::aead::Buffer;
+use aead_stream::{NewStream, StreamBE32, StreamPrimitive};
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305};
 use rand::RngCore;
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -122,9 +124,22 @@ impl BlockCipher {
 
     /// Encrypts `buf` (one block of plaintext) in place and appends the tag.
     pub fn seal(&self, index: u64, last: bool, buf: &mut Vec<u8>) -> Result<(), DecryptError> {
+        self.seal_tail(index, last, buf, 0)
+    }
+
+    /// Encrypts `buf[start..]` (one block of plaintext) in place and appends
+    /// the tag, so a block can be sealed where it already lies in a larger
+    /// buffer.
+    pub fn seal_tail(
+        &self,
+        index: u64,
+        last: bool,
+        buf: &mut Vec<u8>,
+        start: usize,
+    ) -> Result<(), DecryptError> {
         let position = Self::position(index)?;
         self.stream
-            .encrypt_in_place(position, last, &[], buf)
+            .encrypt_in_place(position, last, &[], &mut TailBuffer { vec: buf, start })
             // Encryption into a Vec only fails on allocation, which aborts anyway.
             .map_err(|_| DecryptError::Corrupt { block: index })
     }
@@ -135,12 +150,30 @@ impl BlockCipher {
     /// inner one, the stream was cut at a block boundary: that is reported as
     /// [`DecryptError::Truncated`], not as corruption.
     pub fn open(&self, index: u64, last: bool, buf: &mut Vec<u8>) -> Result<(), DecryptError> {
+        let len = self.open_slice(index, last, buf)?;
+        buf.truncate(len);
+        Ok(())
+    }
+
+    /// Decrypts the sealed block that fills `sealed` in place; returns the
+    /// plaintext length (the plaintext is `sealed[..len]`).
+    pub fn open_slice(
+        &self,
+        index: u64,
+        last: bool,
+        sealed: &mut [u8],
+    ) -> Result<usize, DecryptError> {
         let position = Self::position(index)?;
         // Keep a copy only on the rare path where the first attempt fails;
-        // decrypt_in_place leaves `buf` unspecified on failure.
-        let copy = if last { Some(buf.clone()) } else { None };
-        match self.stream.decrypt_in_place(position, last, &[], buf) {
-            Ok(()) => Ok(()),
+        // decryption leaves the buffer unspecified on failure.
+        let copy = if last { Some(sealed.to_vec()) } else { None };
+        let mut buf = SliceBuffer {
+            slice: sealed,
+            len: 0,
+        };
+        buf.len = buf.slice.len();
+        match self.stream.decrypt_in_place(position, last, &[], &mut buf) {
+            Ok(()) => Ok(buf.len),
             Err(_) => {
                 if let Some(mut inner) = copy {
                     if self
@@ -154,6 +187,64 @@ impl BlockCipher {
                 Err(DecryptError::Corrupt { block: index })
             }
         }
+    }
+}
+
+/// The tail `vec[start..]` of a vector, as an AEAD buffer.
+struct TailBuffer<'a> {
+    vec: &'a mut Vec<u8>,
+    start: usize,
+}
+
+impl AsRef<[u8]> for TailBuffer<'_> {
+    fn as_ref(&self) -> &[u8] {
+        &self.vec[self.start..]
+    }
+}
+
+impl AsMut<[u8]> for TailBuffer<'_> {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.vec[self.start..]
+    }
+}
+
+impl Buffer for TailBuffer<'_> {
+    fn extend_from_slice(&mut self, other: &[u8]) -> aead_stream::aead::Result<()> {
+        self.vec.extend_from_slice(other);
+        Ok(())
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.vec.truncate(self.start + len);
+    }
+}
+
+/// A fixed slice as an AEAD buffer that can only shrink (enough to decrypt,
+/// which drops the tag).
+struct SliceBuffer<'a> {
+    slice: &'a mut [u8],
+    len: usize,
+}
+
+impl AsRef<[u8]> for SliceBuffer<'_> {
+    fn as_ref(&self) -> &[u8] {
+        &self.slice[..self.len]
+    }
+}
+
+impl AsMut<[u8]> for SliceBuffer<'_> {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.slice[..self.len]
+    }
+}
+
+impl Buffer for SliceBuffer<'_> {
+    fn extend_from_slice(&mut self, _: &[u8]) -> aead_stream::aead::Result<()> {
+        Err(aead_stream::aead::Error)
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
     }
 }
 
@@ -190,7 +281,14 @@ impl StreamDecryptor {
     }
 
     /// Feeds ciphertext; writes the plaintext of every block it completes.
-    pub fn feed(&mut self, mut ciphertext: &[u8], out: &mut impl Write) -> Result<(), StreamError> {
+    /// Blocks that lie whole in `ciphertext` are decrypted in place, so its
+    /// contents are unspecified afterwards; only blocks cut by the edges of
+    /// `ciphertext` are copied aside.
+    pub fn feed(
+        &mut self,
+        mut ciphertext: &mut [u8],
+        out: &mut impl Write,
+    ) -> Result<(), StreamError> {
         let blocks = self.layout.block_count();
         while !ciphertext.is_empty() {
             if self.next_block >= blocks {
@@ -200,13 +298,22 @@ impl StreamDecryptor {
                 .into());
             }
             let range = self.layout.block_ciphertext(self.next_block);
-            let want = (range.end - range.start) as usize - self.buf.len();
-            let take = want.min(ciphertext.len());
+            let sealed_len = (range.end - range.start) as usize;
+            let last = self.next_block + 1 == blocks;
+            if self.buf.is_empty() && ciphertext.len() >= sealed_len {
+                let (block, rest) = std::mem::take(&mut ciphertext).split_at_mut(sealed_len);
+                let len = self.cipher.open_slice(self.next_block, last, block)?;
+                out.write_all(&block[..len])?;
+                ciphertext = rest;
+                self.seen += sealed_len as u64;
+                self.next_block += 1;
+                continue;
+            }
+            let take = (sealed_len - self.buf.len()).min(ciphertext.len());
             self.buf.extend_from_slice(&ciphertext[..take]);
-            ciphertext = &ciphertext[take..];
+            ciphertext = &mut std::mem::take(&mut ciphertext)[take..];
             self.seen += take as u64;
-            if take == want {
-                let last = self.next_block + 1 == blocks;
+            if self.buf.len() == sealed_len {
                 self.cipher.open(self.next_block, last, &mut self.buf)?;
                 out.write_all(&self.buf)?;
                 self.buf.clear();

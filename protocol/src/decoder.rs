@@ -221,12 +221,12 @@ impl FileDecoder {
         }
         let mut remaining =
             (shards.geometry.ciphertext.end - shards.geometry.ciphertext.start) as usize;
-        for slot in &shards.slots[..k] {
+        for slot in &mut shards.slots[..k] {
             let Some(data) = slot else {
                 unreachable!("reconstruct_data filled every data slot");
             };
             let take = remaining.min(data.len());
-            self.decryptor.feed(&data[..take], out)?;
+            self.decryptor.feed(&mut data[..take], out)?;
             remaining -= take;
         }
         self.next_segment += 1;

@@ -146,9 +146,11 @@ pub struct FileEncoder {
     config: EncoderConfig,
     cipher: BlockCipher,
     coder: ErasureCoder,
-    block: Vec<u8>,
     block_index: u64,
+    /// Sealed ciphertext `[..sealed]`, then the plaintext of the block being
+    /// filled, which is sealed in place once it is known not to be the last.
     segment: Vec<u8>,
+    sealed: usize,
     segment_index: u64,
     plaintext_len: u64,
     ids: Vec<ContentId>,
@@ -163,8 +165,8 @@ impl FileEncoder {
         Ok(Self {
             cipher: BlockCipher::new(key),
             coder: ErasureCoder::new(config.params),
-            block: Vec::with_capacity((config.block_size + TAG_LEN) as usize),
             block_index: 0,
+            sealed: 0,
             segment: Vec::with_capacity(segment_len + (config.block_size + TAG_LEN) as usize),
             segment_index: 0,
             plaintext_len: 0,
@@ -189,15 +191,14 @@ impl FileEncoder {
     }
 
     fn segment_ready(&self) -> bool {
-        self.segment.len() >= self.segment_len() || (self.finished && !self.segment.is_empty())
+        self.sealed >= self.segment_len() || (self.finished && self.sealed > 0)
     }
 
     fn seal_block(&mut self, last: bool) -> Result<(), EncodeError> {
         self.cipher
-            .seal(self.block_index, last, &mut self.block)
+            .seal_tail(self.block_index, last, &mut self.segment, self.sealed)
             .map_err(|_| ParamsError::FileTooLarge(self.plaintext_len))?;
-        self.segment.extend_from_slice(&self.block);
-        self.block.clear();
+        self.sealed = self.segment.len();
         self.block_index += 1;
         Ok(())
     }
@@ -212,13 +213,14 @@ impl FileEncoder {
         let block_size = self.config.block_size as usize;
         let mut used = 0;
         while used < data.len() && !self.segment_ready() {
-            if self.block.len() == block_size {
+            let filled = self.segment.len() - self.sealed;
+            if filled == block_size {
                 // More plaintext follows, so this block is not the last.
                 self.seal_block(false)?;
                 continue;
             }
-            let take = (block_size - self.block.len()).min(data.len() - used);
-            self.block.extend_from_slice(&data[used..used + take]);
+            let take = (block_size - filled).min(data.len() - used);
+            self.segment.extend_from_slice(&data[used..used + take]);
             used += take;
         }
         self.plaintext_len += used as u64;
@@ -233,6 +235,7 @@ impl FileEncoder {
         if self.finished {
             return Err(EncodeError::Finished);
         }
+        // The unsealed tail of the segment buffer is the last block.
         self.seal_block(true)?;
         self.finished = true;
         Ok(())
@@ -249,23 +252,34 @@ impl FileEncoder {
         let (next, mut parity) = self.spare.take().unwrap_or_default();
         let mut data = std::mem::replace(&mut self.segment, next);
         self.segment.clear();
-        let shard_size = if data.len() >= full {
-            // Carry the spill-over into the fresh buffer.
+        let shard_size = if self.sealed >= full {
+            // Carry the sealed spill-over and the unsealed block into the
+            // fresh buffer.
             self.segment.extend_from_slice(&data[full..]);
+            self.sealed -= full;
             data.truncate(full);
             self.config.shard_size as usize
         } else {
             let size = data.len().div_ceil(k);
             data.resize(k * size, 0);
+            self.sealed = 0;
             size
         };
         parity.clear();
         parity.resize(m * shard_size, 0);
-        self.coder.encode(&data, &mut parity, shard_size)?;
-        let ids: Vec<ContentId> = data
-            .chunks_exact(shard_size)
-            .chain(parity.chunks_exact(shard_size))
-            .map(ContentId::of)
+        // Hash each column slice right after it is coded, while it is hot.
+        let mut hashers = vec![blake3::Hasher::new(); k + m];
+        self.coder
+            .encode_with(&data, &mut parity, shard_size, |range, data, parity| {
+                for (j, hasher) in hashers.iter_mut().enumerate() {
+                    let (buf, row) = if j < k { (data, j) } else { (parity, j - k) };
+                    hasher
+                        .update(&buf[row * shard_size + range.start..row * shard_size + range.end]);
+                }
+            })?;
+        let ids: Vec<ContentId> = hashers
+            .iter()
+            .map(|h| ContentId::from_digest(*h.finalize().as_bytes()))
             .collect();
         self.ids.extend_from_slice(&ids);
         let segment = EncodedSegment {

@@ -198,7 +198,8 @@ impl Manifest {
     pub fn seal(&self, key: &FileKey) -> (ContentId, Vec<u8>) {
         let plain = self.to_padded_bytes();
         let nonce_full = blake3::keyed_hash(&key.manifest_nonce_key(), &plain);
-        let nonce = XNonce::clone_from_slice(&nonce_full.as_bytes()[..NONCE_LEN]);
+        let nonce = XNonce::try_from(&nonce_full.as_bytes()[..NONCE_LEN])
+            .unwrap_or_else(|_| unreachable!("24 bytes make an XChaCha nonce"));
         let aead = XChaCha20Poly1305::new(&key.manifest_key().into());
         let sealed = aead
             .encrypt(
@@ -227,10 +228,12 @@ impl Manifest {
             return Err(ManifestError::Malformed("shorter than its nonce".into()));
         }
         let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+        let xnonce =
+            XNonce::try_from(nonce).map_err(|_| ManifestError::Malformed("nonce".into()))?;
         let aead = XChaCha20Poly1305::new(&key.manifest_key().into());
         let plain = aead
             .decrypt(
-                XNonce::from_slice(nonce),
+                &xnonce,
                 Payload {
                     msg: sealed,
                     aad: AAD,

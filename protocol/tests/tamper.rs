@@ -25,7 +25,7 @@ fn config() -> EncoderConfig {
 fn decrypt(e: &Encoded, key: &FileKey, ct: &[u8]) -> Result<Vec<u8>, DecryptError> {
     let mut d = StreamDecryptor::new(key, *e.manifest.layout());
     let mut out = Vec::new();
-    match d.feed(ct, &mut out) {
+    match d.feed(&mut ct.to_vec(), &mut out) {
         Ok(()) => {}
         Err(StreamError::Decrypt(e)) => return Err(e),
         Err(StreamError::Io(e)) => panic!("{e}"),
