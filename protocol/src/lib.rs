@@ -24,6 +24,44 @@
 //! | [`placement`] | which nodes get a segment's shards (rendezvous hashing, spread by failure domain) |
 //! | [`repair`] | when a segment needs repair and when it is lost |
 //!
+//! ## Example: a file's round trip
+//!
+//! ```
+//! use cairn_protocol::encoder::EncoderConfig;
+//! use cairn_protocol::{Capability, CodingParams, FileDecoder, FileKey, Manifest, ReadEncoder, SegmentShards};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let file = vec![42u8; 300_000];
+//! let key = FileKey::generate();
+//! let config = EncoderConfig::new(CodingParams::new(3, 2)?);
+//!
+//! // Encode: every segment yields n = 5 shards and their ids.
+//! let mut encoder = ReadEncoder::new(&file[..], &key, config)?;
+//! let mut stored = Vec::new();
+//! while let Some(segment) = encoder.next_segment()? {
+//!     stored.push(segment.shards().map(<[u8]>::to_vec).collect::<Vec<_>>());
+//! }
+//! let (manifest_id, sealed) = encoder.manifest()?.seal(&key);
+//! let capability = Capability::new(manifest_id, key).to_string();
+//!
+//! // Decode from the capability, using only shards 2, 3 and 4 of each segment.
+//! let cap: Capability = capability.parse()?;
+//! let manifest = Manifest::open(&cap.manifest, &sealed, &cap.key)?;
+//! let mut decoder = FileDecoder::new(&manifest, &cap.key);
+//! let mut out = Vec::new();
+//! for (i, shards) in stored.into_iter().enumerate() {
+//!     let mut set = SegmentShards::new(&manifest, i as u64)?;
+//!     for j in 2..5 {
+//!         set.insert(j, shards[j].clone())?;
+//!     }
+//!     decoder.write_segment(set, &mut out)?;
+//! }
+//! decoder.finish()?;
+//! assert_eq!(out, file);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## Goals
 //!
 //! * **Integrity first.** Every byte that crosses a trust boundary is checked

@@ -174,3 +174,24 @@ fn random_sizes_up_to_tens_of_mib() {
         assert!(got == data, "size {size}");
     }
 }
+
+#[test]
+fn async_reader_gives_the_same_manifest_as_sync() {
+    use cairn_protocol::AsyncReadEncoder;
+    let key = FileKey::from_bytes([4; 32]);
+    let config = small_config(3, 2, 8192);
+    let data = content(200_000, 9);
+    let sync = encode(&data, &key, config);
+    let manifest = futures_lite::future::block_on(async {
+        let mut enc =
+            AsyncReadEncoder::new(futures_lite::io::Cursor::new(&data), &key, config).unwrap();
+        let mut n = 0;
+        while let Some(seg) = enc.next_segment().await.unwrap() {
+            assert_eq!(seg.index(), n);
+            n += 1;
+            enc.recycle(seg);
+        }
+        enc.manifest().unwrap()
+    });
+    assert_eq!(manifest, sync.manifest);
+}
