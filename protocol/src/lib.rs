@@ -17,6 +17,7 @@
 //! | [`proof`] | storage challenges and the proofs that answer them |
 //! | [`manifest`] | the per-file manifest, its encryption and its id |
 //! | [`capability`] | `cairn:<manifest-id>#<key>`, all a reader needs |
+//! | [`chain`] | the chain's state machine: accounts, nodes, deals, epochs, namespace roots |
 //! | [`encoder`] | plaintext stream → encrypted, erasure-coded segments |
 //! | [`decoder`] | any k shards per segment → verified plaintext |
 //! | [`range`] | which shard bytes hold a plaintext byte range |
@@ -83,6 +84,7 @@
 //!   them and fixes how.
 
 pub mod capability;
+pub mod chain;
 pub mod cipher;
 pub mod decoder;
 pub mod encoder;

@@ -1,0 +1,378 @@
+//! Transactions: what they say, how they are signed, how they are encoded.
+//!
+//! Encoding is postcard; the signature covers `"cairn tx v1\0" ‖ postcard(tx)`,
+//! and the transaction names its chain, so a transaction can be replayed
+//! neither on another chain nor, thanks to the nonce, on this one.
+
+use std::fmt;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use super::rejection::Rejection;
+
+/// Largest encoded signed transaction.
+pub const MAX_TX_BYTES: usize = 64 * 1024;
+/// Longest libp2p peer id accepted in a node registration.
+pub const MAX_PEER_ID_LEN: usize = 64;
+/// Most listen addresses a node may register.
+pub const MAX_ADDRESSES: usize = 8;
+/// Longest address text.
+pub const MAX_ADDRESS_LEN: usize = 256;
+/// Most per-node commitments in one deal (one per shard column).
+pub const MAX_COMMITMENTS: usize = 256;
+/// Longest chain id.
+pub const MAX_CHAIN_ID_LEN: usize = 64;
+const SIGNING_DOMAIN: &[u8] = b"cairn tx v1\0";
+const RECEIPT_DOMAIN: &[u8] = b"cairn deal receipt v1\0";
+
+/// An account: an ed25519 public key. Storage nodes and users alike.
+/// Hex text in human-readable formats (JSON, TOML), 32 raw bytes otherwise.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Address(pub [u8; 32]);
+
+impl Serialize for Address {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            self.0.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Address {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if d.is_human_readable() {
+            let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+            text.parse().map_err(serde::de::Error::custom)
+        } else {
+            Ok(Self(<[u8; 32]>::deserialize(d)?))
+        }
+    }
+}
+
+impl Address {
+    pub fn of(key: &VerifyingKey) -> Self {
+        Self(key.to_bytes())
+    }
+
+    pub fn verifying_key(&self) -> Result<VerifyingKey, Rejection> {
+        VerifyingKey::from_bytes(&self.0)
+            .map_err(|_| Rejection::Malformed("address is not an ed25519 key".into()))
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Address({self})")
+    }
+}
+
+impl std::str::FromStr for Address {
+    type Err = Rejection;
+
+    fn from_str(s: &str) -> Result<Self, Rejection> {
+        let bad = || Rejection::Malformed(format!("'{s}' is not 64 hex digits"));
+        if s.len() != 64 {
+            return Err(bad());
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in s.as_bytes().chunks(2).enumerate() {
+            let text = std::str::from_utf8(pair).map_err(|_| bad())?;
+            out[i] = u8::from_str_radix(text, 16).map_err(|_| bad())?;
+        }
+        Ok(Self(out))
+    }
+}
+
+/// An ed25519 signature (64 bytes).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sig(pub [u8; 64]);
+
+impl fmt::Debug for Sig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Sig({:02x}{:02x}{:02x}{:02x}…)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
+    }
+}
+
+impl Serialize for Sig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Sig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Sig;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("64 signature bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Sig, E> {
+                let arr: [u8; 64] = v
+                    .try_into()
+                    .map_err(|_| E::invalid_length(v.len(), &self))?;
+                Ok(Sig(arr))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Sig, A::Error> {
+                let mut arr = [0u8; 64];
+                for (i, slot) in arr.iter_mut().enumerate() {
+                    *slot = seq
+                        .next_element()?
+                        .ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+                }
+                if seq.next_element::<u8>()?.is_some() {
+                    return Err(serde::de::Error::invalid_length(65, &self));
+                }
+                Ok(Sig(arr))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// One node's part of a deal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commitment {
+    pub node: Address,
+    /// [`super::merkle::root`] over the (shard id, size) pairs this node holds.
+    pub root: [u8; 32],
+    pub shards: u32,
+    pub bytes: u64,
+    /// The node's signature over [`receipt_message`]: it accepted the shards.
+    pub receipt: Sig,
+}
+
+/// What an owner asks the chain to open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DealTerms {
+    /// Total bytes stored: the sum of the commitments' bytes.
+    pub size: u64,
+    /// Paid from escrow each epoch, split among nodes by bytes held.
+    pub price_per_epoch: u64,
+    pub start_epoch: u64,
+    /// First epoch no longer paid for.
+    pub end_epoch: u64,
+    pub commitments: Vec<Commitment>,
+}
+
+/// What a transaction does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxBody {
+    /// Moves `amount` to `to`.
+    Transfer { to: Address, amount: u64 },
+    /// Devnet only: mints `amount` to the signer.
+    Faucet { amount: u64 },
+    /// The signer becomes a storage node, locking `stake`.
+    RegisterNode {
+        peer_id: Vec<u8>,
+        addresses: Vec<String>,
+        capacity: u64,
+        stake: u64,
+    },
+    /// The signer stops being a storage node and gets its stake back; only
+    /// once it has no active deals.
+    DeregisterNode,
+    /// Opens a deal owned by the signer, locking its escrow.
+    OpenDeal(DealTerms),
+    /// Points the signer's namespace at `root`; versions only go up.
+    SetNamespaceRoot { root: [u8; 32], version: u64 },
+}
+
+/// An unsigned transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    pub chain_id: String,
+    pub signer: Address,
+    pub nonce: u64,
+    pub fee: u64,
+    pub body: TxBody,
+}
+
+/// A transaction and its signer's signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTx {
+    pub tx: Transaction,
+    pub signature: Sig,
+}
+
+fn postcard_bytes<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value)
+        .unwrap_or_else(|e| unreachable!("postcard into a Vec cannot fail: {e}"))
+}
+
+impl Transaction {
+    /// The bytes the signature covers.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        let mut out = SIGNING_DOMAIN.to_vec();
+        out.extend_from_slice(&postcard_bytes(self));
+        out
+    }
+
+    /// Signs with `key`; the transaction's `signer` must be `key`'s address
+    /// for the result to verify.
+    pub fn sign(self, key: &SigningKey) -> SignedTx {
+        let signature = Sig(key.sign(&self.signing_bytes()).to_bytes());
+        SignedTx {
+            tx: self,
+            signature,
+        }
+    }
+
+    /// Checks field limits that do not depend on state.
+    pub fn check_limits(&self) -> Result<(), Rejection> {
+        let bad = |what: &str| Err(Rejection::Malformed(what.into()));
+        if self.chain_id.len() > MAX_CHAIN_ID_LEN {
+            return bad("chain id too long");
+        }
+        match &self.body {
+            TxBody::RegisterNode {
+                peer_id, addresses, ..
+            } => {
+                if peer_id.is_empty() || peer_id.len() > MAX_PEER_ID_LEN {
+                    return bad("peer id must be 1 to 64 bytes");
+                }
+                if addresses.len() > MAX_ADDRESSES
+                    || addresses
+                        .iter()
+                        .any(|a| a.is_empty() || a.len() > MAX_ADDRESS_LEN)
+                {
+                    return bad("at most 8 addresses of 1 to 256 characters");
+                }
+            }
+            TxBody::OpenDeal(terms)
+                if terms.commitments.is_empty() || terms.commitments.len() > MAX_COMMITMENTS =>
+            {
+                return bad("a deal has 1 to 256 commitments");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl SignedTx {
+    pub fn encode(&self) -> Vec<u8> {
+        postcard_bytes(self)
+    }
+
+    /// Parses a transaction from the network: size-limited, no trailing
+    /// bytes, field limits checked. The signature is not checked here.
+    pub fn decode(bytes: &[u8]) -> Result<Self, Rejection> {
+        if bytes.len() > MAX_TX_BYTES {
+            return Err(Rejection::TooLarge(bytes.len()));
+        }
+        let (tx, rest): (Self, &[u8]) =
+            postcard::take_from_bytes(bytes).map_err(|e| Rejection::Malformed(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(Rejection::Malformed(format!(
+                "{} trailing bytes",
+                rest.len()
+            )));
+        }
+        tx.tx.check_limits()?;
+        Ok(tx)
+    }
+
+    /// The transaction's id: BLAKE3 of its encoding.
+    pub fn id(&self) -> [u8; 32] {
+        *blake3::hash(&self.encode()).as_bytes()
+    }
+
+    /// Checks the signature against the signer.
+    pub fn verify(&self) -> Result<(), Rejection> {
+        let key = self.tx.signer.verifying_key()?;
+        key.verify_strict(
+            &self.tx.signing_bytes(),
+            &Signature::from_bytes(&self.signature.0),
+        )
+        .map_err(|_| Rejection::BadSignature)
+    }
+}
+
+/// What a node signs to accept its part of a deal: the chain, the owner and
+/// the owner's nonce for the opening transaction (so a receipt opens one
+/// deal only), the deal's terms, and the node's own commitment.
+pub fn receipt_message(
+    chain_id: &str,
+    owner: &Address,
+    owner_nonce: u64,
+    terms: &DealTerms,
+    c: &Commitment,
+) -> Vec<u8> {
+    let mut out = RECEIPT_DOMAIN.to_vec();
+    out.extend_from_slice(&postcard_bytes(&(
+        chain_id,
+        owner,
+        owner_nonce,
+        terms.size,
+        terms.price_per_epoch,
+        terms.start_epoch,
+        terms.end_epoch,
+        &c.node,
+        &c.root,
+        c.shards,
+        c.bytes,
+    )));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_encode_decode_verify() {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let tx = Transaction {
+            chain_id: "t".into(),
+            signer: Address::of(&key.verifying_key()),
+            nonce: 0,
+            fee: 1,
+            body: TxBody::Transfer {
+                to: Address([9; 32]),
+                amount: 5,
+            },
+        };
+        let signed = tx.sign(&key);
+        let bytes = signed.encode();
+        let back = SignedTx::decode(&bytes).unwrap();
+        assert_eq!(back, signed);
+        back.verify().unwrap();
+        let mut tampered = back.clone();
+        tampered.tx.fee = 2;
+        assert_eq!(tampered.verify(), Err(Rejection::BadSignature));
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(matches!(
+            SignedTx::decode(&long),
+            Err(Rejection::Malformed(_))
+        ));
+        assert!(matches!(
+            SignedTx::decode(&bytes[..bytes.len() - 1]),
+            Err(Rejection::Malformed(_))
+        ));
+        assert_eq!(
+            SignedTx::decode(&vec![0; MAX_TX_BYTES + 1]),
+            Err(Rejection::TooLarge(MAX_TX_BYTES + 1))
+        );
+        let a = Address([0xab; 32]);
+        assert_eq!(a.to_string().parse::<Address>().unwrap(), a);
+        assert!("zz".parse::<Address>().is_err());
+    }
+}

@@ -1,0 +1,499 @@
+//! The chain's state machine: every rejection reason, replay protection,
+//! determinism and conservation of tokens under random transactions, and
+//! hostile bytes that never panic it.
+#![allow(clippy::unwrap_used)]
+
+use cairn_protocol::chain::merkle;
+use cairn_protocol::chain::{
+    receipt_message, Address, Allocation, ChainState, Commitment, DealId, DealTerms, Genesis,
+    Rejection, Sig, SignedTx, Transaction, TxBody,
+};
+use cairn_protocol::ContentId;
+use ed25519_dalek::{Signer, SigningKey};
+use proptest::prelude::*;
+
+const CHAIN: &str = "cairn-test";
+
+fn key(i: u8) -> SigningKey {
+    SigningKey::from_bytes(&[i; 32])
+}
+
+fn addr(i: u8) -> Address {
+    Address::of(&key(i).verifying_key())
+}
+
+/// Keys 1..=3 are users with funds, 10..=13 storage nodes with funds.
+fn genesis() -> Genesis {
+    let mut allocations: Vec<Allocation> = [1u8, 2, 3, 10, 11, 12, 13]
+        .iter()
+        .map(|&i| Allocation {
+            address: addr(i),
+            amount: 1_000_000,
+        })
+        .collect();
+    allocations.sort_by_key(|a| a.address);
+    Genesis {
+        chain_id: CHAIN.into(),
+        epoch_blocks: 5,
+        min_fee: 10,
+        min_stake: 1_000,
+        faucet_max: Some(50_000),
+        max_deal_epochs: 1_000,
+        allocations,
+        validators: vec![addr(100)],
+    }
+}
+
+fn tx(state: &ChainState, signer: u8, fee: u64, body: TxBody) -> SignedTx {
+    Transaction {
+        chain_id: CHAIN.into(),
+        signer: addr(signer),
+        nonce: state.account(&addr(signer)).nonce,
+        fee,
+        body,
+    }
+    .sign(&key(signer))
+}
+
+fn register(state: &mut ChainState, node: u8) {
+    let body = TxBody::RegisterNode {
+        peer_id: vec![node; 38],
+        addresses: vec![format!("/ip4/127.0.0.1/udp/{}/quic-v1", 4000 + node as u16)],
+        capacity: 1 << 30,
+        stake: 5_000,
+    };
+    let t = tx(state, node, 10, body);
+    state.apply_tx(&t).unwrap();
+}
+
+/// A deal over `nodes`, each holding `shards` shards of 1000 bytes, signed by each node.
+fn deal_terms(
+    state: &ChainState,
+    owner: u8,
+    nodes: &[u8],
+    price: u64,
+    epochs: (u64, u64),
+) -> DealTerms {
+    let mut terms = DealTerms {
+        size: 0,
+        price_per_epoch: price,
+        start_epoch: epochs.0,
+        end_epoch: epochs.1,
+        commitments: vec![],
+    };
+    for &n in nodes {
+        let shards: Vec<(ContentId, u64)> =
+            (0..3u8).map(|j| (ContentId::of(&[n, j]), 1000)).collect();
+        terms.commitments.push(Commitment {
+            node: addr(n),
+            root: merkle::root(&shards).unwrap(),
+            shards: 3,
+            bytes: 3000,
+            receipt: Sig([0; 64]),
+        });
+        terms.size += 3000;
+    }
+    let nonce = state.account(&addr(owner)).nonce;
+    let signed: Vec<Sig> = terms
+        .commitments
+        .iter()
+        .zip(nodes)
+        .map(|(c, &n)| {
+            Sig(key(n)
+                .sign(&receipt_message(CHAIN, &addr(owner), nonce, &terms, c))
+                .to_bytes())
+        })
+        .collect();
+    for (c, s) in terms.commitments.iter_mut().zip(signed) {
+        c.receipt = s;
+    }
+    terms
+}
+
+fn fresh() -> ChainState {
+    let mut s = ChainState::from_genesis(&genesis()).unwrap();
+    for n in 10..=13 {
+        register(&mut s, n);
+    }
+    s
+}
+
+#[test]
+fn transfers_move_funds_and_burn_fees() {
+    let mut s = fresh();
+    let before = s.account(&addr(2)).balance;
+    s.apply_tx(&tx(
+        &s,
+        1,
+        10,
+        TxBody::Transfer {
+            to: addr(2),
+            amount: 500,
+        },
+    ))
+    .unwrap();
+    assert_eq!(s.account(&addr(1)).balance, 1_000_000 - 510);
+    assert_eq!(s.account(&addr(1)).nonce, 1);
+    assert_eq!(s.account(&addr(2)).balance, before + 500);
+    // To a brand-new account, and to oneself.
+    s.apply_tx(&tx(
+        &s,
+        1,
+        10,
+        TxBody::Transfer {
+            to: addr(50),
+            amount: 7,
+        },
+    ))
+    .unwrap();
+    assert_eq!(s.account(&addr(50)).balance, 7);
+    s.apply_tx(&tx(
+        &s,
+        1,
+        10,
+        TxBody::Transfer {
+            to: addr(1),
+            amount: 100,
+        },
+    ))
+    .unwrap();
+    assert_eq!(s.account(&addr(1)).balance, 1_000_000 - 510 - 17 - 10);
+    assert_eq!(s.held(), s.expected_supply());
+}
+
+#[test]
+fn every_rejection_reason() {
+    let mut s = fresh();
+    let t = |s: &ChainState, signer: u8, fee: u64, body: TxBody| tx(s, signer, fee, body);
+    let transfer = |amount| TxBody::Transfer {
+        to: addr(2),
+        amount,
+    };
+
+    // Bad signature: signed by another key.
+    let mut forged = t(&s, 1, 10, transfer(1));
+    forged.signature = Sig(key(2).sign(&forged.tx.signing_bytes()).to_bytes());
+    assert_eq!(s.apply_tx(&forged), Err(Rejection::BadSignature));
+    // Wrong chain.
+    let other = Transaction {
+        chain_id: "other".into(),
+        signer: addr(1),
+        nonce: 0,
+        fee: 10,
+        body: transfer(1),
+    }
+    .sign(&key(1));
+    assert!(matches!(
+        s.apply_tx(&other),
+        Err(Rejection::WrongChain { .. })
+    ));
+    // Replay.
+    let once = t(&s, 1, 10, transfer(1));
+    s.apply_tx(&once).unwrap();
+    assert_eq!(
+        s.apply_tx(&once),
+        Err(Rejection::BadNonce {
+            expected: 1,
+            got: 0
+        })
+    );
+    // Everything below is refused until the namespace update.
+    let root_before = s.root();
+    // Fee below minimum, overdraft, zero amount, overflow.
+    assert_eq!(
+        s.apply_tx(&t(&s, 1, 9, transfer(1))),
+        Err(Rejection::FeeTooLow { min: 10, got: 9 })
+    );
+    assert!(matches!(
+        s.apply_tx(&t(&s, 1, 10, transfer(2_000_000))),
+        Err(Rejection::InsufficientFunds { .. })
+    ));
+    assert_eq!(
+        s.apply_tx(&t(&s, 1, 10, transfer(0))),
+        Err(Rejection::ZeroAmount)
+    );
+    assert_eq!(
+        s.apply_tx(&t(&s, 1, u64::MAX, transfer(1))),
+        Err(Rejection::Overflow)
+    );
+    // Faucet limits.
+    assert!(matches!(
+        s.apply_tx(&t(&s, 3, 0, TxBody::Faucet { amount: 60_000 })),
+        Err(Rejection::FaucetLimit { .. })
+    ));
+    // Nodes.
+    let reg = TxBody::RegisterNode {
+        peer_id: vec![1],
+        addresses: vec![],
+        capacity: 10,
+        stake: 5_000,
+    };
+    assert_eq!(
+        s.apply_tx(&t(&s, 10, 10, reg.clone())),
+        Err(Rejection::NodeExists(addr(10)))
+    );
+    let low = TxBody::RegisterNode {
+        peer_id: vec![1],
+        addresses: vec![],
+        capacity: 10,
+        stake: 1,
+    };
+    assert!(matches!(
+        s.apply_tx(&t(&s, 1, 10, low)),
+        Err(Rejection::StakeTooLow { .. })
+    ));
+    assert_eq!(
+        s.apply_tx(&t(&s, 1, 10, TxBody::DeregisterNode)),
+        Err(Rejection::UnknownNode(addr(1)))
+    );
+    let huge_peer = TxBody::RegisterNode {
+        peer_id: vec![1; 65],
+        addresses: vec![],
+        capacity: 10,
+        stake: 5_000,
+    };
+    assert!(matches!(
+        s.apply_tx(&t(&s, 1, 10, huge_peer)),
+        Err(Rejection::Malformed(_))
+    ));
+    // Deals.
+    let mut terms = deal_terms(&s, 1, &[10, 11], 100, (0, 10));
+    terms.commitments[1].receipt.0[0] ^= 1;
+    assert_eq!(
+        s.apply_tx(&t(&s, 1, 10, TxBody::OpenDeal(terms))),
+        Err(Rejection::BadReceipt(addr(11)))
+    );
+    let terms = deal_terms(&s, 1, &[10, 20], 100, (0, 10));
+    assert_eq!(
+        s.apply_tx(&t(&s, 1, 10, TxBody::OpenDeal(terms))),
+        Err(Rejection::UnknownNode(addr(20)))
+    );
+    let terms = deal_terms(&s, 1, &[10, 10], 100, (0, 10));
+    assert_eq!(
+        s.apply_tx(&t(&s, 1, 10, TxBody::OpenDeal(terms))),
+        Err(Rejection::DuplicateNode(addr(10)))
+    );
+    let mut terms = deal_terms(&s, 1, &[10], 100, (0, 10));
+    terms.size += 1;
+    assert!(matches!(
+        s.apply_tx(&t(&s, 1, 10, TxBody::OpenDeal(terms))),
+        Err(Rejection::InvalidDeal(_))
+    ));
+    let terms = deal_terms(&s, 1, &[10], 100, (5, 5));
+    assert!(matches!(
+        s.apply_tx(&t(&s, 1, 10, TxBody::OpenDeal(terms))),
+        Err(Rejection::InvalidDeal(_))
+    ));
+    let terms = deal_terms(&s, 1, &[10], 1_000_000, (0, 10));
+    assert!(matches!(
+        s.apply_tx(&t(&s, 1, 10, TxBody::OpenDeal(terms))),
+        Err(Rejection::InsufficientFunds { .. })
+    ));
+    // A receipt signed for another nonce does not open a deal.
+    let mut s2 = s.clone();
+    let stale = deal_terms(&s2, 1, &[10], 100, (0, 10));
+    s2.apply_tx(&tx(&s2, 1, 10, transfer(1))).unwrap();
+    assert_eq!(
+        s2.apply_tx(&tx(&s2, 1, 10, TxBody::OpenDeal(stale))),
+        Err(Rejection::BadReceipt(addr(10)))
+    );
+    assert_eq!(
+        s.root(),
+        root_before,
+        "refused transactions changed the state"
+    );
+    // Namespace versions only go up.
+    s.apply_tx(&t(
+        &s,
+        1,
+        10,
+        TxBody::SetNamespaceRoot {
+            root: [1; 32],
+            version: 3,
+        },
+    ))
+    .unwrap();
+    assert_eq!(
+        s.apply_tx(&t(
+            &s,
+            1,
+            10,
+            TxBody::SetNamespaceRoot {
+                root: [2; 32],
+                version: 3
+            }
+        )),
+        Err(Rejection::StaleNamespace { current: 3, got: 3 })
+    );
+    // Only the namespace update above changed anything since root_before.
+    assert_ne!(s.root(), root_before);
+    assert_eq!(s.account(&addr(1)).nonce, 2);
+    // A node with deals cannot leave.
+    let terms = deal_terms(&s, 1, &[12], 100, (0, 10));
+    s.apply_tx(&t(&s, 1, 10, TxBody::OpenDeal(terms))).unwrap();
+    assert_eq!(
+        s.apply_tx(&t(&s, 12, 10, TxBody::DeregisterNode)),
+        Err(Rejection::NodeHasDeals(addr(12)))
+    );
+    // Capacity.
+    let mut big = deal_terms(&s, 2, &[13], 1, (0, 2));
+    big.commitments[0].bytes = 2 << 30;
+    big.size = 2 << 30;
+    let big = {
+        let nonce = s.account(&addr(2)).nonce;
+        let c = big.commitments[0].clone();
+        big.commitments[0].receipt = Sig(key(13)
+            .sign(&receipt_message(CHAIN, &addr(2), nonce, &big, &c))
+            .to_bytes());
+        big
+    };
+    assert!(matches!(
+        s.apply_tx(&t(&s, 2, 10, TxBody::OpenDeal(big))),
+        Err(Rejection::NodeFull { .. })
+    ));
+    // Disabled faucet.
+    let mut g = genesis();
+    g.faucet_max = None;
+    let mut closed = ChainState::from_genesis(&g).unwrap();
+    assert_eq!(
+        closed.apply_tx(&tx(&closed, 1, 0, TxBody::Faucet { amount: 1 })),
+        Err(Rejection::FaucetDisabled)
+    );
+    assert_eq!(s.held(), s.expected_supply());
+}
+
+#[test]
+fn deals_lock_escrow_pay_nodes_each_epoch_and_refund_the_rest() {
+    let mut s = fresh();
+    let owner_before = s.account(&addr(1)).balance;
+    let terms = deal_terms(&s, 1, &[10, 11, 12], 90, (0, 2));
+    let nonce = s.account(&addr(1)).nonce;
+    s.apply_tx(&tx(&s, 1, 10, TxBody::OpenDeal(terms))).unwrap();
+    let id = DealId::new(&addr(1), nonce);
+    assert_eq!(s.deal(&id).unwrap().escrow, 180);
+    assert_eq!(s.account(&addr(1)).balance, owner_before - 190);
+    assert_eq!(s.node(&addr(10)).unwrap().used, 3000);
+    let node_before = s.account(&addr(10)).balance;
+    // Epochs are 5 blocks: block 5 opens epoch 1 and pays epoch 0.
+    for h in 1..=5 {
+        let out = s.apply_block(h, [h as u8; 32], &[]).unwrap();
+        assert_eq!(out.new_epoch, h == 5);
+        assert_eq!(out.state_root, s.root());
+    }
+    assert_eq!(s.epoch(), 1);
+    assert_eq!(s.beacon(), [5; 32]);
+    assert_eq!(s.account(&addr(10)).balance, node_before + 30);
+    assert_eq!(s.deal(&id).unwrap().escrow, 90);
+    // Block 10 pays epoch 1, the last: the deal closes and releases the nodes.
+    for h in 6..=10 {
+        s.apply_block(h, [h as u8; 32], &[]).unwrap();
+    }
+    assert!(s.deal(&id).is_none());
+    assert_eq!(s.account(&addr(10)).balance, node_before + 60);
+    assert_eq!(s.node(&addr(10)).unwrap().used, 0);
+    assert_eq!(s.node(&addr(10)).unwrap().earned, 60);
+    assert_eq!(s.held(), s.expected_supply());
+    // Now the node may leave and gets its stake back.
+    let before = s.account(&addr(10)).balance;
+    s.apply_tx(&tx(&s, 10, 10, TxBody::DeregisterNode)).unwrap();
+    assert_eq!(s.account(&addr(10)).balance, before + 5_000 - 10);
+    assert!(
+        s.apply_block(12, [0; 32], &[]).is_err(),
+        "heights are consecutive"
+    );
+}
+
+/// A random but well-formed transaction from a small cast of keys.
+fn arb_tx() -> impl Strategy<Value = (u8, u64, u8, u64)> {
+    (
+        prop::sample::select(vec![1u8, 2, 3, 10, 11, 12, 13, 50]),
+        0u64..20,
+        0u8..6,
+        0u64..2_000_000,
+    )
+}
+
+fn build(state: &ChainState, (signer, fee, kind, amount): (u8, u64, u8, u64)) -> SignedTx {
+    let body = match kind {
+        0 => TxBody::Transfer {
+            to: addr((amount % 5) as u8 + 1),
+            amount,
+        },
+        1 => TxBody::Faucet {
+            amount: amount % 60_000,
+        },
+        2 => TxBody::SetNamespaceRoot {
+            root: [amount as u8; 32],
+            version: amount % 4,
+        },
+        3 => TxBody::OpenDeal(deal_terms(
+            state,
+            signer,
+            &[10, 11, 12][..(amount % 3 + 1) as usize],
+            amount % 500,
+            (state.epoch(), state.epoch() + 1 + amount % 7),
+        )),
+        4 => TxBody::DeregisterNode,
+        _ => TxBody::RegisterNode {
+            peer_id: vec![signer],
+            addresses: vec![],
+            capacity: 1 << 20,
+            stake: amount % 10_000,
+        },
+    };
+    tx(state, signer, fee, body)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn same_transactions_same_root_and_tokens_conserved(txs in prop::collection::vec(arb_tx(), 1..60), block_every in 1usize..8) {
+        let mut a = fresh();
+        let mut b = fresh();
+        let mut height = 0;
+        for (i, spec) in txs.into_iter().enumerate() {
+            let t = build(&a, spec);
+            let ra = a.apply_tx(&t);
+            let rb = b.apply_tx(&t);
+            prop_assert_eq!(&ra, &rb);
+            if ra.is_ok() {
+                // Applying it again is always a replay.
+                let replay = matches!(a.apply_tx(&t), Err(Rejection::BadNonce { .. }));
+                prop_assert!(replay, "a replayed transaction was accepted");
+            }
+            prop_assert_eq!(a.held(), a.expected_supply());
+            if i % block_every == 0 {
+                height += 1;
+                let oa = a.apply_block(height, [height as u8; 32], &[]).unwrap();
+                let ob = b.apply_block(height, [height as u8; 32], &[]).unwrap();
+                prop_assert_eq!(oa.state_root, ob.state_root);
+                prop_assert_eq!(a.held(), a.expected_supply());
+            }
+        }
+        prop_assert_eq!(a.root(), b.root());
+    }
+
+    #[test]
+    fn hostile_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let mut s = fresh();
+        if let Ok(t) = SignedTx::decode(&bytes) {
+            let _ = s.apply_tx(&t);
+        }
+        prop_assert_eq!(s.held(), s.expected_supply());
+    }
+
+    #[test]
+    fn mutated_valid_transactions_never_panic(spec in arb_tx(), flip in any::<prop::sample::Index>(), bit in 0u8..8) {
+        let mut s = fresh();
+        let mut bytes = build(&s, spec).encode();
+        let i = flip.index(bytes.len());
+        bytes[i] ^= 1 << bit;
+        if let Ok(t) = SignedTx::decode(&bytes) {
+            // A flipped bit is caught by the signature or the nonce, or
+            // (if it only hit the signature's own encoding) refused.
+            let _ = s.apply_tx(&t);
+        }
+        prop_assert_eq!(s.held(), s.expected_supply());
+    }
+}
