@@ -48,7 +48,14 @@ pub enum ParamsError {
     ShardSize(u64),
     #[error("file of {0} bytes is larger than the 2^32 blocks one key may seal")]
     FileTooLarge(u64),
+    #[error("{nodes} storage nodes are too few: at least {min} are needed for {k} data + {m} parity shards on distinct nodes")]
+    NotEnoughNodes { nodes: usize, min: usize, k: usize, m: usize },
 }
+
+/// Fewest data shards a scaled-down code may keep.
+pub const MIN_SCALED_DATA_SHARDS: usize = 2;
+/// Fewest parity shards a scaled-down code may keep.
+pub const MIN_SCALED_PARITY_SHARDS: usize = 1;
 
 /// How many data (`k`) and parity (`m`) shards each segment has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -86,6 +93,44 @@ impl CodingParams {
     /// Shards per segment.
     pub fn n(&self) -> usize {
         self.k() + self.m()
+    }
+
+    /// These parameters fitted to a network of `nodes` storage nodes, every
+    /// shard of a segment on a distinct node.
+    ///
+    /// With enough nodes nothing changes. With fewer, `n` shrinks to the
+    /// node count and `k` shrinks so that the expansion `n / k` is at least
+    /// what was asked (never less redundancy than requested), down to a
+    /// floor of `k ≥ 2`, `m ≥ 1`; below that the answer is an error, not a
+    /// weaker code.
+    pub fn fit_to(&self, nodes: usize) -> Result<Self, ParamsError> {
+        if nodes >= self.n() {
+            return Ok(*self);
+        }
+        let k = nodes * self.k() / self.n();
+        let m = nodes.saturating_sub(k);
+        if k < MIN_SCALED_DATA_SHARDS || m < MIN_SCALED_PARITY_SHARDS {
+            return Err(ParamsError::NotEnoughNodes { nodes, min: self.min_nodes_to_fit(), k: self.k(), m: self.m() });
+        }
+        Self::new(k as u16, m as u16)
+    }
+
+    /// Fewest nodes [`Self::fit_to`] accepts.
+    pub fn min_nodes_to_fit(&self) -> usize {
+        (1..=self.n())
+            .find(|&nodes| {
+                let k = nodes * self.k() / self.n();
+                k >= MIN_SCALED_DATA_SHARDS && nodes - k >= MIN_SCALED_PARITY_SHARDS
+            })
+            .unwrap_or(self.n())
+    }
+
+    /// Explicit parameters must fit as they are.
+    pub fn check_fits(&self, nodes: usize) -> Result<(), ParamsError> {
+        if nodes < self.n() {
+            return Err(ParamsError::NotEnoughNodes { nodes, min: self.n(), k: self.k(), m: self.m() });
+        }
+        Ok(())
     }
 
     /// The shard size that makes a full segment about `target` bytes,
@@ -285,6 +330,30 @@ mod tests {
         assert_eq!(two.segment_count(), (65569u64).div_ceil(12288));
         let last = two.segment(two.segment_count() - 1).unwrap();
         assert_eq!(last.ciphertext.end, two.ciphertext_len());
+    }
+
+    #[test]
+    fn fitting_to_small_networks_keeps_the_expansion() {
+        let p = CodingParams::default();
+        assert_eq!(p.fit_to(100).unwrap(), p);
+        assert_eq!(p.fit_to(30).unwrap(), p);
+        let f = p.fit_to(10).unwrap();
+        assert_eq!((f.k(), f.m()), (3, 7));
+        let f = p.fit_to(7).unwrap();
+        assert_eq!((f.k(), f.m()), (2, 5));
+        assert_eq!(p.fit_to(6).unwrap().k(), 2);
+        for nodes in 6..=30 {
+            let f = p.fit_to(nodes).unwrap();
+            assert_eq!(f.n(), nodes);
+            assert!(f.n() * p.k() >= p.n() * f.k(), "expansion never drops below 3 at {nodes} nodes");
+        }
+        assert_eq!(p.min_nodes_to_fit(), 6);
+        assert_eq!(p.fit_to(5), Err(ParamsError::NotEnoughNodes { nodes: 5, min: 6, k: 10, m: 20 }));
+        assert!(p.fit_to(0).is_err());
+        let tahoe = CodingParams::new(3, 7).unwrap();
+        assert_eq!(tahoe.min_nodes_to_fit(), 7);
+        assert!(tahoe.check_fits(9).is_err());
+        assert!(tahoe.check_fits(10).is_ok());
     }
 
     #[test]
