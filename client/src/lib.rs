@@ -12,4 +12,3 @@
 
 pub mod quickstart;
 pub mod rss;
-pub mod size;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use cairn_client::quickstart::{self, QuickstartOptions, QuickstartReport, Stage};
-use cairn_client::size::{format_size, parse_size};
+use cairn_protocol::units::{format_size, parse_size};
 use cairn_protocol::CodingParams;
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};

@@ -160,10 +160,12 @@ impl fmt::Debug for ContentId {
 
 impl serde::Serialize for ContentId {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Binary formats get the 32 digest bytes as a fixed array, exactly
+        // what `Deserialize` reads back (postcard: 32 raw bytes).
         if s.is_human_readable() {
             s.collect_str(self)
         } else {
-            s.serialize_bytes(&self.0)
+            self.0.serialize(s)
         }
     }
 }
@@ -183,6 +185,14 @@ impl<'de> serde::Deserialize<'de> for ContentId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn binary_serde_round_trips_as_32_raw_bytes() {
+        let id = ContentId::of(b"hello");
+        let bytes = postcard::to_allocvec(&id).unwrap();
+        assert_eq!(bytes, id.digest().to_vec());
+        assert_eq!(postcard::from_bytes::<ContentId>(&bytes).unwrap(), id);
+    }
 
     #[test]
     fn text_round_trip_is_canonical() {

@@ -24,6 +24,8 @@
 //! | [`keys`] | BIP-39 recovery phrase → account and namespace keys |
 //! | [`placement`] | which nodes get a segment's shards (rendezvous hashing, spread by failure domain) |
 //! | [`repair`] | when a segment needs repair and when it is lost |
+//! | [`wire`] | the messages clients and nodes exchange under `/cairn/shards/1` |
+//! | [`units`] | human byte sizes (`64MiB`) for configs and command lines |
 //!
 //! ## Example: a file's round trip
 //!
@@ -98,6 +100,8 @@ pub mod proof;
 pub mod range;
 pub mod repair;
 pub mod shard;
+pub mod units;
+pub mod wire;
 
 pub use capability::Capability;
 pub use cipher::FileKey;

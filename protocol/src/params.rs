@@ -49,7 +49,12 @@ pub enum ParamsError {
     #[error("file of {0} bytes is larger than the 2^32 blocks one key may seal")]
     FileTooLarge(u64),
     #[error("{nodes} storage nodes are too few: at least {min} are needed for {k} data + {m} parity shards on distinct nodes")]
-    NotEnoughNodes { nodes: usize, min: usize, k: usize, m: usize },
+    NotEnoughNodes {
+        nodes: usize,
+        min: usize,
+        k: usize,
+        m: usize,
+    },
 }
 
 /// Fewest data shards a scaled-down code may keep.
@@ -110,7 +115,12 @@ impl CodingParams {
         let k = nodes * self.k() / self.n();
         let m = nodes.saturating_sub(k);
         if k < MIN_SCALED_DATA_SHARDS || m < MIN_SCALED_PARITY_SHARDS {
-            return Err(ParamsError::NotEnoughNodes { nodes, min: self.min_nodes_to_fit(), k: self.k(), m: self.m() });
+            return Err(ParamsError::NotEnoughNodes {
+                nodes,
+                min: self.min_nodes_to_fit(),
+                k: self.k(),
+                m: self.m(),
+            });
         }
         Self::new(k as u16, m as u16)
     }
@@ -128,7 +138,12 @@ impl CodingParams {
     /// Explicit parameters must fit as they are.
     pub fn check_fits(&self, nodes: usize) -> Result<(), ParamsError> {
         if nodes < self.n() {
-            return Err(ParamsError::NotEnoughNodes { nodes, min: self.n(), k: self.k(), m: self.m() });
+            return Err(ParamsError::NotEnoughNodes {
+                nodes,
+                min: self.n(),
+                k: self.k(),
+                m: self.m(),
+            });
         }
         Ok(())
     }
@@ -345,10 +360,21 @@ mod tests {
         for nodes in 6..=30 {
             let f = p.fit_to(nodes).unwrap();
             assert_eq!(f.n(), nodes);
-            assert!(f.n() * p.k() >= p.n() * f.k(), "expansion never drops below 3 at {nodes} nodes");
+            assert!(
+                f.n() * p.k() >= p.n() * f.k(),
+                "expansion never drops below 3 at {nodes} nodes"
+            );
         }
         assert_eq!(p.min_nodes_to_fit(), 6);
-        assert_eq!(p.fit_to(5), Err(ParamsError::NotEnoughNodes { nodes: 5, min: 6, k: 10, m: 20 }));
+        assert_eq!(
+            p.fit_to(5),
+            Err(ParamsError::NotEnoughNodes {
+                nodes: 5,
+                min: 6,
+                k: 10,
+                m: 20
+            })
+        );
         assert!(p.fit_to(0).is_err());
         let tahoe = CodingParams::new(3, 7).unwrap();
         assert_eq!(tahoe.min_nodes_to_fit(), 7);

@@ -1,4 +1,4 @@
-//! Human byte sizes on the command line: `4096`, `64KiB`, `64MiB`, `1GiB`, `1.5GB`.
+//! Human byte sizes in configs and on command lines: `4096`, `64KiB`, `64MiB`, `1GiB`, `1.5GB`.
 
 /// Why a size was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

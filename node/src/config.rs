@@ -1,0 +1,443 @@
+//! The node's TOML configuration: what `cairn-node init` writes and
+//! `cairn-node run --config` reads.
+//!
+//! Every field is checked when the file is loaded, and a bad one fails with
+//! one line that names it (`config error: network.listen[1]: ...`), so an
+//! operator never finds out about a typo from a crash an hour later.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cairn_protocol::units::{format_size, parse_size};
+
+use libp2p::Multiaddr;
+use serde::{Deserialize, Serialize};
+
+/// Name of the identity key file inside the data directory.
+pub const IDENTITY_FILE: &str = "identity.key";
+/// Name of the config file `init` writes inside the data directory.
+pub const CONFIG_FILE: &str = "config.toml";
+
+/// A configuration error, naming the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config error: cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config error: {0}")]
+    Syntax(String),
+    #[error("config error: {field}: {reason}")]
+    Field { field: String, reason: String },
+}
+
+fn field(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Field {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// The file as written, before checking.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    data_dir: PathBuf,
+    capacity: String,
+    #[serde(default)]
+    log_level: Option<String>,
+    network: RawNetwork,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    scrub: RawScrub,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    listen: Vec<String>,
+    #[serde(default)]
+    bootstrap: Vec<String>,
+    #[serde(default)]
+    external: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawScrub {
+    interval_secs: Option<u64>,
+    rate: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    inbound_buffer: Option<String>,
+    requests_per_peer: Option<usize>,
+    streams_per_connection: Option<usize>,
+    request_timeout_secs: Option<u64>,
+    gc_interval_secs: Option<u64>,
+}
+
+/// A checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// Bytes of shard data the node may hold.
+    pub capacity: u64,
+    /// A `tracing` filter, e.g. `info` or `cairn_node=debug,info`.
+    pub log_level: String,
+    pub listen: Vec<Multiaddr>,
+    /// Peers to join the network through (each with a `/p2p/<peer id>`).
+    pub bootstrap: Vec<Multiaddr>,
+    /// Addresses to announce besides the ones we listen on (e.g. behind NAT).
+    pub external: Vec<Multiaddr>,
+    /// Where `/metrics` and `/status` are served; `None` turns HTTP off.
+    pub http: Option<SocketAddr>,
+    pub scrub_interval: Duration,
+    /// Bytes per second the scrubber may read.
+    pub scrub_rate: u64,
+    pub limits: Limits,
+}
+
+/// Bounds on what peers can make the node hold or do at once.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Bytes of request bodies buffered at once, over all peers.
+    pub inbound_buffer: u64,
+    /// Requests one peer may have in flight.
+    pub requests_per_peer: usize,
+    /// Streams one connection may have open.
+    pub streams_per_connection: usize,
+    /// How long one request may take, from its first byte to the response.
+    pub request_timeout: Duration,
+    /// How often expired shards are collected.
+    pub gc_interval: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            inbound_buffer: 256 << 20,
+            requests_per_peer: 32,
+            streams_per_connection: 64,
+            request_timeout: Duration::from_secs(60),
+            gc_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a config file. A relative `data_dir` is taken
+    /// relative to the file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config = Self::parse(&text)?;
+        if config.data_dir.is_relative() {
+            let base = path.parent().unwrap_or(Path::new("."));
+            config.data_dir = base.join(&config.data_dir);
+        }
+        Ok(config)
+    }
+
+    /// Parses and checks config text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            // toml's message spans several lines with a source excerpt; the
+            // first line names the key and the problem.
+            let message = e.message().trim().to_string();
+            // Name the offending line, which holds the key.
+            let place = e
+                .span()
+                .map(|s| {
+                    let start = s.start.min(text.len());
+                    let number = text[..start].matches('\n').count() + 1;
+                    let line = text.lines().nth(number - 1).unwrap_or("").trim();
+                    format!("line {number} `{line}`: ")
+                })
+                .unwrap_or_default();
+            ConfigError::Syntax(format!("{place}{message}"))
+        })?;
+        let defaults = Limits::default();
+        let capacity = parse_size(&raw.capacity).map_err(|e| field("capacity", e.to_string()))?;
+        if capacity == 0 {
+            return Err(field("capacity", "must be more than 0 bytes"));
+        }
+        if raw.data_dir.as_os_str().is_empty() {
+            return Err(field("data_dir", "must not be empty"));
+        }
+        let log_level = raw.log_level.unwrap_or_else(|| "info".into());
+        tracing_subscriber::EnvFilter::try_new(&log_level)
+            .map_err(|e| field("log_level", e.to_string()))?;
+        let listen = addrs("network.listen", &raw.network.listen)?;
+        if listen.is_empty() {
+            return Err(field("network.listen", "needs at least one address"));
+        }
+        let bootstrap = addrs("network.bootstrap", &raw.network.bootstrap)?;
+        for (i, a) in bootstrap.iter().enumerate() {
+            if !a
+                .iter()
+                .any(|p| matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+            {
+                return Err(field(
+                    format!("network.bootstrap[{i}]"),
+                    "must end in /p2p/<peer id>",
+                ));
+            }
+        }
+        let external = addrs("network.external", &raw.network.external)?;
+        let http = match raw.http.listen.as_deref() {
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 4100))),
+            Some("off") | Some("") => None,
+            Some(text) => Some(
+                text.parse()
+                    .map_err(|e| field("http.listen", format!("'{text}': {e}")))?,
+            ),
+        };
+        let scrub_interval = Duration::from_secs(raw.scrub.interval_secs.unwrap_or(3600));
+        let scrub_rate = match raw.scrub.rate {
+            Some(r) => parse_size(&r).map_err(|e| field("scrub.rate", e.to_string()))?,
+            None => 64 << 20,
+        };
+        if scrub_rate == 0 {
+            return Err(field("scrub.rate", "must be more than 0 bytes per second"));
+        }
+        let l = raw.limits;
+        let limits = Limits {
+            inbound_buffer: match l.inbound_buffer {
+                Some(b) => {
+                    let v = parse_size(&b)
+                        .map_err(|e| field("limits.inbound_buffer", e.to_string()))?;
+                    let min = cairn_protocol::params::MAX_SHARD_SIZE as u64;
+                    if v < min {
+                        return Err(field(
+                            "limits.inbound_buffer",
+                            format!(
+                                "must hold at least one largest shard ({})",
+                                format_size(min)
+                            ),
+                        ));
+                    }
+                    v
+                }
+                None => defaults.inbound_buffer,
+            },
+            requests_per_peer: positive(
+                "limits.requests_per_peer",
+                l.requests_per_peer,
+                defaults.requests_per_peer,
+            )?,
+            streams_per_connection: positive(
+                "limits.streams_per_connection",
+                l.streams_per_connection,
+                defaults.streams_per_connection,
+            )?,
+            request_timeout: Duration::from_secs(positive(
+                "limits.request_timeout_secs",
+                l.request_timeout_secs.map(|v| v as usize),
+                defaults.request_timeout.as_secs() as usize,
+            )? as u64),
+            gc_interval: Duration::from_secs(positive(
+                "limits.gc_interval_secs",
+                l.gc_interval_secs.map(|v| v as usize),
+                defaults.gc_interval.as_secs() as usize,
+            )? as u64),
+        };
+        Ok(Self {
+            data_dir: raw.data_dir,
+            capacity,
+            log_level,
+            listen,
+            bootstrap,
+            external,
+            http,
+            scrub_interval,
+            scrub_rate,
+            limits,
+        })
+    }
+
+    /// Where the RocksDB shard store lives.
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir.join("store")
+    }
+
+    /// The identity key file.
+    pub fn identity_path(&self) -> PathBuf {
+        self.data_dir.join(IDENTITY_FILE)
+    }
+}
+
+fn positive(name: &str, value: Option<usize>, default: usize) -> Result<usize, ConfigError> {
+    match value {
+        Some(0) => Err(field(name, "must be more than 0")),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    }
+}
+
+fn addrs(name: &str, texts: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
+    texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            t.parse::<Multiaddr>()
+                .map_err(|e| field(format!("{name}[{i}]"), format!("'{t}': {e}")))
+        })
+        .collect()
+}
+
+/// What `cairn-node init` asks for.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub data_dir: PathBuf,
+    pub capacity: u64,
+    /// Port for both QUIC (UDP) and TCP; 0 picks free ports.
+    pub port: u16,
+    /// Address to listen on, e.g. 0.0.0.0 or 127.0.0.1.
+    pub host: std::net::IpAddr,
+    pub http: Option<SocketAddr>,
+    pub bootstrap: Vec<Multiaddr>,
+}
+
+/// The text of a fresh config file, with comments an operator can follow.
+pub fn render(options: &InitOptions) -> String {
+    let ip = match options.host {
+        std::net::IpAddr::V4(_) => "ip4",
+        std::net::IpAddr::V6(_) => "ip6",
+    };
+    let host = options.host;
+    let port = options.port;
+    let quote = |v: &[Multiaddr]| {
+        v.iter()
+            .map(|a| format!("\"{a}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let http = options
+        .http
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "off".into());
+    format!(
+        r#"# cairn-node configuration. See docs/node.md for every field.
+
+# Where the shard store and the identity key live.
+data_dir = "{data_dir}"
+# How much shard data this node may hold (B, KiB, MiB, GiB, TiB, or KB, MB, GB, TB).
+capacity = "{capacity}"
+# A tracing filter: error, warn, info, debug, trace, or per module.
+log_level = "info"
+
+[network]
+# QUIC (UDP) and TCP; port 0 picks a free port at every start.
+listen = ["/{ip}/{host}/udp/{port}/quic-v1", "/{ip}/{host}/tcp/{port}"]
+# Peers to join through, each ending in /p2p/<peer id>.
+bootstrap = [{bootstrap}]
+# Addresses to announce besides the listen addresses (e.g. a public IP).
+external = []
+
+[http]
+# /metrics, /status and the status page. Keep it on loopback; "off" disables it.
+listen = "{http}"
+
+[scrub]
+# Pause between full passes over the store, and the read rate while scrubbing.
+interval_secs = 3600
+rate = "64MiB"
+
+[limits]
+# Request bodies buffered at once over all peers.
+inbound_buffer = "256MiB"
+requests_per_peer = 32
+streams_per_connection = 64
+request_timeout_secs = 60
+gc_interval_secs = 300
+"#,
+        data_dir = toml_escape(&options.data_dir.to_string_lossy()),
+        capacity = exact_size(options.capacity),
+        bootstrap = quote(&options.bootstrap),
+    )
+}
+
+/// A size in the largest binary unit that states it exactly.
+fn exact_size(bytes: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes}B")
+}
+
+fn toml_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> String {
+        render(&InitOptions {
+            data_dir: "/tmp/x".into(),
+            capacity: 10 << 30,
+            port: 0,
+            host: [127, 0, 0, 1].into(),
+            http: Some(([127, 0, 0, 1], 0).into()),
+            bootstrap: vec![],
+        })
+    }
+
+    #[test]
+    fn rendered_config_parses() {
+        let c = Config::parse(&sample()).unwrap();
+        assert_eq!(c.capacity, 10 << 30);
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.limits.requests_per_peer, 32);
+    }
+
+    fn error_of(text: &str) -> String {
+        Config::parse(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        let s = sample();
+        let e = error_of(&s.replace("capacity = \"10GiB\"", "capacity = \"lots\""));
+        assert!(e.contains("capacity"), "{e}");
+        let e = error_of(&s.replace("/udp/0/quic-v1", "/udp/zero/quic-v1"));
+        assert!(e.contains("network.listen[0]"), "{e}");
+        let e = error_of(&s.replace("bootstrap = []", "bootstrap = [\"/ip4/1.2.3.4/tcp/1\"]"));
+        assert!(
+            e.contains("network.bootstrap[0]") && e.contains("/p2p/"),
+            "{e}"
+        );
+        let e = error_of(&s.replace("listen = \"127.0.0.1:0\"", "listen = \"localhost\""));
+        assert!(e.contains("http.listen"), "{e}");
+        let e = error_of(&s.replace("requests_per_peer = 32", "requests_per_peer = 0"));
+        assert!(e.contains("limits.requests_per_peer"), "{e}");
+        let e = error_of(&s.replace("log_level = \"info\"", "log_level = \"[[\""));
+        assert!(e.contains("log_level"), "{e}");
+        let e = error_of(&s.replace("[scrub]", "[scrub]\nspeed = 3"));
+        assert!(e.contains("speed") && !e.contains('\n'), "{e}");
+        let e = error_of(&s.replace("inbound_buffer = \"256MiB\"", "inbound_buffer = \"1MiB\""));
+        assert!(e.contains("limits.inbound_buffer"), "{e}");
+        let e = error_of("capacity = 5");
+        assert!(e.starts_with("config error:") && !e.contains('\n'), "{e}");
+    }
+}

@@ -1,0 +1,453 @@
+//! A running storage node: the store, the swarm, the HTTP endpoint and the
+//! upkeep tasks, wired together, until shutdown.
+//!
+//! The swarm's event loop only routes: each shard request runs on its own
+//! task (and its store work on a blocking thread) and its response comes
+//! back over a channel. A peer may have a bounded number of requests in
+//! flight; beyond that it is answered `busy` at once and logged.
+//!
+//! Shutdown (SIGTERM, ctrl-c, or the caller's future): stop listening, let
+//! requests in flight finish for a few seconds, stop the upkeep tasks, and
+//! close the store. Every acknowledged shard was synced when it was
+//! acknowledged, so a SIGKILL instead loses nothing either.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use libp2p::core::transport::ListenerId;
+use libp2p::futures::StreamExt;
+use libp2p::request_response::{self, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{identify, Multiaddr, PeerId, Swarm};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::Config;
+use crate::http::StatusSource;
+use crate::maintenance::{self, ScrubStatus};
+use crate::metrics::Metrics;
+use crate::net::server::ShardService;
+use crate::net::{
+    build_swarm, is_dialable, split_peer, CairnBehaviour, CairnBehaviourEvent, Role, ShardResponse,
+    SwarmSettings, KAD_PROTOCOL,
+};
+use crate::store::ShardStore;
+use crate::{identity, net};
+
+/// File in the data directory where a running node says where it listens.
+pub const RUNTIME_FILE: &str = "node.json";
+/// How long shutdown waits for requests in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the node refreshes its Kademlia routing table.
+const KAD_REFRESH: Duration = Duration::from_secs(300);
+
+/// Why the node could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(transparent)]
+    Identity(#[from] identity::IdentityError),
+    #[error("cannot open the shard store at {path}: {source}")]
+    Store {
+        path: PathBuf,
+        source: crate::store::StoreError,
+    },
+    #[error(transparent)]
+    Net(#[from] net::NetError),
+    #[error("cannot serve HTTP on {addr}: {source}")]
+    Http {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("startup task failed: {0}")]
+    Task(String),
+    #[error("cannot write {path}: {source}")]
+    Runtime {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What a running node publishes in [`RUNTIME_FILE`], for tools (devnet,
+/// tests) to find it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RuntimeInfo {
+    pub peer_id: String,
+    /// Full addresses, each ending in `/p2p/<peer id>`.
+    pub listen: Vec<String>,
+    pub http: Option<String>,
+    pub pid: u32,
+}
+
+impl RuntimeInfo {
+    /// Reads a node's runtime file, if it has written one.
+    pub fn read(data_dir: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(data_dir.join(RUNTIME_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
+/// Runs the node until `shutdown` completes (or SIGTERM / ctrl-c).
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    let keypair = identity::load(&config.identity_path())?;
+    let peer_id = keypair.public().to_peer_id();
+    let store_dir = config.store_dir();
+    let store = {
+        let dir = store_dir.clone();
+        let capacity = config.capacity;
+        tokio::task::spawn_blocking(move || ShardStore::open(&dir, capacity))
+            .await
+            .map_err(|e| DaemonError::Task(e.to_string()))?
+            .map_err(|source| DaemonError::Store {
+                path: store_dir.clone(),
+                source,
+            })?
+    };
+    let store = Arc::new(store);
+    let usage = store.usage();
+    tracing::info!(%peer_id, shards = usage.shards, used = usage.used, capacity = usage.capacity, "shard store open");
+    let metrics = Metrics::new();
+
+    let mut swarm = build_swarm(
+        keypair,
+        &SwarmSettings {
+            role: Role::Node,
+            request_timeout: config.limits.request_timeout,
+            streams_per_connection: config.limits.streams_per_connection,
+            inbound_buffer: config.limits.inbound_buffer,
+        },
+    )?;
+    let mut listeners = Vec::new();
+    for addr in &config.listen {
+        let id = swarm
+            .listen_on(addr.clone())
+            .map_err(|e| net::NetError::Listen {
+                addr: addr.clone(),
+                reason: e.to_string(),
+            })?;
+        listeners.push(id);
+    }
+    for addr in &config.external {
+        swarm.add_external_address(addr.clone());
+    }
+    for addr in &config.bootstrap {
+        if let Some((peer, base)) = split_peer(addr) {
+            swarm.behaviour_mut().kad.add_address(&peer, base);
+        }
+        if let Err(e) = swarm.dial(addr.clone()) {
+            tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
+        }
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let scrub_status = Arc::new(Mutex::new(ScrubStatus::default()));
+    let source = Arc::new(StatusSource {
+        peer_id,
+        store: store.clone(),
+        metrics: metrics.clone(),
+        listen: RwLock::new(Vec::new()),
+        connected_peers: Default::default(),
+        scrub: scrub_status.clone(),
+        started: Instant::now(),
+    });
+    let http = match config.http {
+        Some(addr) => {
+            let mut stop = stop_rx.clone();
+            let (bound, task) = crate::http::serve(addr, source.clone(), async move {
+                let _ = stop.changed().await;
+            })
+            .await
+            .map_err(|source| DaemonError::Http { addr, source })?;
+            tracing::info!(addr = %bound, "HTTP status and metrics");
+            Some((bound, task))
+        }
+        None => None,
+    };
+    let upkeep = [
+        tokio::spawn(maintenance::scrubber(
+            store.clone(),
+            metrics.clone(),
+            scrub_status,
+            config.scrub_interval,
+            config.scrub_rate,
+            stop_rx.clone(),
+        )),
+        tokio::spawn(maintenance::expiry_gc(
+            store.clone(),
+            metrics.clone(),
+            config.limits.gc_interval,
+            stop_rx.clone(),
+        )),
+    ];
+
+    let mut node = EventLoop {
+        service: ShardService::new(store.clone(), metrics.clone(), peer_id),
+        metrics,
+        source,
+        runtime_path: config.data_dir.join(RUNTIME_FILE),
+        http: http.as_ref().map(|(a, _)| *a),
+        requests_per_peer: config.limits.requests_per_peer,
+        listeners,
+        in_flight: HashMap::new(),
+        responses: mpsc::unbounded_channel(),
+    };
+    let result = node.run(&mut swarm, shutdown).await;
+
+    let _ = stop_tx.send(true);
+    for task in upkeep {
+        let _ = task.await;
+    }
+    if let Some((_, task)) = http {
+        let _ = task.await;
+    }
+    let _ = std::fs::remove_file(config.data_dir.join(RUNTIME_FILE));
+    drop(swarm);
+    // The store closes when its last handle drops; blocking tasks that still
+    // hold one finish first.
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = store.flush() {
+            tracing::warn!(error = %e, "flush at shutdown failed; the WAL will be replayed at start");
+        }
+        drop(store)
+    })
+    .await
+    .ok();
+    tracing::info!("stopped");
+    result
+}
+
+type Responder = (PeerId, ResponseChannel<ShardResponse>, ShardResponse);
+
+struct EventLoop {
+    service: ShardService,
+    metrics: Arc<Metrics>,
+    source: Arc<StatusSource>,
+    runtime_path: PathBuf,
+    http: Option<SocketAddr>,
+    requests_per_peer: usize,
+    listeners: Vec<ListenerId>,
+    in_flight: HashMap<PeerId, usize>,
+    responses: (
+        mpsc::UnboundedSender<Responder>,
+        mpsc::UnboundedReceiver<Responder>,
+    ),
+}
+
+impl EventLoop {
+    async fn run(
+        &mut self,
+        swarm: &mut Swarm<CairnBehaviour>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), DaemonError> {
+        let signals = termination();
+        tokio::pin!(shutdown);
+        tokio::pin!(signals);
+        let mut kad_refresh = tokio::time::interval(KAD_REFRESH);
+        let mut draining: Option<tokio::time::Instant> = None;
+        loop {
+            if let Some(deadline) = draining {
+                let busy: usize = self.in_flight.values().sum();
+                if busy == 0 || tokio::time::Instant::now() >= deadline {
+                    if busy > 0 {
+                        tracing::warn!(requests = busy, "shutting down with requests unanswered");
+                    }
+                    return Ok(());
+                }
+            }
+            tokio::select! {
+                event = swarm.select_next_some() => self.on_swarm_event(swarm, event)?,
+                Some((peer, channel, response)) = self.responses.1.recv() => {
+                    self.finish(peer);
+                    // Fails only if the peer went away; nothing to do then.
+                    let _ = swarm.behaviour_mut().shards.send_response(channel, response);
+                }
+                _ = kad_refresh.tick() => {
+                    let _ = swarm.behaviour_mut().kad.bootstrap();
+                }
+                _ = &mut shutdown, if draining.is_none() => {
+                    draining = Some(self.begin_drain(swarm));
+                }
+                _ = &mut signals, if draining.is_none() => {
+                    draining = Some(self.begin_drain(swarm));
+                }
+                _ = tokio::time::sleep(Duration::from_millis(200)), if draining.is_some() => {}
+            }
+        }
+    }
+
+    fn begin_drain(&mut self, swarm: &mut Swarm<CairnBehaviour>) -> tokio::time::Instant {
+        tracing::info!("shutting down: no new connections; finishing requests in flight");
+        for id in self.listeners.drain(..) {
+            swarm.remove_listener(id);
+        }
+        let _ = std::fs::remove_file(&self.runtime_path);
+        tokio::time::Instant::now() + DRAIN_TIMEOUT
+    }
+
+    fn finish(&mut self, peer: PeerId) {
+        if let Some(n) = self.in_flight.get_mut(&peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.in_flight.remove(&peer);
+            }
+        }
+    }
+
+    fn on_swarm_event(
+        &mut self,
+        swarm: &mut Swarm<CairnBehaviour>,
+        event: SwarmEvent<CairnBehaviourEvent>,
+    ) -> Result<(), DaemonError> {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(addr = %format!("{address}/p2p/{}", swarm.local_peer_id()), "listening");
+                if let Ok(mut l) = self.source.listen.write() {
+                    l.push(address);
+                }
+                self.write_runtime(swarm)?;
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                if let Ok(mut l) = self.source.listen.write() {
+                    l.retain(|a| a != &address);
+                }
+                self.write_runtime(swarm)?;
+            }
+            SwarmEvent::ConnectionEstablished { .. } | SwarmEvent::ConnectionClosed { .. } => {
+                let n = swarm.connected_peers().count();
+                self.source.connected_peers.store(n, Ordering::Relaxed);
+                self.metrics.connected_peers.set(n as i64);
+            }
+            SwarmEvent::Behaviour(CairnBehaviourEvent::Shards(event)) => {
+                self.on_shard_event(swarm, event)
+            }
+            // Tell the DHT where Cairn nodes listen; clients (no kad server)
+            // and foreign networks stay out of the table.
+            SwarmEvent::Behaviour(CairnBehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) => {
+                for addr in info.listen_addrs.into_iter().filter(is_dialable) {
+                    swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                error,
+                send_back_addr,
+                ..
+            } => {
+                tracing::debug!(addr = %send_back_addr, %error, "incoming connection failed");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn on_shard_event(
+        &mut self,
+        swarm: &mut Swarm<CairnBehaviour>,
+        event: request_response::Event<net::ShardRequest, ShardResponse>,
+    ) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let n = self.in_flight.entry(peer).or_default();
+                if *n >= self.requests_per_peer {
+                    self.metrics.rejected_streams.inc();
+                    tracing::warn!(%peer, limit = self.requests_per_peer, "peer over its request limit; answering busy");
+                    self.metrics.request(request.kind(), "busy", 0.0);
+                    let _ = swarm.behaviour_mut().shards.send_response(
+                        channel,
+                        ShardResponse::error(
+                            cairn_protocol::wire::ErrorKind::Busy,
+                            "too many requests in flight from you",
+                        ),
+                    );
+                    return;
+                }
+                *n += 1;
+                if let Some(refusal) = &request.refusal {
+                    self.metrics.rejected_streams.inc();
+                    tracing::warn!(%peer, kind = request.kind(), error = %refusal, "bad request from peer");
+                }
+                let service = self.service.clone();
+                let tx = self.responses.0.clone();
+                tokio::spawn(async move {
+                    let response = service.handle(peer, request).await;
+                    let _ = tx.send((peer, channel, response));
+                });
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                // Malformed, truncated or stalled streams end here.
+                self.metrics.rejected_streams.inc();
+                tracing::warn!(%peer, %error, "inbound request failed");
+            }
+            _ => {}
+        }
+    }
+
+    fn write_runtime(&self, swarm: &Swarm<CairnBehaviour>) -> Result<(), DaemonError> {
+        let peer = swarm.local_peer_id();
+        let listen = self
+            .source
+            .listen
+            .read()
+            .map(|l| l.iter().map(|a| format!("{a}/p2p/{peer}")).collect())
+            .unwrap_or_default();
+        let info = RuntimeInfo {
+            peer_id: peer.to_string(),
+            listen,
+            http: self.http.map(|a| a.to_string()),
+            pid: std::process::id(),
+        };
+        let text = serde_json::to_string_pretty(&info).unwrap_or_default();
+        // Write then rename, so a reader never sees half a file.
+        let tmp = self.runtime_path.with_extension("json.tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &self.runtime_path))
+            .map_err(|source| DaemonError::Runtime {
+                path: self.runtime_path.clone(),
+                source,
+            })
+    }
+}
+
+/// Completes on SIGTERM or ctrl-c.
+async fn termination() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
+    }
+}
+
+/// Collects addresses for [`ShardClient`](crate::net::client::ShardClient)
+/// from a node's runtime info.
+pub fn node_addr(info: &RuntimeInfo) -> Option<net::client::NodeAddr> {
+    let mut peer = None;
+    let mut addrs: Vec<Multiaddr> = Vec::new();
+    for text in &info.listen {
+        let addr: Multiaddr = text.parse().ok()?;
+        let (p, base) = split_peer(&addr)?;
+        peer = Some(p);
+        addrs.push(base);
+    }
+    Some(net::client::NodeAddr { peer: peer?, addrs })
+}

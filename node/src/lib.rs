@@ -1,0 +1,43 @@
+//! # cairn-node: the storage-node daemon
+//!
+//! A storage node accepts shards, keeps them safe on disk, serves them back
+//! verified, and tells its operator how it is doing. This crate is the
+//! daemon (binary `cairn-node`) and the network client the rest of Cairn
+//! uses to talk to nodes.
+//!
+//! | module | holds |
+//! |---|---|
+//! | [`config`] | the TOML config, checked field by field |
+//! | [`identity`] | the node's ed25519 key file (0600) |
+//! | [`store`] | the RocksDB shard store: verified puts, atomic synced batches, capacity, quarantine |
+//! | [`maintenance`] | the scrubber and expiry GC |
+//! | [`net`] | libp2p swarm (QUIC, TCP+noise+yamux, identify, Kademlia) and `/cairn/shards/1` |
+//! | [`net::client`] | [`ShardClient`](net::client::ShardClient): store, fetch (verified), has, info, delete |
+//! | [`http`] | `/metrics`, `/status` and a status page on loopback |
+//! | [`metrics`] | the Prometheus metrics |
+//! | [`daemon`] | everything wired together, with graceful shutdown |
+//!
+//! ## Goals
+//!
+//! * A shard is acknowledged only when it is verified against its id and
+//!   synced to disk; it is never visible half-written; rotten bytes are
+//!   never served as good.
+//! * Everything a peer sends is bounded (sizes, concurrency, time) so no
+//!   peer can exhaust the node's memory or starve other peers.
+//! * An operator sees what the node does: logs through `tracing`, metrics in
+//!   Prometheus text, a status page.
+//!
+//! ## Non-goals (yet)
+//!
+//! Storage proofs on the chain, payments and repair orders come with the
+//! chain; NAT traversal and relays are not done: a node needs a reachable
+//! address.
+
+pub mod config;
+pub mod daemon;
+pub mod http;
+pub mod identity;
+pub mod maintenance;
+pub mod metrics;
+pub mod net;
+pub mod store;

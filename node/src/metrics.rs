@@ -1,0 +1,181 @@
+//! Prometheus metrics, served as text at `/metrics`.
+//!
+//! Names follow Prometheus conventions (`_total` counters, `_bytes` and
+//! `_seconds` units). Gauges for the store are refreshed from its usage
+//! when scraped, so they cannot drift from it.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// store, fetch, has, info, delete
+    pub kind: String,
+    /// ok, or an error kind (busy, hash_mismatch, ...)
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+/// Every metric the node exports.
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_seconds: Family<KindLabel, Histogram>,
+    pub received_bytes: Counter,
+    pub served_bytes: Counter,
+    pub shards: Gauge,
+    pub used_bytes: Gauge,
+    pub capacity_bytes: Gauge,
+    pub scrubbed_shards: Counter,
+    pub scrubbed_bytes: Counter,
+    pub corrupt_shards: Counter,
+    pub scrub_passes: Counter,
+    pub expired_shards: Counter,
+    pub connected_peers: Gauge,
+    pub rejected_streams: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("cairn_node");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests served, by kind and outcome",
+            requests.clone(),
+        );
+        let request_seconds = Family::<KindLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register(
+            "request_seconds",
+            "Time from a request's arrival to its response, by kind",
+            request_seconds.clone(),
+        );
+        let received_bytes = Counter::default();
+        registry.register(
+            "received_bytes",
+            "Shard bytes accepted from peers",
+            received_bytes.clone(),
+        );
+        let served_bytes = Counter::default();
+        registry.register(
+            "served_bytes",
+            "Encoded shard bytes sent to peers",
+            served_bytes.clone(),
+        );
+        let shards = Gauge::default();
+        registry.register("shards", "Shards stored", shards.clone());
+        let used_bytes = Gauge::default();
+        registry.register(
+            "used_bytes",
+            "Bytes of shards and outboards stored",
+            used_bytes.clone(),
+        );
+        let capacity_bytes = Gauge::default();
+        registry.register(
+            "capacity_bytes",
+            "Bytes the operator allows",
+            capacity_bytes.clone(),
+        );
+        let scrubbed_shards = Counter::default();
+        registry.register(
+            "scrubbed_shards",
+            "Shards re-verified by the scrubber",
+            scrubbed_shards.clone(),
+        );
+        let scrubbed_bytes = Counter::default();
+        registry.register(
+            "scrubbed_bytes",
+            "Bytes re-verified by the scrubber",
+            scrubbed_bytes.clone(),
+        );
+        let corrupt_shards = Counter::default();
+        registry.register(
+            "corrupt_shards",
+            "Shards found corrupt (by the scrubber or on read) and quarantined",
+            corrupt_shards.clone(),
+        );
+        let scrub_passes = Counter::default();
+        registry.register(
+            "scrub_passes",
+            "Completed passes of the scrubber over the whole store",
+            scrub_passes.clone(),
+        );
+        let expired_shards = Counter::default();
+        registry.register(
+            "expired_shards",
+            "Shards removed because they expired",
+            expired_shards.clone(),
+        );
+        let connected_peers = Gauge::default();
+        registry.register(
+            "connected_peers",
+            "Peers with an open connection",
+            connected_peers.clone(),
+        );
+        let rejected_streams = Counter::default();
+        registry.register(
+            "rejected_streams",
+            "Inbound streams refused for breaking limits (size, budget, per-peer)",
+            rejected_streams.clone(),
+        );
+        Arc::new(Self {
+            registry,
+            requests,
+            request_seconds,
+            received_bytes,
+            served_bytes,
+            shards,
+            used_bytes,
+            capacity_bytes,
+            scrubbed_shards,
+            scrubbed_bytes,
+            corrupt_shards,
+            scrub_passes,
+            expired_shards,
+            connected_peers,
+            rejected_streams,
+        })
+    }
+
+    /// Counts one finished request.
+    pub fn request(&self, kind: &str, outcome: &str, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                kind: kind.into(),
+                outcome: outcome.into(),
+            })
+            .inc();
+        self.request_seconds
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .observe(seconds);
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, usage: crate::store::Usage) -> String {
+        self.shards.set(usage.shards as i64);
+        self.used_bytes.set(usage.used as i64);
+        self.capacity_bytes.set(usage.capacity as i64);
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,393 @@
+//! A client of storage nodes: stores, fetches (verified), asks and deletes
+//! shards over `/cairn/shards/1`.
+//!
+//! [`ShardClient`] owns a libp2p swarm on a background task and is cheap to
+//! clone; every call is one request on its own stream, so many can run at
+//! once over one connection. Fetched ranges are verified against the shard
+//! id before they are returned: a lying or rotten node yields an error,
+//! never bytes.
+
+// `ClientError` names the peer in every variant (a PeerId is ~80 bytes);
+// requests cross the network, so moving a larger `Result` costs nothing
+// that matters, and callers get the peer without a lookup.
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::str::FromStr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_protocol::chain::{Address, Sig};
+use cairn_protocol::shard::{verify_range, VerifyError};
+use cairn_protocol::wire::{
+    delete_message, DeleteRequest, NodeInfo, Request, Response, StoreRequest, WireError,
+};
+use cairn_protocol::ContentId;
+use ed25519_dalek::{Signer, SigningKey};
+use libp2p::futures::StreamExt;
+use libp2p::identity::Keypair;
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{mpsc, oneshot};
+
+use super::codec::{ShardRequest, ShardResponse};
+use super::{build_swarm, split_peer, CairnBehaviourEvent, Role, SwarmSettings};
+
+/// A storage node's address: its peer id and where to reach it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAddr {
+    pub peer: PeerId,
+    pub addrs: Vec<Multiaddr>,
+}
+
+impl FromStr for NodeAddr {
+    type Err = ClientError;
+
+    /// Parses `/ip4/…/udp/…/quic-v1/p2p/<peer id>`.
+    fn from_str(s: &str) -> Result<Self, ClientError> {
+        let addr: Multiaddr = s
+            .parse()
+            .map_err(|e| ClientError::BadAddress(format!("'{s}': {e}")))?;
+        let (peer, base) = split_peer(&addr).ok_or_else(|| {
+            ClientError::BadAddress(format!("'{s}' does not end in /p2p/<peer id>"))
+        })?;
+        Ok(Self {
+            peer,
+            addrs: vec![base],
+        })
+    }
+}
+
+impl fmt::Display for NodeAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.addrs.first() {
+            Some(a) => write!(f, "{a}/p2p/{}", self.peer),
+            None => write!(f, "/p2p/{}", self.peer),
+        }
+    }
+}
+
+/// Why a request to a node failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("bad node address {0}")]
+    BadAddress(String),
+    #[error("node {peer} refused: {error}")]
+    Refused { peer: PeerId, error: WireError },
+    #[error("node {peer} unreachable or failed: {reason}")]
+    Failed { peer: PeerId, reason: String },
+    #[error("node {peer} answered out of protocol: {reason}")]
+    Protocol { peer: PeerId, reason: String },
+    #[error("node {peer} sent bytes that do not verify: {error}")]
+    Verify { peer: PeerId, error: VerifyError },
+    #[error("network task stopped")]
+    Closed,
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl ClientError {
+    /// The node's refusal, if it refused.
+    pub fn refusal(&self) -> Option<&WireError> {
+        match self {
+            Self::Refused { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// Settings of a client.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// How long one request may take (connect, send, answer).
+    pub request_timeout: Duration,
+    /// Streams per connection (requests in flight to one node).
+    pub streams_per_connection: usize,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(60),
+            streams_per_connection: 64,
+        }
+    }
+}
+
+/// A failed request carries whether it failed on a connection that was
+/// already open (and is worth one retry on a fresh one).
+type Reply = oneshot::Sender<Result<ShardResponse, (ClientError, bool)>>;
+
+enum Command {
+    Request {
+        node: NodeAddr,
+        request: ShardRequest,
+        reply: Reply,
+    },
+}
+
+/// A handle to the client's network task.
+#[derive(Clone)]
+pub struct ShardClient {
+    commands: mpsc::Sender<Command>,
+    peer_id: PeerId,
+}
+
+impl ShardClient {
+    /// Starts a client with a fresh identity. Must run inside a tokio runtime.
+    pub fn start(settings: ClientSettings) -> Result<Self, ClientError> {
+        Self::with_identity(Keypair::generate_ed25519(), settings)
+    }
+
+    /// Starts a client with the given identity.
+    pub fn with_identity(keypair: Keypair, settings: ClientSettings) -> Result<Self, ClientError> {
+        let peer_id = keypair.public().to_peer_id();
+        let swarm = build_swarm(
+            keypair,
+            &SwarmSettings {
+                role: Role::Client,
+                request_timeout: settings.request_timeout,
+                streams_per_connection: settings.streams_per_connection,
+                // A client accepts no requests; the budget is unused.
+                inbound_buffer: 0,
+            },
+        )
+        .map_err(|e| ClientError::Setup(e.to_string()))?;
+        let (commands, rx) = mpsc::channel(256);
+        tokio::spawn(run(swarm, rx));
+        Ok(Self { commands, peer_id })
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Sends one raw request and waits for the raw response. A request
+    /// that fails because an open connection broke (the node restarted,
+    /// say) is sent once more on a fresh connection.
+    pub async fn request(
+        &self,
+        node: &NodeAddr,
+        header: Request,
+        body: Bytes,
+    ) -> Result<ShardResponse, ClientError> {
+        match self.send_once(node, header.clone(), body.clone()).await {
+            Err((_, true)) => self.send_once(node, header, body).await.map_err(|(e, _)| e),
+            other => other.map_err(|(e, _)| e),
+        }
+    }
+
+    async fn send_once(
+        &self,
+        node: &NodeAddr,
+        header: Request,
+        body: Bytes,
+    ) -> Result<ShardResponse, (ClientError, bool)> {
+        let closed = || (ClientError::Closed, false);
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Request {
+                node: node.clone(),
+                request: ShardRequest::new(header, body),
+                reply,
+            })
+            .await
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    async fn ask(
+        &self,
+        node: &NodeAddr,
+        header: Request,
+        body: Bytes,
+    ) -> Result<ShardResponse, ClientError> {
+        let response = self.request(node, header, body).await?;
+        if let Response::Error(error) = response.header {
+            return Err(ClientError::Refused {
+                peer: node.peer,
+                error,
+            });
+        }
+        Ok(response)
+    }
+
+    /// Stores a shard; `Ok(true)` if the node had it already.
+    pub async fn store(
+        &self,
+        node: &NodeAddr,
+        id: ContentId,
+        data: Bytes,
+        expires_at: Option<u64>,
+        owner: Option<Address>,
+    ) -> Result<bool, ClientError> {
+        let header = Request::Store(StoreRequest {
+            id,
+            size: data.len() as u64,
+            expires_at,
+            owner,
+        });
+        match self.ask(node, header, data).await?.header {
+            Response::Stored { id: got, existed } if got == id => Ok(existed),
+            other => Err(unexpected(node, &other)),
+        }
+    }
+
+    /// Fetches bytes `range` of shard `id` (of `shard_size` bytes) and
+    /// verifies them against the id.
+    pub async fn fetch(
+        &self,
+        node: &NodeAddr,
+        id: ContentId,
+        shard_size: u64,
+        range: Range<u64>,
+    ) -> Result<Vec<u8>, ClientError> {
+        let header = Request::Fetch {
+            id,
+            start: range.start,
+            end: range.end,
+        };
+        let response = self.ask(node, header, Bytes::new()).await?;
+        match response.header {
+            Response::Range {
+                id: got,
+                shard_size: size,
+                start,
+                end,
+                ..
+            } if got == id && size == shard_size && start == range.start && end == range.end => {
+                let peer = node.peer;
+                tokio::task::spawn_blocking(move || {
+                    verify_range(id, shard_size, range, &response.body[..])
+                        .map_err(|error| ClientError::Verify { peer, error })
+                })
+                .await
+                .map_err(|e| ClientError::Setup(e.to_string()))?
+            }
+            other => Err(unexpected(node, &other)),
+        }
+    }
+
+    /// Which of `ids` the node holds, with sizes.
+    pub async fn has(
+        &self,
+        node: &NodeAddr,
+        ids: Vec<ContentId>,
+    ) -> Result<Vec<Option<u64>>, ClientError> {
+        let n = ids.len();
+        match self
+            .ask(node, Request::Has { ids }, Bytes::new())
+            .await?
+            .header
+        {
+            Response::Has { sizes } if sizes.len() == n => Ok(sizes),
+            other => Err(unexpected(node, &other)),
+        }
+    }
+
+    /// The node's version, capacity and use.
+    pub async fn info(&self, node: &NodeAddr) -> Result<NodeInfo, ClientError> {
+        match self.ask(node, Request::Info, Bytes::new()).await?.header {
+            Response::Info(info) => Ok(info),
+            other => Err(unexpected(node, &other)),
+        }
+    }
+
+    /// Gives up `owner`'s claim on shard `id` at `node`, signed with
+    /// `owner_key`. `Ok(false)`: the node did not hold it.
+    pub async fn delete(
+        &self,
+        node: &NodeAddr,
+        id: ContentId,
+        owner_key: &SigningKey,
+    ) -> Result<bool, ClientError> {
+        let issued_at = crate::store::now();
+        let message = delete_message(&node.peer.to_bytes(), &id, issued_at);
+        let request = DeleteRequest {
+            id,
+            owner: Address::of(&owner_key.verifying_key()),
+            issued_at,
+            signature: Sig(owner_key.sign(&message).to_bytes()),
+        };
+        match self
+            .ask(node, Request::Delete(request), Bytes::new())
+            .await?
+            .header
+        {
+            Response::Deleted { id: got, existed } if got == id => Ok(existed),
+            other => Err(unexpected(node, &other)),
+        }
+    }
+}
+
+fn unexpected(node: &NodeAddr, response: &Response) -> ClientError {
+    ClientError::Protocol {
+        peer: node.peer,
+        reason: format!("unexpected answer {response:?}"),
+    }
+}
+
+async fn run(
+    mut swarm: libp2p::Swarm<super::CairnBehaviour>,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    let mut pending: HashMap<OutboundRequestId, (PeerId, Reply)> = HashMap::new();
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(Command::Request { node, request, reply }) => {
+                    let id = swarm.behaviour_mut().shards.send_request_with_addresses(
+                        &node.peer,
+                        request,
+                        node.addrs.clone(),
+                    );
+                    pending.insert(id, (node.peer, reply));
+                }
+                // Every handle is gone: stop.
+                None => return,
+            },
+            event = swarm.select_next_some() => {
+                if let SwarmEvent::Behaviour(CairnBehaviourEvent::Shards(event)) = event {
+                    match event {
+                        request_response::Event::Message {
+                            message: request_response::Message::Response { request_id, response },
+                            ..
+                        } => {
+                            if let Some((_, reply)) = pending.remove(&request_id) {
+                                let _ = reply.send(Ok(response));
+                            }
+                        }
+                        request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
+                            if let Some((_, reply)) = pending.remove(&request_id) {
+                                let broken = matches!(
+                                    error,
+                                    request_response::OutboundFailure::Io(_)
+                                        | request_response::OutboundFailure::ConnectionClosed
+                                );
+                                let _ = reply.send(Err((
+                                    ClientError::Failed {
+                                        peer,
+                                        reason: error.to_string(),
+                                    },
+                                    broken,
+                                )));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for ShardClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ShardClient")
+            .field("peer_id", &self.peer_id)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,149 @@
+//! libp2p networking shared by storage nodes and clients.
+//!
+//! One behaviour for both roles: identify (who is this, where does it
+//! listen), Kademlia (find peers), and `/cairn/shards/1` request–response
+//! for shards. Transports are QUIC (quinn) and TCP with noise and yamux.
+//! A node answers shard requests ([`server`]); a client only asks
+//! ([`client::ShardClient`]).
+
+pub mod client;
+pub mod codec;
+pub mod server;
+
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{identify, kad, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+
+pub use codec::{ShardCodec, ShardRequest, ShardResponse};
+
+/// Identify's protocol version string; peers with another one are not Cairn.
+pub const IDENTIFY_VERSION: &str = "/cairn/1";
+/// Kademlia protocol name, so Cairn's DHT never mixes with another network's.
+pub const KAD_PROTOCOL: &str = "/cairn/kad/1";
+
+/// Why a swarm could not be built or could not listen.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("transport setup failed: {0}")]
+    Transport(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: Multiaddr, reason: String },
+}
+
+/// What the peer is in the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Serves shards; a Kademlia server.
+    Node,
+    /// Only asks; a Kademlia client.
+    Client,
+}
+
+/// The combined behaviour.
+#[allow(missing_debug_implementations)]
+#[derive(NetworkBehaviour)]
+pub struct CairnBehaviour {
+    pub identify: identify::Behaviour,
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub shards: request_response::Behaviour<ShardCodec>,
+}
+
+/// Settings of the swarm.
+#[derive(Debug, Clone)]
+pub struct SwarmSettings {
+    pub role: Role,
+    pub request_timeout: Duration,
+    pub streams_per_connection: usize,
+    pub inbound_buffer: u64,
+}
+
+/// Builds a swarm with QUIC and TCP transports and the Cairn behaviour.
+pub fn build_swarm(
+    keypair: Keypair,
+    settings: &SwarmSettings,
+) -> Result<Swarm<CairnBehaviour>, NetError> {
+    let transport = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
+    let settings = settings.clone();
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| transport(&e))?
+        .with_quic_config(|mut c| {
+            // Room for a whole 1 MiB shard in flight per stream, and several
+            // streams per connection, so loopback and LAN transfers are not
+            // throttled by flow control.
+            c.max_stream_data = 16 << 20;
+            c.max_connection_data = 64 << 20;
+            c.max_concurrent_stream_limit = settings.streams_per_connection as u32;
+            c
+        })
+        .with_behaviour(|key| {
+            let peer = key.public().to_peer_id();
+            let identify = identify::Behaviour::new(
+                identify::Config::new(IDENTIFY_VERSION.into(), key.public())
+                    .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION"))),
+            );
+            let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+            kad_config.set_query_timeout(Duration::from_secs(30));
+            let mut kad =
+                kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), kad_config);
+            kad.set_mode(Some(match settings.role {
+                Role::Node => kad::Mode::Server,
+                Role::Client => kad::Mode::Client,
+            }));
+            let support = match settings.role {
+                Role::Node => ProtocolSupport::Full,
+                Role::Client => ProtocolSupport::Outbound,
+            };
+            let shards = request_response::Behaviour::with_codec(
+                // Leave the behaviour's own deadline (the whole exchange)
+                // room to deliver the codec's timeout refusal.
+                ShardCodec::new(settings.inbound_buffer, settings.request_timeout * 3 / 4),
+                [(ShardCodec::protocol(), support)],
+                request_response::Config::default()
+                    .with_request_timeout(settings.request_timeout)
+                    .with_max_concurrent_streams(settings.streams_per_connection),
+            );
+            CairnBehaviour {
+                identify,
+                kad,
+                shards,
+            }
+        })
+        .map_err(|e| transport(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    if settings.role == Role::Client {
+        // A client never needs to be dialed.
+        swarm.behaviour_mut().kad.set_mode(Some(kad::Mode::Client));
+    }
+    Ok(swarm)
+}
+
+/// Splits `/ip4/../p2p/<id>` into the peer id and the address without it.
+pub fn split_peer(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
+    let mut base = addr.clone();
+    match base.pop() {
+        Some(libp2p::multiaddr::Protocol::P2p(peer)) => Some((peer, base)),
+        _ => None,
+    }
+}
+
+/// True for identify-reported addresses worth telling the DHT about.
+pub fn is_dialable(addr: &Multiaddr) -> bool {
+    use libp2p::multiaddr::Protocol;
+    addr.iter()
+        .any(|p| matches!(p, Protocol::Tcp(_) | Protocol::QuicV1))
+        && !addr.iter().any(|p| match p {
+            Protocol::Ip4(ip) => ip.is_unspecified(),
+            Protocol::Ip6(ip) => ip.is_unspecified(),
+            _ => false,
+        })
+}

@@ -1,0 +1,211 @@
+//! What a storage node does with each `/cairn/shards/1` request.
+//!
+//! The store is synchronous (RocksDB, hashing), so every request runs on a
+//! blocking thread; the swarm's event loop only routes. Errors become
+//! [`WireError`]s a client can act on; nothing a peer sends can make this
+//! panic or make the node serve bytes it has not just verified.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use cairn_protocol::shard::Outboard;
+use cairn_protocol::wire::{
+    delete_message, DeleteRequest, ErrorKind, NodeInfo, Request, Response, StoreRequest, WireError,
+    DELETE_WINDOW_SECS,
+};
+use cairn_protocol::ContentId;
+use libp2p::PeerId;
+
+use super::codec::{ShardRequest, ShardResponse};
+use crate::metrics::Metrics;
+use crate::store::{now, PutOptions, ShardStore, StoreError};
+
+/// Answers shard requests from the local store.
+#[derive(Clone)]
+pub struct ShardService {
+    store: Arc<ShardStore>,
+    metrics: Arc<Metrics>,
+    local_peer: PeerId,
+}
+
+impl ShardService {
+    pub fn new(store: Arc<ShardStore>, metrics: Arc<Metrics>, local_peer: PeerId) -> Self {
+        Self {
+            store,
+            metrics,
+            local_peer,
+        }
+    }
+
+    /// Handles one request and counts it.
+    pub async fn handle(&self, peer: PeerId, request: ShardRequest) -> ShardResponse {
+        let kind = request.kind();
+        let started = Instant::now();
+        let response = match (request.refusal, request.header) {
+            (Some(refusal), _) => ShardResponse::new(Response::Error(refusal)),
+            (None, None) => ShardResponse::error(ErrorKind::Malformed, "no header"),
+            (None, Some(header)) => {
+                let this = self.clone();
+                let body = request.body;
+                tokio::task::spawn_blocking(move || this.dispatch(header, body))
+                    .await
+                    .unwrap_or_else(|e| {
+                        ShardResponse::error(
+                            ErrorKind::Internal,
+                            format!("request task failed: {e}"),
+                        )
+                    })
+            }
+        };
+        let outcome = match &response.header {
+            Response::Error(e) => {
+                tracing::debug!(%peer, kind, error = %e, "request refused");
+                e.kind.as_str()
+            }
+            _ => "ok",
+        };
+        self.metrics
+            .request(kind, outcome, started.elapsed().as_secs_f64());
+        response
+    }
+
+    fn dispatch(&self, header: Request, body: Bytes) -> ShardResponse {
+        match header {
+            Request::Store(s) => self.store_shard(s, &body),
+            Request::Fetch { id, start, end } => self.fetch(id, start, end),
+            Request::Has { ids } => self.has(&ids),
+            Request::Info => self.info(),
+            Request::Delete(d) => self.delete(d),
+        }
+    }
+
+    fn store_shard(&self, request: StoreRequest, body: &[u8]) -> ShardResponse {
+        if body.len() as u64 != request.size {
+            return ShardResponse::error(ErrorKind::Malformed, "body length differs from size");
+        }
+        let outboard = Outboard::compute(body);
+        if outboard.id() != request.id {
+            return ShardResponse::error(
+                ErrorKind::HashMismatch,
+                format!(
+                    "bytes hash to {}, not to {}; nothing stored",
+                    outboard.id(),
+                    request.id
+                ),
+            );
+        }
+        let options = PutOptions {
+            expires_at: request.expires_at,
+            owner: request.owner,
+        };
+        match self.store.put_verified(&outboard, body, options) {
+            Ok(outcome) => {
+                if !outcome.existed {
+                    self.metrics.received_bytes.inc_by(request.size);
+                }
+                ShardResponse::new(Response::Stored {
+                    id: request.id,
+                    existed: outcome.existed,
+                })
+            }
+            Err(e) => self.store_error(e),
+        }
+    }
+
+    fn fetch(&self, id: ContentId, start: u64, end: u64) -> ShardResponse {
+        match self.store.read_range(&id, start..end) {
+            Ok((shard_size, encoded)) => {
+                self.metrics.served_bytes.inc_by(encoded.len() as u64);
+                ShardResponse {
+                    header: Response::Range {
+                        id,
+                        shard_size,
+                        start,
+                        end,
+                        encoded_len: encoded.len() as u64,
+                    },
+                    body: Bytes::from(encoded),
+                }
+            }
+            Err(e) => self.store_error(e),
+        }
+    }
+
+    fn has(&self, ids: &[ContentId]) -> ShardResponse {
+        let mut sizes = Vec::with_capacity(ids.len());
+        for id in ids {
+            match self.store.meta(id) {
+                Ok(meta) => sizes.push(meta.map(|m| m.size)),
+                Err(e) => return self.store_error(e),
+            }
+        }
+        ShardResponse::new(Response::Has { sizes })
+    }
+
+    fn info(&self) -> ShardResponse {
+        let usage = self.store.usage();
+        ShardResponse::new(Response::Info(NodeInfo {
+            version: env!("CARGO_PKG_VERSION").into(),
+            capacity: usage.capacity,
+            used: usage.used,
+            shards: usage.shards,
+            max_shard_size: cairn_protocol::params::MAX_SHARD_SIZE as u64,
+        }))
+    }
+
+    fn delete(&self, request: DeleteRequest) -> ShardResponse {
+        let now = now();
+        if request.issued_at.abs_diff(now) > DELETE_WINDOW_SECS {
+            return ShardResponse::error(
+                ErrorKind::Unauthorized,
+                format!(
+                    "delete signed at {} but the node's clock says {now}; sign again",
+                    request.issued_at
+                ),
+            );
+        }
+        let message = delete_message(&self.local_peer.to_bytes(), &request.id, request.issued_at);
+        let verified = request.owner.verifying_key().ok().is_some_and(|key| {
+            let sig = ed25519_dalek::Signature::from_bytes(&request.signature.0);
+            key.verify_strict(&message, &sig).is_ok()
+        });
+        if !verified {
+            return ShardResponse::error(ErrorKind::Unauthorized, "bad delete signature");
+        }
+        match self.store.release(&request.id, &request.owner) {
+            Ok(existed) => ShardResponse::new(Response::Deleted {
+                id: request.id,
+                existed,
+            }),
+            Err(e) => self.store_error(e),
+        }
+    }
+
+    fn store_error(&self, e: StoreError) -> ShardResponse {
+        let kind = match &e {
+            StoreError::HashMismatch { .. } => ErrorKind::HashMismatch,
+            StoreError::CapacityFull { .. } => ErrorKind::CapacityFull,
+            StoreError::NotFound(_) => ErrorKind::NotFound,
+            StoreError::Corrupt { .. } => {
+                self.metrics.corrupt_shards.inc();
+                ErrorKind::Corrupt
+            }
+            StoreError::Range(_) => ErrorKind::Malformed,
+            StoreError::NotOwner { .. } => ErrorKind::Unauthorized,
+            StoreError::Db(db) => {
+                tracing::error!(error = %db, "shard store error");
+                ErrorKind::Internal
+            }
+        };
+        ShardResponse::new(Response::Error(WireError::new(kind, e.to_string())))
+    }
+}
+
+impl std::fmt::Debug for ShardService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShardService")
+            .field("local_peer", &self.local_peer)
+            .finish_non_exhaustive()
+    }
+}

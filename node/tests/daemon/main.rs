@@ -1,0 +1,9 @@
+//! Storage-node tests with real `cairn-node` processes, real sockets on
+//! 127.0.0.1 and real RocksDB stores.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod common;
+mod faults;
+mod hostile;
+mod network;

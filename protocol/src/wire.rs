@@ -1,0 +1,422 @@
+//! The messages clients and storage nodes exchange: protocol `/cairn/shards/1`.
+//!
+//! One request and one response per stream. Each message is a frame:
+//!
+//! ```text
+//! u32 big-endian header length │ postcard header │ body (header.body_len() bytes)
+//! ```
+//!
+//! The header is small and bounded ([`MAX_HEADER_LEN`]); the body is raw bytes
+//! whose length the header declares before a byte of it is read, so a reader
+//! can refuse, budget or drain it without buffering the unknown. Bodies are a
+//! shard's bytes (store) or a bao encoding of a shard range (fetch), which the
+//! reader verifies against the shard id alone.
+//!
+//! A new incompatible version gets a new protocol name (`/cairn/shards/2`);
+//! libp2p's protocol negotiation then picks what both sides speak.
+//!
+//! Non-goals: transport, limits on concurrency and timeouts. Those are the
+//! node's; this module only says what bytes mean and which are out of bounds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::chain::{Address, Sig};
+use crate::id::ContentId;
+use crate::params::MAX_SHARD_SIZE;
+
+/// The libp2p protocol name of this message set.
+pub const PROTOCOL: &str = "/cairn/shards/1";
+/// Largest header a peer may send.
+pub const MAX_HEADER_LEN: usize = 64 * 1024;
+/// Most ids one `Has` request may ask about.
+pub const MAX_HAS_IDS: usize = 1024;
+/// Longest error text a node sends (longer is cut).
+pub const MAX_ERROR_TEXT: usize = 512;
+/// Largest body of a fetch response: a whole shard with every tree hash.
+pub const MAX_RANGE_BODY: u64 = MAX_SHARD_SIZE as u64 + MAX_SHARD_SIZE as u64 / 256 + 4096;
+/// How far a delete request's time may be from the node's clock, in seconds.
+pub const DELETE_WINDOW_SECS: u64 = 300;
+
+/// What a client asks a storage node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Keep this shard; its `size` bytes follow as the body.
+    Store(StoreRequest),
+    /// Send bytes `start..end` of a shard as a bao encoding.
+    Fetch { id: ContentId, start: u64, end: u64 },
+    /// Which of these shards do you hold, and how large are they?
+    Has { ids: Vec<ContentId> },
+    /// Who are you and how full are you?
+    Info,
+    /// Forget this shard; signed by the owner that stored it.
+    Delete(DeleteRequest),
+}
+
+/// A store request's header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreRequest {
+    pub id: ContentId,
+    pub size: u64,
+    /// Unix seconds after which the node may drop the shard; `None`: until deleted.
+    pub expires_at: Option<u64>,
+    /// The account allowed to delete the shard early.
+    pub owner: Option<Address>,
+}
+
+/// A signed request to delete a shard before it expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeleteRequest {
+    pub id: ContentId,
+    pub owner: Address,
+    /// Unix seconds when the owner signed; replays outside
+    /// [`DELETE_WINDOW_SECS`] of the node's clock are refused.
+    pub issued_at: u64,
+    /// Over [`delete_message`].
+    pub signature: Sig,
+}
+
+/// The bytes an owner signs to delete shard `id` from the node whose
+/// libp2p peer id is `node` (bytes form), so the signature is useless at
+/// any other node or for any other shard.
+pub fn delete_message(node: &[u8], id: &ContentId, issued_at: u64) -> Vec<u8> {
+    let mut m = Vec::with_capacity(32 + node.len() + 32 + 8);
+    m.extend_from_slice(b"cairn/delete-shard/v1\0");
+    m.extend_from_slice(&(node.len() as u32).to_be_bytes());
+    m.extend_from_slice(node);
+    m.extend_from_slice(id.digest());
+    m.extend_from_slice(&issued_at.to_be_bytes());
+    m
+}
+
+/// What a storage node answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The shard is durable on the node. `existed`: it was there already.
+    Stored {
+        id: ContentId,
+        existed: bool,
+    },
+    /// A bao encoding of `start..end` of a shard of `shard_size` bytes
+    /// follows, `encoded_len` bytes long.
+    Range {
+        id: ContentId,
+        shard_size: u64,
+        start: u64,
+        end: u64,
+        encoded_len: u64,
+    },
+    /// For each id asked, in order: its size if held.
+    Has {
+        sizes: Vec<Option<u64>>,
+    },
+    Info(NodeInfo),
+    Deleted {
+        id: ContentId,
+        existed: bool,
+    },
+    Error(WireError),
+}
+
+/// What a node says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    /// The node software's version.
+    pub version: String,
+    /// Bytes the operator allows shards to take.
+    pub capacity: u64,
+    /// Bytes shards take now.
+    pub used: u64,
+    pub shards: u64,
+    /// Largest shard the node accepts.
+    pub max_shard_size: u64,
+}
+
+/// A refusal, with a kind a program can act on and text a person can read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{kind}: {message}")]
+pub struct WireError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl WireError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let mut message: String = message.into();
+        if message.len() > MAX_ERROR_TEXT {
+            let mut cut = MAX_ERROR_TEXT;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        Self { kind, message }
+    }
+}
+
+/// Why a node refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
+pub enum ErrorKind {
+    /// The request broke the format or its limits.
+    #[error("malformed request")]
+    Malformed,
+    /// The declared body is larger than the node accepts.
+    #[error("too large")]
+    TooLarge,
+    /// The shard's bytes do not hash to its id.
+    #[error("hash mismatch")]
+    HashMismatch,
+    #[error("not found")]
+    NotFound,
+    /// Storing would exceed the operator's capacity.
+    #[error("capacity full")]
+    CapacityFull,
+    /// Too many requests in flight; retry later or elsewhere.
+    #[error("busy")]
+    Busy,
+    /// The node's copy failed verification; it will not serve it.
+    #[error("corrupt")]
+    Corrupt,
+    /// The signature or owner did not match.
+    #[error("unauthorized")]
+    Unauthorized,
+    #[error("internal error")]
+    Internal,
+    /// The request did not arrive in time.
+    #[error("timed out")]
+    Timeout,
+}
+
+impl ErrorKind {
+    /// A stable lowercase name, for metrics labels and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::TooLarge => "too_large",
+            Self::HashMismatch => "hash_mismatch",
+            Self::NotFound => "not_found",
+            Self::CapacityFull => "capacity_full",
+            Self::Busy => "busy",
+            Self::Corrupt => "corrupt",
+            Self::Unauthorized => "unauthorized",
+            Self::Internal => "internal",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+impl Request {
+    /// Bytes of body that follow this header.
+    pub fn body_len(&self) -> u64 {
+        match self {
+            Self::Store(s) => s.size,
+            _ => 0,
+        }
+    }
+
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Store(_) => "store",
+            Self::Fetch { .. } => "fetch",
+            Self::Has { .. } => "has",
+            Self::Info => "info",
+            Self::Delete(_) => "delete",
+        }
+    }
+
+    /// Checks the limits every reader enforces before it trusts a header.
+    pub fn check(&self) -> Result<(), WireError> {
+        match self {
+            Self::Store(s) if s.size > MAX_SHARD_SIZE as u64 => Err(WireError::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "shard of {} bytes exceeds the {} byte limit",
+                    s.size, MAX_SHARD_SIZE
+                ),
+            )),
+            Self::Fetch { start, end, .. } if start > end => Err(WireError::new(
+                ErrorKind::Malformed,
+                format!("range {start}..{end} is backwards"),
+            )),
+            Self::Fetch { start, end, .. } if end - start > MAX_SHARD_SIZE as u64 => Err(
+                WireError::new(ErrorKind::TooLarge, "range exceeds the shard size limit"),
+            ),
+            Self::Has { ids } if ids.len() > MAX_HAS_IDS => Err(WireError::new(
+                ErrorKind::TooLarge,
+                format!("{} ids asked, at most {MAX_HAS_IDS}", ids.len()),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Response {
+    /// Bytes of body that follow this header.
+    pub fn body_len(&self) -> u64 {
+        match self {
+            Self::Range { encoded_len, .. } => *encoded_len,
+            _ => 0,
+        }
+    }
+
+    /// Checks the limits a client enforces before it trusts a header.
+    pub fn check(&self) -> Result<(), WireError> {
+        match self {
+            Self::Range {
+                start,
+                end,
+                shard_size,
+                encoded_len,
+                ..
+            } if start > end
+                || end > shard_size
+                || *encoded_len > MAX_RANGE_BODY
+                || *shard_size > MAX_SHARD_SIZE as u64 =>
+            {
+                Err(WireError::new(
+                    ErrorKind::Malformed,
+                    "range response out of bounds",
+                ))
+            }
+            Self::Has { sizes } if sizes.len() > MAX_HAS_IDS => Err(WireError::new(
+                ErrorKind::Malformed,
+                "too many entries in has response",
+            )),
+            Self::Error(e) if e.message.len() > MAX_ERROR_TEXT => {
+                Err(WireError::new(ErrorKind::Malformed, "error text too long"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Why a frame's header could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("header of {0} bytes exceeds the {MAX_HEADER_LEN} byte limit")]
+    HeaderTooLong(usize),
+    #[error("header does not decode: {0}")]
+    Decode(String),
+    #[error("{0} bytes left over after the header")]
+    TrailingBytes(usize),
+}
+
+/// Encodes a header with its length prefix.
+pub fn encode_header<T: Serialize>(header: &T) -> Vec<u8> {
+    // Serializing plain enums and structs into a Vec cannot fail.
+    let body = postcard::to_allocvec(header).unwrap_or_default();
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Checks a header length prefix before the header is read.
+pub fn check_header_len(prefix: [u8; 4]) -> Result<usize, FrameError> {
+    let len = u32::from_be_bytes(prefix) as usize;
+    if len > MAX_HEADER_LEN {
+        return Err(FrameError::HeaderTooLong(len));
+    }
+    Ok(len)
+}
+
+/// Decodes a header (without its length prefix); every byte must be used.
+pub fn decode_header<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, FrameError> {
+    let (value, rest) =
+        postcard::take_from_bytes(bytes).map_err(|e| FrameError::Decode(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(FrameError::TrailingBytes(rest.len()));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> ContentId {
+        ContentId::of(&[n])
+    }
+
+    #[test]
+    fn headers_round_trip_and_refuse_garbage() {
+        let requests = [
+            Request::Store(StoreRequest {
+                id: id(1),
+                size: 1 << 20,
+                expires_at: Some(99),
+                owner: Some(Address([7; 32])),
+            }),
+            Request::Fetch {
+                id: id(2),
+                start: 5,
+                end: 70_000,
+            },
+            Request::Has {
+                ids: vec![id(1), id(2)],
+            },
+            Request::Info,
+        ];
+        for r in requests {
+            let framed = encode_header(&r);
+            let len = check_header_len(framed[..4].try_into().unwrap()).unwrap();
+            assert_eq!(len, framed.len() - 4);
+            assert_eq!(decode_header::<Request>(&framed[4..]).unwrap(), r);
+            let mut extra = framed[4..].to_vec();
+            extra.push(0);
+            assert_eq!(
+                decode_header::<Request>(&extra),
+                Err(FrameError::TrailingBytes(1))
+            );
+        }
+        assert!(decode_header::<Request>(&[0xff, 0xff, 0xff]).is_err());
+        assert_eq!(
+            check_header_len((MAX_HEADER_LEN as u32 + 1).to_be_bytes()),
+            Err(FrameError::HeaderTooLong(MAX_HEADER_LEN + 1))
+        );
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let big = Request::Store(StoreRequest {
+            id: id(1),
+            size: MAX_SHARD_SIZE as u64 + 1,
+            expires_at: None,
+            owner: None,
+        });
+        assert_eq!(big.check().unwrap_err().kind, ErrorKind::TooLarge);
+        let backwards = Request::Fetch {
+            id: id(1),
+            start: 9,
+            end: 3,
+        };
+        assert_eq!(backwards.check().unwrap_err().kind, ErrorKind::Malformed);
+        let many = Request::Has {
+            ids: vec![id(1); MAX_HAS_IDS + 1],
+        };
+        assert_eq!(many.check().unwrap_err().kind, ErrorKind::TooLarge);
+        let lying = Response::Range {
+            id: id(1),
+            shard_size: 10,
+            start: 0,
+            end: 11,
+            encoded_len: 11,
+        };
+        assert!(lying.check().is_err());
+    }
+
+    #[test]
+    fn error_text_is_cut_on_a_char_boundary() {
+        let e = WireError::new(ErrorKind::Internal, "é".repeat(MAX_ERROR_TEXT));
+        assert!(e.message.len() <= MAX_ERROR_TEXT);
+        assert!(Response::Error(e).check().is_ok());
+    }
+
+    #[test]
+    fn delete_messages_differ_by_node_shard_and_time() {
+        let a = delete_message(b"node-a", &id(1), 10);
+        assert_ne!(a, delete_message(b"node-b", &id(1), 10));
+        assert_ne!(a, delete_message(b"node-a", &id(2), 10));
+        assert_ne!(a, delete_message(b"node-a", &id(1), 11));
+    }
+}
