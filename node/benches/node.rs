@@ -96,6 +96,7 @@ async fn start_node(dir: &Path) -> (NodeAddr, tokio::sync::oneshot::Sender<()>) 
         bootstrap: vec![],
     });
     let config = Config::parse(&text).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
     cairn_node::identity::create(&config.identity_path()).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {

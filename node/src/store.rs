@@ -189,6 +189,13 @@ impl ShardStore {
             .expect("column family created at open")
     }
 
+    /// Serializes changes to one shard id.
+    fn lock_id(&self, id: &ContentId) -> std::sync::MutexGuard<'_, ()> {
+        self.stripes[id.digest()[0] as usize % PUT_STRIPES]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     fn lock_usage(&self) -> std::sync::MutexGuard<'_, (u64, u64)> {
         self.usage.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -236,10 +243,7 @@ impl ShardStore {
         options: PutOptions,
     ) -> Result<PutOutcome, StoreError> {
         let id = outboard.id();
-        let stripe = id.digest()[0] as usize % PUT_STRIPES;
-        let _guard = self.stripes[stripe]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _guard = self.lock_id(&id);
         if let Some(mut meta) = self.meta(&id)? {
             // Already here: merge who may delete it and how long it lives.
             let mut batch = WriteBatch::default();
@@ -318,18 +322,10 @@ impl ShardStore {
         range: Range<u64>,
     ) -> Result<(u64, Vec<u8>), StoreError> {
         let meta = self.meta(id)?.ok_or(StoreError::NotFound(*id))?;
-        let outboard = self.outboard(id, &meta)?;
-        let data = match self.db.get_pinned_cf(&self.cf(CF_SHARDS), id.digest()) {
-            Ok(Some(d)) => d,
-            Ok(None) => return Err(self.quarantine(id, "shard bytes missing")),
-            Err(e) if e.kind() == rocksdb::ErrorKind::Corruption => {
-                return Err(self.quarantine(id, e.as_ref()))
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if data.len() as u64 != meta.size {
-            return Err(self.quarantine(id, "stored size differs from metadata"));
-        }
+        let outboard = self.read_part(CF_OUTBOARDS, id, "outboard")?;
+        let outboard = Outboard::from_parts(*id, meta.size, outboard.to_vec())
+            .map_err(|e| self.quarantine(id, &e.to_string()))?;
+        let data = self.shard_bytes(id, &meta)?;
         match outboard.encode_range(&data, range) {
             Ok(encoded) => Ok((meta.size, encoded)),
             Err(e @ VerifyError::OutOfRange { .. }) => Err(StoreError::Range(e)),
@@ -343,38 +339,48 @@ impl ShardStore {
         let Some(meta) = self.meta(id)? else {
             return Ok(false);
         };
-        let data = match self.db.get_pinned_cf(&self.cf(CF_SHARDS), id.digest()) {
-            Ok(Some(d)) => d,
-            Ok(None) => return Err(self.quarantine(id, "shard bytes missing")),
-            Err(e) if e.kind() == rocksdb::ErrorKind::Corruption => {
-                return Err(self.quarantine(id, e.as_ref()))
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if data.len() as u64 != meta.size {
-            return Err(self.quarantine(id, "stored size differs from metadata"));
-        }
-        if !id.matches(&data) {
+        let data = self.shard_bytes(id, &meta)?;
+        // One pass over the bytes yields both the root and the tree.
+        let computed = Outboard::compute(&data);
+        if computed.id() != *id {
             return Err(self.quarantine(id, "bytes no longer hash to the id"));
         }
-        let outboard = self.outboard(id, &meta)?;
-        if outboard != Outboard::compute(&data) {
+        let stored = self.read_part(CF_OUTBOARDS, id, "outboard")?;
+        if stored.as_ref() != computed.hashes() {
             return Err(self.quarantine(id, "outboard does not match the bytes"));
         }
         Ok(true)
     }
 
-    fn outboard(&self, id: &ContentId, meta: &ShardMeta) -> Result<Outboard, StoreError> {
-        let hashes = match self.db.get_cf(&self.cf(CF_OUTBOARDS), id.digest()) {
-            Ok(Some(h)) => h,
-            Ok(None) => return Err(self.quarantine(id, "outboard missing")),
+    /// The shard's bytes, checked for presence and size.
+    fn shard_bytes(
+        &self,
+        id: &ContentId,
+        meta: &ShardMeta,
+    ) -> Result<rocksdb::DBPinnableSlice<'_>, StoreError> {
+        let data = self.read_part(CF_SHARDS, id, "shard bytes")?;
+        if data.len() as u64 != meta.size {
+            return Err(self.quarantine(id, "stored size differs from metadata"));
+        }
+        Ok(data)
+    }
+
+    /// One of a stored shard's parts. Missing (while its metadata exists) or
+    /// failing RocksDB's checksums, the shard is quarantined.
+    fn read_part(
+        &self,
+        family: &str,
+        id: &ContentId,
+        what: &str,
+    ) -> Result<rocksdb::DBPinnableSlice<'_>, StoreError> {
+        match self.db.get_pinned_cf(&self.cf(family), id.digest()) {
+            Ok(Some(d)) => Ok(d),
+            Ok(None) => Err(self.quarantine(id, &format!("{what} missing"))),
             Err(e) if e.kind() == rocksdb::ErrorKind::Corruption => {
-                return Err(self.quarantine(id, e.as_ref()))
+                Err(self.quarantine(id, e.as_ref()))
             }
-            Err(e) => return Err(e.into()),
-        };
-        Outboard::from_parts(*id, meta.size, hashes)
-            .map_err(|e| self.quarantine(id, &e.to_string()))
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Removes a shard that failed verification, so it is never served
@@ -393,10 +399,7 @@ impl ShardStore {
 
     /// Deletes shard `id` outright (operator or GC). `Ok(false)`: not stored.
     pub fn remove(&self, id: &ContentId) -> Result<bool, StoreError> {
-        let stripe = id.digest()[0] as usize % PUT_STRIPES;
-        let _guard = self.stripes[stripe]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _guard = self.lock_id(id);
         self.remove_locked(id)
     }
 
@@ -421,10 +424,7 @@ impl ShardStore {
     /// An owner gives up shard `id`; the shard goes when its last owner does.
     /// `Ok(false)`: not stored.
     pub fn release(&self, id: &ContentId, owner: &Address) -> Result<bool, StoreError> {
-        let stripe = id.digest()[0] as usize % PUT_STRIPES;
-        let _guard = self.stripes[stripe]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let _guard = self.lock_id(id);
         let Some(mut meta) = self.meta(id)? else {
             return Ok(false);
         };
@@ -465,10 +465,7 @@ impl ShardStore {
         let mut removed = 0;
         for id in due {
             // Re-check under the lock: a store may have extended it meanwhile.
-            let stripe = id.digest()[0] as usize % PUT_STRIPES;
-            let _guard = self.stripes[stripe]
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let _guard = self.lock_id(&id);
             match self.meta(&id)? {
                 Some(m) if m.expires_at.is_some_and(|t| t <= now) => {
                     self.remove_locked(&id)?;

@@ -117,9 +117,14 @@ impl Default for ClientSettings {
     }
 }
 
+/// Pause before retrying a request whose connection broke (times the attempt).
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+/// Attempts of a request whose connection broke under it.
+const RETRIES: u32 = 3;
+
 /// A failed request carries whether it failed on a connection that was
 /// already open (and is worth one retry on a fresh one).
-type Reply = oneshot::Sender<Result<ShardResponse, (ClientError, bool)>>;
+type Reply = oneshot::Sender<Result<ShardResponse, Failure>>;
 
 enum Command {
     Request {
@@ -174,10 +179,22 @@ impl ShardClient {
         header: Request,
         body: Bytes,
     ) -> Result<ShardResponse, ClientError> {
-        match self.send_once(node, header.clone(), body.clone()).await {
-            Err((_, true)) => self.send_once(node, header, body).await.map_err(|(e, _)| e),
-            other => other.map_err(|(e, _)| e),
+        let mut broke = false;
+        for attempt in 1.. {
+            match self.send_once(node, header.clone(), body.clone()).await {
+                // The broken connection is being closed; give the swarm a
+                // moment to forget it so the retry dials afresh. A dial that
+                // raced with that close gets one more chance.
+                Err((ClientError::Failed { .. }, retry))
+                    if (retry || broke) && attempt < RETRIES =>
+                {
+                    broke = true;
+                    tokio::time::sleep(RETRY_PAUSE * attempt).await;
+                }
+                other => return other.map_err(|(e, _)| e),
+            }
         }
+        Err(ClientError::Closed)
     }
 
     async fn send_once(
@@ -330,11 +347,16 @@ fn unexpected(node: &NodeAddr, response: &Response) -> ClientError {
     }
 }
 
+type Failure = (ClientError, bool);
+
 async fn run(
     mut swarm: libp2p::Swarm<super::CairnBehaviour>,
     mut commands: mpsc::Receiver<Command>,
 ) {
-    let mut pending: HashMap<OutboundRequestId, (PeerId, Reply)> = HashMap::new();
+    let mut pending: HashMap<OutboundRequestId, Reply> = HashMap::new();
+    // Failures on a broken connection are answered once it is closed, so a
+    // retry never races the close and lands on the dead connection again.
+    let mut closing: HashMap<PeerId, Vec<(Reply, Failure)>> = HashMap::new();
     loop {
         tokio::select! {
             command = commands.recv() => match command {
@@ -344,42 +366,55 @@ async fn run(
                         request,
                         node.addrs.clone(),
                     );
-                    pending.insert(id, (node.peer, reply));
+                    pending.insert(id, reply);
                 }
                 // Every handle is gone: stop.
                 None => return,
             },
-            event = swarm.select_next_some() => {
-                if let SwarmEvent::Behaviour(CairnBehaviourEvent::Shards(event)) = event {
-                    match event {
-                        request_response::Event::Message {
-                            message: request_response::Message::Response { request_id, response },
-                            ..
-                        } => {
-                            if let Some((_, reply)) = pending.remove(&request_id) {
-                                let _ = reply.send(Ok(response));
-                            }
-                        }
-                        request_response::Event::OutboundFailure { request_id, error, peer, .. } => {
-                            if let Some((_, reply)) = pending.remove(&request_id) {
-                                let broken = matches!(
-                                    error,
-                                    request_response::OutboundFailure::Io(_)
-                                        | request_response::OutboundFailure::ConnectionClosed
-                                );
-                                let _ = reply.send(Err((
-                                    ClientError::Failed {
-                                        peer,
-                                        reason: error.to_string(),
-                                    },
-                                    broken,
-                                )));
-                            }
-                        }
-                        _ => {}
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::Behaviour(CairnBehaviourEvent::Shards(
+                    request_response::Event::Message {
+                        message: request_response::Message::Response { request_id, response },
+                        ..
+                    },
+                )) => {
+                    if let Some(reply) = pending.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
                     }
                 }
-            }
+                SwarmEvent::Behaviour(CairnBehaviourEvent::Shards(
+                    request_response::Event::OutboundFailure { request_id, error, peer, .. },
+                )) => {
+                    let Some(reply) = pending.remove(&request_id) else {
+                        continue;
+                    };
+                    let broken = matches!(
+                        error,
+                        request_response::OutboundFailure::Io(_)
+                            | request_response::OutboundFailure::ConnectionClosed
+                    );
+                    let failure = (
+                        ClientError::Failed {
+                            peer,
+                            reason: error.to_string(),
+                        },
+                        broken,
+                    );
+                    // A node that restarted keeps its peer id but not its
+                    // connections: close ours so a retry dials afresh.
+                    if broken && swarm.disconnect_peer_id(peer).is_ok() {
+                        closing.entry(peer).or_default().push((reply, failure));
+                    } else {
+                        let _ = reply.send(Err(failure));
+                    }
+                }
+                SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                    for (reply, failure) in closing.remove(&peer_id).unwrap_or_default() {
+                        let _ = reply.send(Err(failure));
+                    }
+                }
+                _ => {}
+            },
         }
     }
 }
