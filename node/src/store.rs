@@ -373,7 +373,12 @@ impl ShardStore {
         id: &ContentId,
         what: &str,
     ) -> Result<rocksdb::DBPinnableSlice<'_>, StoreError> {
-        match self.db.get_pinned_cf(&self.cf(family), id.digest()) {
+        // Shard bytes are checked against their BLAKE3 tree on every use,
+        // a stronger check than RocksDB's CRC32C of the blob, so that one is
+        // skipped on the hot read; other parts keep it.
+        let mut read = rocksdb::ReadOptions::default();
+        read.set_verify_checksums(family != CF_SHARDS);
+        match self.db.get_pinned_cf_opt(&self.cf(family), id.digest(), &read) {
             Ok(Some(d)) => Ok(d),
             Ok(None) => Err(self.quarantine(id, &format!("{what} missing"))),
             Err(e) if e.kind() == rocksdb::ErrorKind::Corruption => {
