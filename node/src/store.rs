@@ -378,7 +378,10 @@ impl ShardStore {
         // skipped on the hot read; other parts keep it.
         let mut read = rocksdb::ReadOptions::default();
         read.set_verify_checksums(family != CF_SHARDS);
-        match self.db.get_pinned_cf_opt(&self.cf(family), id.digest(), &read) {
+        match self
+            .db
+            .get_pinned_cf_opt(&self.cf(family), id.digest(), &read)
+        {
             Ok(Some(d)) => Ok(d),
             Ok(None) => Err(self.quarantine(id, &format!("{what} missing"))),
             Err(e) if e.kind() == rocksdb::ErrorKind::Corruption => {
