@@ -117,13 +117,12 @@ impl Default for ClientSettings {
     }
 }
 
-/// Pause before retrying a request whose connection broke (times the attempt).
-const RETRY_PAUSE: Duration = Duration::from_millis(100);
-/// Attempts of a request whose connection broke under it.
+/// Pause before retrying a failed request (times the attempt).
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+/// Attempts of a request that failed short of an answer.
 const RETRIES: u32 = 3;
 
-/// A failed request carries whether it failed on a connection that was
-/// already open (and is worth one retry on a fresh one).
+/// A failed request carries whether it is worth another attempt.
 type Reply = oneshot::Sender<Result<ShardResponse, Failure>>;
 
 enum Command {
@@ -171,24 +170,17 @@ impl ShardClient {
     }
 
     /// Sends one raw request and waits for the raw response. A request
-    /// that fails because an open connection broke (the node restarted,
-    /// say) is sent once more on a fresh connection.
+    /// whose connection broke or whose dial failed (the node restarted, say)
+    /// is tried again, up to three times, on a fresh connection.
     pub async fn request(
         &self,
         node: &NodeAddr,
         header: Request,
         body: Bytes,
     ) -> Result<ShardResponse, ClientError> {
-        let mut broke = false;
         for attempt in 1.. {
             match self.send_once(node, header.clone(), body.clone()).await {
-                // The broken connection is being closed; give the swarm a
-                // moment to forget it so the retry dials afresh. A dial that
-                // raced with that close gets one more chance.
-                Err((ClientError::Failed { .. }, retry))
-                    if (retry || broke) && attempt < RETRIES =>
-                {
-                    broke = true;
+                Err((ClientError::Failed { .. }, true)) if attempt < RETRIES => {
                     tokio::time::sleep(RETRY_PAUSE * attempt).await;
                 }
                 other => return other.map_err(|(e, _)| e),
@@ -393,12 +385,16 @@ async fn run(
                         request_response::OutboundFailure::Io(_)
                             | request_response::OutboundFailure::ConnectionClosed
                     );
+                    // Worth another attempt: a broken connection, or a dial
+                    // that failed (it may have raced a restart). A timeout
+                    // has already waited long enough.
+                    let retry = !matches!(error, request_response::OutboundFailure::Timeout);
                     let failure = (
                         ClientError::Failed {
                             peer,
                             reason: error.to_string(),
                         },
-                        broken,
+                        retry,
                     );
                     // A node that restarted keeps its peer id but not its
                     // connections: close ours so a retry dials afresh.
