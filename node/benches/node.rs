@@ -122,23 +122,31 @@ fn only(addr: &NodeAddr, transport: &str) -> NodeAddr {
     a
 }
 
+/// Runs `op` on every shard with `concurrency` in flight; returns the time.
+async fn timed<F, Fut>(data: &[(ContentId, Bytes)], concurrency: usize, op: F) -> Duration
+where
+    F: Fn(ContentId, Bytes) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let started = Instant::now();
+    libp2p::futures::stream::iter(data.iter().cloned())
+        .map(|(id, bytes)| op(id, bytes))
+        .buffer_unordered(concurrency)
+        .collect::<Vec<_>>()
+        .await;
+    started.elapsed()
+}
+
 async fn ingest(
     client: &ShardClient,
     node: &NodeAddr,
     data: &[(ContentId, Bytes)],
     concurrency: usize,
 ) -> Duration {
-    let started = Instant::now();
-    libp2p::futures::stream::iter(data.iter().cloned())
-        .map(|(id, bytes)| {
-            let client = client.clone();
-            let node = node.clone();
-            async move { client.store(&node, id, bytes, None, None).await.unwrap() }
-        })
-        .buffer_unordered(concurrency)
-        .collect::<Vec<_>>()
-        .await;
-    started.elapsed()
+    timed(data, concurrency, |id, bytes| async move {
+        client.store(node, id, bytes, None, None).await.unwrap();
+    })
+    .await
 }
 
 async fn serve(
@@ -147,21 +155,12 @@ async fn serve(
     data: &[(ContentId, Bytes)],
     concurrency: usize,
 ) -> Duration {
-    let started = Instant::now();
-    libp2p::futures::stream::iter(data.iter().cloned())
-        .map(|(id, bytes)| {
-            let client = client.clone();
-            let node = node.clone();
-            async move {
-                let size = bytes.len() as u64;
-                let got = client.fetch(&node, id, size, 0..size).await.unwrap();
-                assert_eq!(got.len(), bytes.len());
-            }
-        })
-        .buffer_unordered(concurrency)
-        .collect::<Vec<_>>()
-        .await;
-    started.elapsed()
+    timed(data, concurrency, |id, bytes| async move {
+        let size = bytes.len() as u64;
+        let got = client.fetch(node, id, size, 0..size).await.unwrap();
+        assert_eq!(got.len(), bytes.len());
+    })
+    .await
 }
 
 fn peak_rss_mib() -> f64 {
