@@ -1,0 +1,1 @@
+//! A local network of real `cairn-node` processes (placeholder until the devnet module lands).

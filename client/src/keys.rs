@@ -1,0 +1,1 @@
+//! The account key file (placeholder until the keys module lands).
