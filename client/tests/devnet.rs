@@ -1,0 +1,330 @@
+//! A devnet of real `cairn-node` processes: up, status, kill, restart,
+//! down; and the `cairn devnet` / `cairn keys` commands end to end.
+//!
+//! Needs the `cairn-node` binary next to the test binary's directory
+//! (`cargo build -p cairn-node`) or in `$CAIRN_NODE_BIN`.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use cairn_client::config::ClientConfig;
+use cairn_client::devnet::{find_node_bin, pid_alive, Devnet, DevnetError, DevnetOptions};
+use cairn_client::keys;
+use cairn_node::net::client::{NodeAddr, ShardClient};
+
+const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
+
+fn options(nodes: usize) -> DevnetOptions {
+    DevnetOptions {
+        nodes,
+        capacity: 64 << 20,
+        node_bin: Some(
+            find_node_bin(None).expect("build cairn-node first: cargo build -p cairn-node"),
+        ),
+        ..DevnetOptions::default()
+    }
+}
+
+/// Asks every node for its info over the network; returns the peer ids
+/// that answered.
+fn ask_info(addrs: &[NodeAddr]) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let client = ShardClient::start(Default::default()).expect("shard client");
+        let mut answered = Vec::new();
+        for addr in addrs {
+            let info = match tokio::time::timeout(Duration::from_secs(15), client.info(addr)).await
+            {
+                Ok(Ok(info)) => info,
+                Ok(Err(e)) => panic!("info from {addr}: {e}"),
+                Err(_) => panic!("info from {addr} timed out"),
+            };
+            assert!(info.capacity > 0, "{info:?}");
+            answered.push(addr.peer.to_string());
+        }
+        answered
+    })
+}
+
+#[test]
+fn up_kill_restart_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let mut net = Devnet::up(&dir, &options(3)).unwrap().owned();
+
+    let status = net.status();
+    assert_eq!(status.len(), 3);
+    assert!(status.iter().all(|s| s.alive), "{status:?}");
+    assert!(
+        status.iter().all(|s| s.status.is_some()),
+        "every node answers /status: {status:?}"
+    );
+    let config = ClientConfig::load(&net.client_config_path()).unwrap();
+    assert_eq!(config.nodes.len(), 3);
+    assert!(config
+        .nodes
+        .iter()
+        .all(|n| n.addrs[0].to_string().contains("/quic-v1")));
+    assert_eq!(config.key_file, net.key_file());
+    keys::load(&net.key_file()).unwrap();
+    let peers: Vec<String> = net.nodes().iter().map(|n| n.peer_id.clone()).collect();
+    assert_eq!(ask_info(&config.nodes), peers);
+
+    // Kill one: it shows dead; restart it: same peer id, same address.
+    let old = net.nodes()[1].clone();
+    net.kill(1).unwrap();
+    assert!(!pid_alive(old.pid));
+    let status = net.status();
+    assert!(!status[1].alive && status[0].alive && status[2].alive);
+    net.restart(1).unwrap();
+    let new = net.nodes()[1].clone();
+    assert_ne!(new.pid, old.pid);
+    assert_eq!(new.peer_id, old.peer_id);
+    assert_eq!(new.listen, old.listen, "restart keeps the ports");
+    assert!(net.status()[1].alive);
+    let reloaded = ClientConfig::load(&net.client_config_path()).unwrap();
+    assert_eq!(ask_info(&reloaded.nodes[1..2]), vec![old.peer_id.clone()]);
+
+    // Pause and resume keep the process.
+    net.pause(2).unwrap();
+    assert!(net.is_alive(2));
+    net.resume(2).unwrap();
+
+    // Down stops them all; a second up in the same dir reuses the identities.
+    let pids: Vec<u32> = net.nodes().iter().map(|n| n.pid).collect();
+    net.set_owned(false);
+    let killed = net.down(false).unwrap();
+    assert!(killed.is_empty(), "nodes {killed:?} ignored SIGTERM");
+    assert!(pids.iter().all(|&p| !pid_alive(p)));
+    assert!(matches!(
+        Devnet::open(&dir),
+        Err(DevnetError::NotRunning { .. })
+    ));
+    let again = Devnet::up(&dir, &options(3)).unwrap().owned();
+    let again_peers: Vec<String> = again.nodes().iter().map(|n| n.peer_id.clone()).collect();
+    assert_eq!(again_peers, peers);
+    let pids: Vec<u32> = again.nodes().iter().map(|n| n.pid).collect();
+    drop(again);
+    assert!(
+        pids.iter().all(|&p| !pid_alive(p)),
+        "drop of an owned devnet kills"
+    );
+}
+
+#[test]
+fn up_refuses_a_running_devnet_and_bad_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let net = Devnet::up(&dir, &options(1)).unwrap().owned();
+    let err = Devnet::up(&dir, &options(1)).unwrap_err();
+    assert!(
+        matches!(err, DevnetError::AlreadyRunning { alive: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("cairn devnet down"));
+    let pid = net.nodes()[0].pid;
+    drop(net);
+    assert!(!pid_alive(pid));
+
+    assert!(matches!(
+        Devnet::up(&tmp.path().join("zero"), &options(0)),
+        Err(DevnetError::NoNodes)
+    ));
+    let mut bad = options(1);
+    bad.node_bin = Some(tmp.path().join("nonexistent"));
+    assert!(matches!(
+        Devnet::up(&tmp.path().join("bad"), &bad),
+        Err(DevnetError::BadNodeBinary(_))
+    ));
+}
+
+fn cairn(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(CAIRN);
+    cmd.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run cairn")
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "cairn failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Kills whatever a CLI devnet left running if a test fails midway.
+struct Cleanup(std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Ok(net) = Devnet::open(&self.0) {
+            let _ = net.owned();
+        }
+    }
+}
+
+#[test]
+fn cli_up_status_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let d = dir.to_str().unwrap();
+    let node_bin = find_node_bin(None).unwrap();
+    let env = [("CAIRN_NODE_BIN", node_bin.as_path())];
+    let _cleanup = Cleanup(dir.clone());
+
+    let up = json_of(&cairn(
+        &["devnet", "up", "--dir", d, "--nodes", "2", "--json"],
+        &env,
+    ));
+    let nodes = up["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    let pids: Vec<u32> = nodes
+        .iter()
+        .map(|n| n["pid"].as_u64().unwrap() as u32)
+        .collect();
+    // The nodes outlive the `cairn` process that started them.
+    assert!(pids.iter().all(|&p| pid_alive(p)));
+    let config = up["client_config"].as_str().unwrap();
+    assert_eq!(
+        ClientConfig::load(Path::new(config)).unwrap().nodes.len(),
+        2
+    );
+
+    let status = json_of(&cairn(&["devnet", "status", "--dir", d, "--json"], &env));
+    let nodes = status["nodes"].as_array().unwrap();
+    assert!(nodes.iter().all(|n| n["alive"] == true), "{status}");
+    let text = cairn(&["devnet", "status", "--dir", d], &env);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("2 of 2 node(s) running"));
+
+    // The devnet's account, through `cairn keys` with its config.
+    let keys_out = json_of(&cairn(
+        &["keys", "show", "--config", config, "--json"],
+        &env,
+    ));
+    assert!(keys_out.get("phrase").is_none());
+    assert_eq!(keys_out["address"].as_str().unwrap().len(), 64);
+
+    let down = json_of(&cairn(&["devnet", "down", "--dir", d, "--json"], &env));
+    assert_eq!(down["stopped"], 2);
+    assert!(pids.iter().all(|&p| !pid_alive(p)));
+    let again = cairn(&["devnet", "status", "--dir", d], &env);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("cairn devnet up"));
+}
+
+#[test]
+fn cli_missing_node_binary_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let out = cairn(
+        &[
+            "devnet",
+            "up",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--nodes",
+            "1",
+        ],
+        &[("CAIRN_NODE_BIN", Path::new("/nonexistent"))],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CAIRN_NODE_BIN=/nonexistent"), "{err}");
+    assert!(!dir.join("devnet.json").exists());
+}
+
+#[test]
+fn cli_keys_new_show_restore() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("client.toml");
+    ClientConfig::new(tmp.path(), Vec::new())
+        .write(&config)
+        .unwrap();
+    let c = config.to_str().unwrap();
+
+    let new = json_of(&cairn(&["keys", "new", "--config", c, "--json"], &[]));
+    let phrase = new["phrase"].as_str().unwrap().to_string();
+    assert_eq!(phrase.split(' ').count(), 24);
+    let key_file = tmp.path().join("account.key");
+    assert_eq!(new["key_file"].as_str(), key_file.to_str());
+
+    let again = cairn(&["keys", "new", "--config", c], &[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+
+    let show = json_of(&cairn(
+        &["keys", "show", "--config", c, "--json", "--phrase"],
+        &[],
+    ));
+    assert_eq!(show["phrase"].as_str(), Some(phrase.as_str()));
+    assert_eq!(show["address"], new["address"]);
+
+    // Restore from stdin into a fresh key file.
+    std::fs::remove_file(&key_file).unwrap();
+    let mut child = Command::new(CAIRN)
+        .args(["keys", "restore", "--config", c, "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{phrase}\n").as_bytes())
+        .unwrap();
+    let restored = json_of(&child.wait_with_output().unwrap());
+    assert_eq!(restored["address"], new["address"]);
+    assert!(restored.get("phrase").is_none());
+
+    // Refuses to overwrite; a bad phrase file is a one-line error.
+    let bad = tmp.path().join("bad.txt");
+    std::fs::write(&bad, "not a phrase at all").unwrap();
+    let out = cairn(
+        &[
+            "keys",
+            "restore",
+            "--config",
+            c,
+            "--phrase-file",
+            bad.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exists already"));
+    let out = cairn(
+        &[
+            "keys",
+            "restore",
+            "--config",
+            c,
+            "--force",
+            "--phrase-file",
+            bad.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid recovery phrase") && !err.contains("at all"),
+        "{err}"
+    );
+    assert_eq!(
+        keys::load(&key_file).unwrap().address().to_string(),
+        new["address"].as_str().unwrap()
+    );
+}
