@@ -328,3 +328,45 @@ fn cli_keys_new_show_restore() {
         new["address"].as_str().unwrap()
     );
 }
+
+/// A node binary that initialises like the real one but fails at `run`.
+fn broken_node_bin(dir: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let real = find_node_bin(None).expect("cairn-node");
+    let script = dir.join("broken-node");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = init ]; then exec '{}' \"$@\"; fi\necho 'boom: no disk today' >&2\nexit 3\n",
+            real.display()
+        ),
+    )
+    .expect("write script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    script
+}
+
+#[test]
+fn a_node_that_fails_to_start_is_reported_with_its_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = options(2);
+    opts.node_bin = Some(broken_node_bin(tmp.path()));
+    let err = Devnet::up(&tmp.path().join("net"), &opts).unwrap_err();
+    assert!(matches!(err, DevnetError::Start { index: 0, .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("exited with") && text.contains("boom: no disk today"),
+        "{text}"
+    );
+    assert!(!tmp.path().join("net/devnet.json").exists());
+
+    // And `init` failing names the directory.
+    let mut opts = options(1);
+    let script = tmp.path().join("failing-init");
+    std::fs::write(&script, "#!/bin/sh\necho 'init says no' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    opts.node_bin = Some(script);
+    let err = Devnet::up(&tmp.path().join("other"), &opts).unwrap_err();
+    assert!(matches!(err, DevnetError::Init { .. }), "{err}");
+    assert!(err.to_string().contains("init says no"), "{err}");
+}
