@@ -214,9 +214,8 @@ impl ClientConfig {
             slow_after_ms: Some(self.slow_after.as_millis() as u64),
             manifest_copies: self.manifest_copies,
         };
-        let body = toml::to_string(&raw).unwrap_or_else(|e| {
-            unreachable!("a config of strings and numbers serializes: {e}")
-        });
+        let body = toml::to_string(&raw)
+            .unwrap_or_else(|e| unreachable!("a config of strings and numbers serializes: {e}"));
         format!(
             "# Cairn client configuration. Relative paths are relative to this file.\n\
              # nodes: storage nodes as /ip4/…/udp/…/quic-v1/p2p/<peer id> (or /tcp/…).\n{body}"

@@ -7,9 +7,18 @@
 //!
 //! | module | holds |
 //! |---|---|
+//! | [`client`] | [`Client`]: put, get, get_range, stat, rm |
+//! | [`upload`] | the upload pipeline: encode, place, race slow nodes, journal |
+//! | [`download`] | the download pipeline: data shards first, race, decode, in order |
+//! | [`status`] / [`remove`] | `stat` and `rm` |
+//! | [`journal`] | what an interrupted upload already stored |
+//! | [`network`] | the known nodes and the connection task |
+//! | [`error`] | [`Error`]: every failure, with what to do |
+//! | [`progress`] | progress reports for bars |
 //! | [`config`] | the client's TOML config: nodes, redundancy, parallelism |
 //! | [`keys`] | the account key file (a BIP-39 recovery phrase, mode 0600) |
 //! | [`devnet`] | a local network of real `cairn-node` processes |
+//! | [`bench`] | `cairn bench`: MiB/s and peak memory against a devnet |
 //! | [`quickstart`] | the guided tour: devnet, store, lose nodes, read back |
 //! | [`rss`] | peak memory of this process, for reports |
 //!
@@ -28,8 +37,25 @@
 //!   chain's registry replaces it later).
 //! * Paying nodes: storage deals arrive with the chain.
 
+pub mod bench;
+pub mod client;
 pub mod config;
 pub mod devnet;
+pub mod download;
+pub mod error;
+pub mod journal;
 pub mod keys;
+pub mod network;
+pub mod progress;
 pub mod quickstart;
+pub mod remove;
 pub mod rss;
+pub mod status;
+pub mod upload;
+
+pub use client::{Client, GetOptions, PutOptions};
+pub use config::ClientConfig;
+pub use download::GetReport;
+pub use error::Error;
+pub use status::FileStatus;
+pub use upload::PutReport;

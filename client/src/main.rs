@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use cairn_client::quickstart::{self, QuickstartOptions, QuickstartReport, Stage};
@@ -10,42 +11,110 @@ use cairn_protocol::CodingParams;
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+mod cmd;
+
 /// Cairn: encrypted, erasure-coded storage on machines you do not trust.
 ///
-/// This build runs Cairn's data path on this machine only: files are
-/// encrypted and coded exactly as for the network, but shards go to local
-/// directories. Storage nodes and the network client come next.
+/// Files are encrypted on this machine, erasure-coded, and spread over
+/// storage nodes; a capability (cairn:<manifest>#<key>) is all a reader
+/// needs. Start with `cairn quickstart`.
 #[derive(Debug, Parser)]
 #[command(name = "cairn", version, propagate_version = true)]
 struct Cli {
+    #[command(flatten)]
+    global: cmd::Global,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Encrypt and erasure-code a generated file into one directory per
-    /// would-be node, destroy as many nodes as the redundancy allows, read the
-    /// file back from the survivors, verify it, and report what happened.
+    /// Create, show or restore the account key (a 24-word recovery phrase).
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCommand),
+    /// Run a local network of storage nodes on 127.0.0.1.
+    #[command(subcommand)]
+    Devnet(cmd::devnet::DevnetCommand),
+    /// Encrypt, erasure-code and store files; prints one capability per file.
+    Put {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Data shards per segment (k); with --parity-shards, exact (no scaling).
+        #[arg(long = "data-shards")]
+        data_shards: Option<u16>,
+        /// Parity shards per segment (m).
+        #[arg(long = "parity-shards")]
+        parity_shards: Option<u16>,
+    },
+    /// Download a file by its capability (resumes an interrupted download).
+    Get {
+        capability: String,
+        /// Where to write the file.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Replace the output file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Write a file (or a byte range of it) to stdout.
+    Cat {
+        capability: String,
+        /// First byte to write.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        /// Bytes to write (default: to the end).
+        #[arg(long)]
+        length: Option<u64>,
+    },
+    /// Show a file's size, redundancy and how many shards of each segment remain.
+    Stat { capability: String },
+    /// Ask every node to drop a file's shards (only the account that stored it may).
+    Rm { capability: String },
+    /// List the configured storage nodes and whether they answer.
+    Nodes,
+    /// Measure upload and download MiB/s and the client's peak memory on a
+    /// devnet of real nodes started for the purpose.
+    Bench {
+        /// Storage nodes to start.
+        #[arg(long, default_value_t = 10)]
+        nodes: usize,
+        /// Data shards per segment (k).
+        #[arg(short = 'k', long = "data-shards", default_value_t = 3)]
+        data_shards: u16,
+        /// Total shards per segment (n = k + m).
+        #[arg(short = 'n', long = "total-shards", default_value_t = 10)]
+        total_shards: u16,
+        /// File sizes to measure, comma-separated.
+        #[arg(long, default_value = "64MiB,1GiB", value_delimiter = ',', value_parser = parse_size_arg)]
+        size: Vec<u64>,
+        /// Segments in flight.
+        #[arg(long, default_value_t = 4)]
+        parallelism: usize,
+        /// Working directory (default: a new one under the system temp dir).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Start a local network, store a generated file on it, kill as many
+    /// nodes as the redundancy allows, read the file back and verify it.
     Quickstart {
         /// Size of the generated file (e.g. 64MiB, 1GiB).
         #[arg(long, default_value = "64MiB", value_parser = parse_size_arg)]
         size: u64,
-        /// Data shards per segment (k).
-        #[arg(long = "data-shards", default_value_t = 10)]
-        data_shards: u16,
-        /// Parity shards per segment (m); this many nodes are destroyed.
-        #[arg(long = "parity-shards", default_value_t = 20)]
-        parity_shards: u16,
+        /// Storage nodes to start.
+        #[arg(long, default_value_t = 10)]
+        nodes: usize,
+        /// Data shards per segment (k); default: 10 of 30, scaled to the nodes.
+        #[arg(long = "data-shards", requires = "parity_shards")]
+        data_shards: Option<u16>,
+        /// Parity shards per segment (m): this many nodes are killed.
+        #[arg(long = "parity-shards", requires = "data_shards")]
+        parity_shards: Option<u16>,
         /// Working directory (default: a new one under the system temp dir).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Keep the working directory to look at the shards afterwards.
+        /// Keep the working directory and the surviving nodes running.
         #[arg(long)]
         keep: bool,
-        /// Print one JSON object instead of text.
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -54,6 +123,15 @@ fn parse_size_arg(s: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
+    // Logs (RUST_LOG=debug for the pipelines' decisions) go to stderr and
+    // stay out of the way of progress bars and JSON unless asked for.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -64,17 +142,61 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let json = cli.global.json;
     match cli.command {
+        Command::Keys(command) => cmd::keys::run(command, &cli.global),
+        Command::Devnet(command) => cmd::devnet::run(command, &cli.global),
+        Command::Put {
+            files,
+            data_shards,
+            parity_shards,
+        } => cmd::transfer::put(&cli.global, &files, data_shards, parity_shards),
+        Command::Get {
+            capability,
+            output,
+            force,
+        } => cmd::transfer::get(&cli.global, &capability, &output, force),
+        Command::Cat {
+            capability,
+            offset,
+            length,
+        } => cmd::transfer::cat(&cli.global, &capability, offset, length),
+        Command::Stat { capability } => cmd::transfer::stat(&cli.global, &capability),
+        Command::Rm { capability } => cmd::transfer::rm(&cli.global, &capability),
+        Command::Nodes => cmd::transfer::nodes(&cli.global),
+        Command::Bench {
+            nodes,
+            data_shards,
+            total_shards,
+            size,
+            parallelism,
+            dir,
+        } => bench(
+            json,
+            nodes,
+            data_shards,
+            total_shards,
+            size,
+            parallelism,
+            dir,
+        ),
         Command::Quickstart {
             size,
+            nodes,
             data_shards,
             parity_shards,
             dir,
             keep,
-            json,
         } => {
-            let params = CodingParams::new(data_shards, parity_shards)
-                .context("invalid --data-shards/--parity-shards")?;
+            let params = match (data_shards, parity_shards) {
+                (Some(k), Some(m)) => {
+                    Some(CodingParams::new(k, m).context("invalid --data-shards/--parity-shards")?)
+                }
+                _ => None,
+            };
+            if !(1..=64).contains(&nodes) {
+                anyhow::bail!("--nodes must be between 1 and 64");
+            }
             let dir = dir.unwrap_or_else(|| {
                 std::env::temp_dir()
                     .join(format!("cairn-quickstart-{}", quickstart::random_suffix()))
@@ -82,10 +204,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let opts = QuickstartOptions {
                 size,
                 dir,
+                nodes,
                 params,
                 keep,
             };
-            let report = with_progress(json, |progress| quickstart::run(&opts, progress))?;
+            let multi = MultiProgress::new();
+            if json {
+                multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+            }
+            let report = cmd::transfer::runtime()?.block_on(quickstart::run(&opts, |stage| {
+                let bar = multi.add(progress_bar(match stage {
+                    Stage::Generate => "generate",
+                    Stage::Upload => "store",
+                    Stage::Download => "retrieve",
+                }));
+                Arc::new(bar) as Arc<dyn cairn_client::progress::Progress>
+            }))?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -99,72 +233,116 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn with_progress<T>(
-    hidden: bool,
-    f: impl FnOnce(&mut dyn FnMut(Stage, u64, u64)) -> Result<T, quickstart::QuickstartError>,
-) -> anyhow::Result<T> {
+fn bench(
+    json: bool,
+    nodes: usize,
+    k: u16,
+    n: u16,
+    sizes: Vec<u64>,
+    parallelism: usize,
+    dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    if n <= k {
+        anyhow::bail!("--total-shards ({n}) must exceed --data-shards ({k})");
+    }
+    let params = CodingParams::new(k, n - k).context("invalid -k/-n")?;
+    params.check_fits(nodes)?;
+    if !(1..=64).contains(&parallelism) {
+        anyhow::bail!("--parallelism must be between 1 and 64");
+    }
+    if sizes.is_empty() || sizes.contains(&0) {
+        anyhow::bail!("--size needs positive sizes");
+    }
+    let opts = cairn_client::bench::BenchOptions {
+        nodes,
+        params,
+        sizes,
+        dir: dir.unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("cairn-bench-{}", quickstart::random_suffix()))
+        }),
+        parallelism,
+    };
     let multi = MultiProgress::new();
-    if hidden {
+    if json {
         multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
+    let runs = cmd::transfer::runtime()?.block_on(cairn_client::bench::run(&opts, |label| {
+        Arc::new(multi.add(progress_bar(label))) as Arc<dyn cairn_client::progress::Progress>
+    }))?;
+    let last = runs.last().context("no run")?;
+    if json {
+        let mut top = serde_json::to_value(last)?;
+        top["nodes"] = nodes.into();
+        top["k"] = params.k().into();
+        top["n"] = params.n().into();
+        top["runs"] = serde_json::to_value(&runs)?;
+        println!("{top}");
+    } else {
+        multi.clear()?;
+        println!(
+            "nodes={nodes} k={} n={} parallelism={parallelism}",
+            params.k(),
+            params.n()
+        );
+        println!(
+            "{:>10}  {:>12}  {:>14}  {:>15}",
+            "size", "upload MiB/s", "download MiB/s", "client peak RSS"
+        );
+        for r in &runs {
+            println!(
+                "{:>10}  {:>12.1}  {:>14.1}  {:>11}",
+                format_size(r.size_bytes),
+                r.upload_mib_s,
+                r.download_mib_s,
+                r.client_peak_rss_mib
+                    .map_or("n/a".to_string(), |m| format!("{m:.0} MiB"))
+            );
+        }
+    }
+    Ok(())
+}
+
+fn progress_bar(prefix: &str) -> ProgressBar {
     let style = ProgressStyle::with_template(
-        "{prefix:>9} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        "{prefix:>9} [{bar:40}] {bytes}/{total_bytes} {binary_bytes_per_sec} {eta}",
     )
     .unwrap_or_else(|_| ProgressStyle::default_bar())
     .progress_chars("=> ");
-    let mut bars: Vec<(Stage, ProgressBar)> = Vec::new();
-    let mut update = |stage: Stage, done: u64, total: u64| {
-        if bars.last().map(|(s, _)| *s) != Some(stage) {
-            if let Some((_, bar)) = bars.last() {
-                bar.finish();
-            }
-            let bar = multi.add(ProgressBar::new(total).with_style(style.clone()));
-            bar.set_prefix(match stage {
-                Stage::Generate => "generate",
-                Stage::Encode => "store",
-                Stage::Decode => "retrieve",
-            });
-            bars.push((stage, bar));
-        }
-        if let Some((_, bar)) = bars.last() {
-            bar.set_position(done);
-        }
-    };
-    let result = f(&mut update);
-    if let Some((_, bar)) = bars.last() {
-        bar.finish();
-    }
-    Ok(result?)
+    let bar = ProgressBar::new(0).with_style(style);
+    bar.set_prefix(prefix.to_string());
+    bar
 }
 
 fn print_report(r: &QuickstartReport) {
     println!();
     println!(
-        "Stored {} as {} segment(s) of {} shards (any {} rebuild a segment).",
+        "Stored {} on a devnet of {} real storage nodes: {} segment(s) of {} shards each, any {} rebuild a segment.",
         format_size(r.size_bytes),
+        r.nodes,
         r.segments,
         r.n,
         r.k
     );
     println!(
-        "  encrypt + erasure-code + hash: {:.0} MiB/s; {} of shards on {} node directories",
-        r.encode_mib_s,
-        format_size(r.stored_bytes),
-        r.n
+        "  upload (encrypt, erasure-code, send): {:.0} MiB/s",
+        r.upload_mib_s
     );
     println!(
-        "Destroyed {} of {} nodes: {:?}",
-        r.nodes_lost.len(),
-        r.n,
-        r.nodes_lost
+        "Killed {} of the {} nodes with SIGKILL: {:?}",
+        r.nodes_killed.len(),
+        r.nodes,
+        r.nodes_killed
     );
-    println!("  read back from the survivors with the capability alone: {:.0} MiB/s, {} data shard(s) rebuilt", r.decode_mib_s, r.shards_rebuilt);
+    println!(
+        "  read back with the capability alone: {:.0} MiB/s, {} data shard(s) rebuilt from parity",
+        r.download_mib_s, r.shards_rebuilt
+    );
     println!(
         "  identical to the original: {}",
         if r.identical { "yes" } else { "NO" }
     );
     if let Some(rss) = r.peak_rss_mib {
-        println!("  peak memory: {rss:.0} MiB (bounded by segment size, not file size)");
+        println!("  client peak memory: {rss:.0} MiB (bounded by segment size, not file size)");
     }
     println!();
     println!(
@@ -172,10 +350,9 @@ fn print_report(r: &QuickstartReport) {
         r.capability
     );
     if let Some(dir) = &r.dir {
-        println!(
-            "Shards kept under {dir}/nodes: nothing there is readable without the capability."
-        );
+        println!("Kept {dir}: the surviving nodes still run; their data is under devnet/node-*/ and none of it is readable without the capability.");
+        println!("Stop them with: cairn devnet down --dir {dir}/devnet");
     }
     println!();
-    println!("Next: try --size 1GiB, --data-shards 3 --parity-shards 7, or --keep to inspect the shards.");
+    println!("Next: `cairn devnet up`, then `cairn put FILE`, `cairn get CAP -o OUT`, `cairn stat CAP`; or `cairn bench`.");
 }

@@ -1,23 +1,24 @@
-//! The local tour of Cairn's data path.
+//! The guided tour: a real network on this machine, a file stored on it,
+//! nodes destroyed, the file read back.
 //!
-//! Each shard column goes to its own directory under `nodes/`, standing in
-//! for a storage node. After the upload, `m` of those directories are deleted
-//! (chosen at random, so data shards are lost as well as parity), and the
-//! file is read back from the survivors through the manifest and the
-//! capability alone. Every shard is checked against its id on the way in,
-//! and the output is compared with the input byte for byte.
+//! `cairn quickstart` starts a devnet of real `cairn-node` processes,
+//! uploads a generated file through the same pipeline as `cairn put`, kills
+//! (SIGKILL) as many nodes as the redundancy allows (chosen at random, so
+//! data shards are lost as well as parity), downloads the file with nothing
+//! but its capability, and compares it with the original byte for byte.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::Arc;
 
-use cairn_protocol::encoder::{EncodeError, EncoderConfig};
-use cairn_protocol::{
-    Capability, CodingParams, ContentId, FileDecoder, FileKey, Manifest, ReadEncoder, SegmentShards,
-};
 use rand::seq::SliceRandom;
 use rand::RngCore;
+
+use crate::devnet::{Devnet, DevnetError, DevnetOptions};
+use crate::error::Error;
+use crate::progress::Progress;
+use crate::{Client, GetOptions, PutOptions};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -26,33 +27,36 @@ pub struct QuickstartOptions {
     pub size: u64,
     /// Working directory; it must not exist yet or be empty.
     pub dir: PathBuf,
-    pub params: CodingParams,
-    /// Keep the working directory afterwards.
+    /// Storage nodes to start.
+    pub nodes: usize,
+    /// Exact redundancy; `None`: the default, scaled to the nodes.
+    pub params: Option<cairn_protocol::CodingParams>,
+    /// Keep the working directory (and its node data) afterwards.
     pub keep: bool,
 }
 
-/// Which part of the tour a progress update is about.
+/// Which part of the tour a progress bar is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     Generate,
-    Encode,
-    Decode,
+    Upload,
+    Download,
 }
 
 /// What happened, for people and for scripts.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct QuickstartReport {
     pub size_bytes: u64,
+    pub nodes: usize,
     pub k: usize,
     pub n: usize,
     pub segments: u64,
     pub capability: String,
-    pub manifest_id: String,
-    pub nodes_lost: Vec<usize>,
-    pub shards_rebuilt: usize,
-    pub encode_mib_s: f64,
-    pub decode_mib_s: f64,
-    pub stored_bytes: u64,
+    /// Devnet indices of the nodes killed.
+    pub nodes_killed: Vec<usize>,
+    pub shards_rebuilt: u64,
+    pub upload_mib_s: f64,
+    pub download_mib_s: f64,
     pub identical: bool,
     pub peak_rss_mib: Option<f64>,
     pub dir: Option<String>,
@@ -68,14 +72,10 @@ pub enum QuickstartError {
         context: String,
         source: std::io::Error,
     },
-    #[error("encoding: {0}")]
-    Encode(#[from] EncodeError),
-    #[error("decoding: {0}")]
-    Decode(#[from] cairn_protocol::decoder::DecodeError),
-    #[error("manifest: {0}")]
-    Manifest(#[from] cairn_protocol::manifest::ManifestError),
-    #[error("no surviving node holds the manifest")]
-    ManifestLost,
+    #[error("starting the devnet: {0}")]
+    Devnet(#[from] DevnetError),
+    #[error(transparent)]
+    Client(#[from] Error),
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> QuickstartError {
@@ -83,127 +83,113 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> QuickstartEr
     move |source| QuickstartError::Io { context, source }
 }
 
-fn node_dir(root: &Path, node: usize) -> PathBuf {
-    root.join("nodes").join(format!("node-{node:03}"))
-}
-
-/// Runs the tour, calling `progress(stage, done, total)` as it goes.
-pub fn run(
+/// Runs the tour; `bar(stage)` gives the progress report of each stage.
+pub async fn run(
     opts: &QuickstartOptions,
-    mut progress: impl FnMut(Stage, u64, u64),
+    bar: impl Fn(Stage) -> Arc<dyn Progress>,
 ) -> Result<QuickstartReport, QuickstartError> {
     if opts.dir.exists()
-        && fs::read_dir(&opts.dir)
+        && std::fs::read_dir(&opts.dir)
             .map_err(io("reading working directory"))?
             .next()
             .is_some()
     {
         return Err(QuickstartError::DirNotEmpty(opts.dir.clone()));
     }
-    let n = opts.params.n();
-    for node in 0..n {
-        fs::create_dir_all(node_dir(&opts.dir, node)).map_err(io("creating node directories"))?;
-    }
+    std::fs::create_dir_all(&opts.dir).map_err(io("creating working directory"))?;
     let input = opts.dir.join("input.bin");
     let output = opts.dir.join("output.bin");
-    let input_hash = generate(&input, opts.size, &mut progress)?;
+    let input_hash = {
+        let progress = bar(Stage::Generate);
+        let (path, size) = (input.clone(), opts.size);
+        tokio::task::spawn_blocking(move || generate(&path, size, progress.as_ref()))
+            .await
+            .map_err(|e| QuickstartError::Io {
+                context: "generating the file".into(),
+                source: std::io::Error::other(e.to_string()),
+            })??
+    };
 
-    // Upload: encode and put shard j of every segment on node j.
-    let key = FileKey::generate();
-    let started = Instant::now();
-    let file = File::open(&input).map_err(io("opening input"))?;
-    let mut encoder = ReadEncoder::new(file, &key, EncoderConfig::new(opts.params))?;
-    let mut stored_bytes = 0u64;
-    while let Some(segment) = encoder.next_segment()? {
-        for (j, (shard, id)) in segment.shards().zip(segment.ids()).enumerate() {
-            fs::write(node_dir(&opts.dir, j).join(id.to_string()), shard)
-                .map_err(io("writing a shard"))?;
-            stored_bytes += shard.len() as u64;
-        }
-        progress(Stage::Encode, encoder.plaintext_len(), opts.size);
-        encoder.recycle(segment);
-    }
-    let manifest = encoder.manifest()?;
-    let (manifest_id, sealed) = manifest.seal(&key);
-    for node in 0..n {
-        fs::write(
-            node_dir(&opts.dir, node).join(manifest_id.to_string()),
-            &sealed,
+    let mut devnet = Devnet::up(
+        &opts.dir.join("devnet"),
+        &DevnetOptions {
+            nodes: opts.nodes,
+            capacity: (opts.size * 4).max(1 << 30),
+            ..DevnetOptions::default()
+        },
+    )?
+    .owned();
+    let mut config = devnet.client_config();
+    config.state_dir = opts.dir.join("state");
+    let client = Client::connect(config)?;
+
+    let put = client
+        .put_path(
+            &input,
+            &PutOptions {
+                params: opts.params,
+                progress: Some(bar(Stage::Upload)),
+            },
         )
-        .map_err(io("writing the manifest"))?;
-    }
-    let encode_secs = started.elapsed().as_secs_f64();
-    let capability = Capability::new(manifest_id, key);
+        .await?;
 
-    // Lose as many nodes as the redundancy allows.
-    let mut nodes: Vec<usize> = (0..n).collect();
+    // Kill as many nodes as the redundancy allows, at random.
+    let mut nodes: Vec<usize> = (0..opts.nodes).collect();
     nodes.shuffle(&mut rand::thread_rng());
-    let mut lost: Vec<usize> = nodes[..opts.params.m()].to_vec();
-    lost.sort_unstable();
-    for node in &lost {
-        fs::remove_dir_all(node_dir(&opts.dir, *node)).map_err(io("removing a node directory"))?;
+    let mut killed: Vec<usize> = nodes[..put.n - put.k].to_vec();
+    killed.sort_unstable();
+    for &i in &killed {
+        devnet.kill(i)?;
     }
 
-    // Download with nothing but the capability and the survivors.
-    let started = Instant::now();
-    let text = capability.to_string();
-    let capability: Capability = text
+    // Read back with nothing but the capability.
+    let text = put.capability.to_string();
+    let capability: cairn_protocol::Capability = text
         .parse()
         .unwrap_or_else(|e| unreachable!("a capability we printed parses: {e}"));
-    let manifest = read_manifest(&opts.dir, n, &capability)?;
-    let mut decoder = FileDecoder::new(&manifest, &capability.key);
-    let mut out = BufWriter::with_capacity(
-        1 << 20,
-        File::create(&output).map_err(io("creating output"))?,
-    );
-    let mut rebuilt = 0;
-    for segment in 0..manifest.segment_count() {
-        let mut shards = SegmentShards::new(&manifest, segment)?;
-        let ids = manifest
-            .segment_shards(segment)
-            .unwrap_or_default()
-            .to_vec();
-        // Data shards first: with all of them no decoding is needed.
-        for (j, id) in ids.iter().enumerate() {
-            if shards.has_all_data() || (shards.is_decodable() && j >= opts.params.k()) {
-                break;
-            }
-            if let Some(bytes) = read_shard(&opts.dir, j, id)? {
-                // A damaged shard is refused by insert and simply not used.
-                let _ = shards.insert(j, bytes);
-            }
-        }
-        rebuilt += decoder.write_segment(shards, &mut out)?.rebuilt;
-        progress(
-            Stage::Decode,
-            ((segment + 1) * manifest.layout().segment_len()).min(opts.size),
-            opts.size,
-        );
-    }
-    decoder.finish()?;
-    out.flush().map_err(io("writing output"))?;
-    drop(out);
-    let decode_secs = started.elapsed().as_secs_f64();
-    let identical = hash_file(&output)? == input_hash;
+    let reader = Client::connect(client.config().clone())?;
+    let got = reader
+        .get_to_path(
+            &capability,
+            &output,
+            &GetOptions {
+                progress: Some(bar(Stage::Download)),
+                overwrite: true,
+            },
+        )
+        .await?;
+    let identical = {
+        let path = output.clone();
+        tokio::task::spawn_blocking(move || hash_file(&path))
+            .await
+            .map_err(|e| QuickstartError::Io {
+                context: "reading the output".into(),
+                source: std::io::Error::other(e.to_string()),
+            })??
+            == input_hash
+    };
 
     let report = QuickstartReport {
         size_bytes: opts.size,
-        k: opts.params.k(),
-        n,
-        segments: manifest.segment_count(),
+        nodes: opts.nodes,
+        k: put.k,
+        n: put.n,
+        segments: put.segments,
         capability: text,
-        manifest_id: manifest_id.to_string(),
-        nodes_lost: lost,
-        shards_rebuilt: rebuilt,
-        encode_mib_s: mib_per_s(opts.size, encode_secs),
-        decode_mib_s: mib_per_s(opts.size, decode_secs),
-        stored_bytes,
+        nodes_killed: killed,
+        shards_rebuilt: got.shards_rebuilt,
+        upload_mib_s: mib_per_s(opts.size, put.seconds),
+        download_mib_s: mib_per_s(opts.size, got.seconds),
         identical,
         peak_rss_mib: crate::rss::peak_rss_bytes().map(|b| b as f64 / 1048576.0),
         dir: opts.keep.then(|| opts.dir.display().to_string()),
     };
-    if !opts.keep {
-        fs::remove_dir_all(&opts.dir).map_err(io("cleaning up"))?;
+    if opts.keep {
+        // Leave the survivors running for a look around.
+        devnet.set_owned(false);
+    } else {
+        drop(devnet);
+        std::fs::remove_dir_all(&opts.dir).map_err(io("cleaning up"))?;
     }
     Ok(report)
 }
@@ -215,20 +201,21 @@ fn mib_per_s(bytes: u64, secs: f64) -> f64 {
 fn generate(
     path: &Path,
     size: u64,
-    progress: &mut impl FnMut(Stage, u64, u64),
+    progress: &dyn Progress,
 ) -> Result<blake3::Hash, QuickstartError> {
     let mut file = BufWriter::new(File::create(path).map_err(io("creating input"))?);
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut rng = rand::thread_rng();
     let mut written = 0;
+    progress.start(size);
     while written < size {
         let len = (size - written).min(buf.len() as u64) as usize;
         rng.fill_bytes(&mut buf[..len]);
         hasher.update(&buf[..len]);
         file.write_all(&buf[..len]).map_err(io("writing input"))?;
         written += len as u64;
-        progress(Stage::Generate, written, size);
+        progress.advance(len as u64);
     }
     file.flush().map_err(io("writing input"))?;
     Ok(hasher.finalize())
@@ -247,80 +234,9 @@ fn hash_file(path: &Path) -> Result<blake3::Hash, QuickstartError> {
     }
 }
 
-fn read_shard(
-    root: &Path,
-    node: usize,
-    id: &ContentId,
-) -> Result<Option<Vec<u8>>, QuickstartError> {
-    match fs::read(node_dir(root, node).join(id.to_string())) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io("reading a shard")(e)),
-    }
-}
-
-fn read_manifest(
-    root: &Path,
-    nodes: usize,
-    capability: &Capability,
-) -> Result<Manifest, QuickstartError> {
-    for node in 0..nodes {
-        if let Some(bytes) = read_shard(root, node, &capability.manifest)? {
-            if capability.manifest.matches(&bytes) {
-                return Ok(Manifest::open(
-                    &capability.manifest,
-                    &bytes,
-                    &capability.key,
-                )?);
-            }
-        }
-    }
-    Err(QuickstartError::ManifestLost)
-}
-
 /// Fresh random bytes for callers that need a unique name.
 pub fn random_suffix() -> String {
     let mut b = [0u8; 4];
     rand::thread_rng().fill_bytes(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tour_round_trips_and_cleans_up() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("tour");
-        let opts = QuickstartOptions {
-            size: 3_000_000,
-            dir: dir.clone(),
-            params: CodingParams::new(4, 3).unwrap(),
-            keep: false,
-        };
-        let mut stages = Vec::new();
-        let report = run(&opts, |s, _, _| stages.push(s)).unwrap();
-        assert!(report.identical);
-        assert_eq!(report.nodes_lost.len(), 3);
-        assert!(stages.contains(&Stage::Encode) && stages.contains(&Stage::Decode));
-        assert!(!dir.exists());
-        assert!(report.capability.parse::<Capability>().is_ok());
-    }
-
-    #[test]
-    fn refuses_a_non_empty_directory() {
-        let tmp = tempfile::tempdir().unwrap();
-        fs::write(tmp.path().join("x"), b"x").unwrap();
-        let opts = QuickstartOptions {
-            size: 1,
-            dir: tmp.path().into(),
-            params: CodingParams::default(),
-            keep: true,
-        };
-        assert!(matches!(
-            run(&opts, |_, _, _| {}),
-            Err(QuickstartError::DirNotEmpty(_))
-        ));
-    }
 }

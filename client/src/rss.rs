@@ -13,3 +13,9 @@ pub fn peak_rss_bytes() -> Option<u64> {
         .ok()?;
     Some(kib * 1024)
 }
+
+/// Resets the peak to the current resident size (Linux: `clear_refs` 5),
+/// so one process can measure several runs apart. `false` if unsupported.
+pub fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}

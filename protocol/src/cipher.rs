@@ -270,6 +270,16 @@ impl StreamDecryptor {
         }
     }
 
+    /// A decryptor that starts at block `block` (its ciphertext must be fed
+    /// from that block's first byte), for resuming a stream part way.
+    pub fn starting_at(key: &FileKey, layout: Layout, block: u64) -> Self {
+        let mut d = Self::new(key, layout);
+        let block = block.min(layout.block_count());
+        d.next_block = block;
+        d.seen = block * layout.sealed_block_size();
+        d
+    }
+
     /// Index of the next block to be completed.
     pub fn next_block(&self) -> u64 {
         self.next_block

@@ -148,6 +148,12 @@ impl SegmentShards {
         self.slots[..self.k].iter().all(Option::is_some)
     }
 
+    /// The shards held, by index (for callers that rebuild shards
+    /// themselves, such as range reads and repair).
+    pub fn into_slots(self) -> Vec<Option<Vec<u8>>> {
+        self.slots
+    }
+
     /// Indices not held yet.
     pub fn missing(&self) -> impl Iterator<Item = usize> + '_ {
         self.slots
@@ -173,6 +179,8 @@ pub struct FileDecoder {
     coder: ErasureCoder,
     decryptor: StreamDecryptor,
     next_segment: u64,
+    /// Ciphertext bytes of the next segment that precede the resume point.
+    skip: u64,
 }
 
 impl FileDecoder {
@@ -182,8 +190,37 @@ impl FileDecoder {
             coder: ErasureCoder::new(layout.params()),
             decryptor: StreamDecryptor::new(key, layout),
             next_segment: 0,
+            skip: 0,
             layout,
         }
+    }
+
+    /// A decoder that resumes writing plaintext at `offset`, rounded down to
+    /// a block boundary; returns it with the offset it resumes at. Segments
+    /// are then given from [`Self::next_segment`] on, and only plaintext
+    /// from the returned offset is written.
+    pub fn resume_at(manifest: &Manifest, key: &FileKey, offset: u64) -> (Self, u64) {
+        let layout = *manifest.layout();
+        let bs = layout.block_size() as u64;
+        let len = layout.plaintext_len();
+        if offset >= len {
+            // Nothing left to write; `finish` still checks the whole file.
+            let mut d = Self::new(manifest, key);
+            d.next_segment = layout.segment_count();
+            d.decryptor = StreamDecryptor::starting_at(key, layout, layout.block_count());
+            return (d, len);
+        }
+        let block = offset / bs;
+        let start = layout.block_ciphertext(block).start;
+        let segment = start / layout.segment_len();
+        let d = Self {
+            coder: ErasureCoder::new(layout.params()),
+            decryptor: StreamDecryptor::starting_at(key, layout, block),
+            next_segment: segment,
+            skip: start - segment * layout.segment_len(),
+            layout,
+        };
+        (d, block * bs)
     }
 
     /// The segment [`Self::write_segment`] wants next.
@@ -221,12 +258,15 @@ impl FileDecoder {
         }
         let mut remaining =
             (shards.geometry.ciphertext.end - shards.geometry.ciphertext.start) as usize;
+        let mut skip = std::mem::take(&mut self.skip) as usize;
         for slot in &mut shards.slots[..k] {
             let Some(data) = slot else {
                 unreachable!("reconstruct_data filled every data slot");
             };
             let take = remaining.min(data.len());
-            self.decryptor.feed(&mut data[..take], out)?;
+            let skipped = skip.min(take);
+            self.decryptor.feed(&mut data[skipped..take], out)?;
+            skip -= skipped;
             remaining -= take;
         }
         self.next_segment += 1;

@@ -1,0 +1,177 @@
+//! `cairn bench`: upload and download throughput and the client's peak
+//! memory against a devnet of real nodes started for the purpose.
+//!
+//! Defaults follow Tahoe-LAFS (10 nodes, k = 3, n = 10) so numbers can be
+//! compared with it. Files are generated before timing starts; the upload
+//! reads from disk, the download streams into a BLAKE3 hasher (checked
+//! against the original, so a fast wrong answer cannot pass) and writes
+//! nothing to disk.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use cairn_protocol::CodingParams;
+use tokio::io::AsyncWrite;
+
+use crate::devnet::{Devnet, DevnetOptions};
+use crate::progress::Progress;
+use crate::quickstart::QuickstartError;
+use crate::{Client, GetOptions, PutOptions};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    pub nodes: usize,
+    pub params: CodingParams,
+    /// File sizes, one run each.
+    pub sizes: Vec<u64>,
+    /// Working directory for the devnet and the generated files.
+    pub dir: PathBuf,
+    /// Segments in flight (the client config's `parallelism`).
+    pub parallelism: usize,
+}
+
+/// One run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchRun {
+    pub size_bytes: u64,
+    pub upload_mib_s: f64,
+    pub download_mib_s: f64,
+    /// Peak resident memory of this process during the run.
+    pub client_peak_rss_mib: Option<f64>,
+    pub upload_seconds: f64,
+    pub download_seconds: f64,
+}
+
+/// Runs the benchmark; `bar(label)` gives progress for each transfer.
+pub async fn run(
+    opts: &BenchOptions,
+    bar: impl Fn(&str) -> Arc<dyn Progress>,
+) -> Result<Vec<BenchRun>, QuickstartError> {
+    let io = |context: &str| {
+        let context = context.to_string();
+        move |source| QuickstartError::Io { context, source }
+    };
+    std::fs::create_dir_all(&opts.dir).map_err(io("creating the bench directory"))?;
+    let largest = opts.sizes.iter().copied().max().unwrap_or(0);
+    let devnet = Devnet::up(
+        &opts.dir.join("devnet"),
+        &DevnetOptions {
+            nodes: opts.nodes,
+            capacity: (largest * 2).max(1 << 30),
+            ..DevnetOptions::default()
+        },
+    )?
+    .owned();
+    let mut config = devnet.client_config();
+    config.state_dir = opts.dir.join("state");
+    config.parallelism = opts.parallelism;
+    let client = Client::connect(config)?;
+    let mut runs = Vec::new();
+    for &size in &opts.sizes {
+        let input = opts.dir.join(format!("input-{size}.bin"));
+        let want = {
+            let path = input.clone();
+            tokio::task::spawn_blocking(move || write_random(&path, size))
+                .await
+                .map_err(|e| QuickstartError::Io {
+                    context: "generating the file".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })?
+                .map_err(io("generating the file"))?
+        };
+        crate::rss::reset_peak();
+        let started = Instant::now();
+        let put = client
+            .put_path(
+                &input,
+                &PutOptions {
+                    params: Some(opts.params),
+                    progress: Some(bar("upload")),
+                },
+            )
+            .await?;
+        let upload = started.elapsed().as_secs_f64();
+        std::fs::remove_file(&input).map_err(io("removing the input"))?;
+        let mut sink = HashSink::default();
+        let started = Instant::now();
+        client
+            .get(
+                &put.capability,
+                &mut sink,
+                &GetOptions {
+                    progress: Some(bar("download")),
+                    overwrite: false,
+                },
+            )
+            .await?;
+        let download = started.elapsed().as_secs_f64();
+        if sink.hasher.finalize() != want || sink.len != size {
+            return Err(QuickstartError::Io {
+                context: "benchmark".into(),
+                source: std::io::Error::other("the file read back differs from the file stored"),
+            });
+        }
+        let mib = size as f64 / 1048576.0;
+        runs.push(BenchRun {
+            size_bytes: size,
+            upload_mib_s: mib / upload.max(1e-9),
+            download_mib_s: mib / download.max(1e-9),
+            client_peak_rss_mib: crate::rss::peak_rss_bytes().map(|b| b as f64 / 1048576.0),
+            upload_seconds: upload,
+            download_seconds: download,
+        });
+        // Free the nodes' space for the next run.
+        client.rm(&put.capability).await?;
+    }
+    drop(devnet);
+    let _ = std::fs::remove_dir_all(&opts.dir);
+    Ok(runs)
+}
+
+fn write_random(path: &std::path::Path, size: u64) -> std::io::Result<blake3::Hash> {
+    use rand::RngCore;
+    use std::io::Write;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut rng = rand::thread_rng();
+    let mut left = size;
+    while left > 0 {
+        let len = left.min(buf.len() as u64) as usize;
+        rng.fill_bytes(&mut buf[..len]);
+        hasher.update(&buf[..len]);
+        file.write_all(&buf[..len])?;
+        left -= len as u64;
+    }
+    file.flush()?;
+    Ok(hasher.finalize())
+}
+
+/// An `AsyncWrite` that only hashes.
+#[derive(Default)]
+struct HashSink {
+    hasher: blake3::Hasher,
+    len: u64,
+}
+
+impl AsyncWrite for HashSink {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.hasher.update(buf);
+        self.len += buf.len() as u64;
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

@@ -1,0 +1,473 @@
+//! The download pipeline: capability in, verified plaintext out, in order.
+//!
+//! ```text
+//! manifest (best-ranked holders first) ─▶ per segment: k data shards from the hinted nodes
+//!        slow for `slow_after`? fetch one more shard (parity) from another node
+//!        failed / not found?    fetch another; ask every node `has` once if the hint ran dry
+//!   ─▶ decode only if a data shard is missing ─▶ decrypt ─▶ writer, segment by segment
+//! ```
+//!
+//! Every shard is verified against its id as it arrives (bao, in the
+//! network client) and every block against its tag, so a lying node costs
+//! time, never correctness. Up to `parallelism` segments are fetched at
+//! once; plaintext is written strictly in order, so memory is bounded by
+//! the window, not the file. A node that failed or was outrun is tried
+//! last for the rest of the transfer, so a hung node costs one
+//! `slow_after` per segment in the window, not one per segment.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cairn_protocol::decoder::SegmentShards;
+use cairn_protocol::range::ReadPlan;
+use cairn_protocol::{Capability, ContentId, FileDecoder, Manifest};
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::error::{summarize, Error};
+use crate::network::{is_not_found, reason, Network, NodeIndex};
+use crate::progress::Progress;
+use crate::upload::lock;
+
+/// Largest manifest a client accepts from a node.
+const MAX_MANIFEST_FETCH: u64 = cairn_protocol::params::MAX_SHARD_SIZE as u64;
+/// Manifest holders asked at once.
+const MANIFEST_FANOUT: usize = 3;
+
+/// What a download did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct GetReport {
+    pub size_bytes: u64,
+    /// Plaintext bytes written by this run (less than the size when resumed).
+    pub bytes_written: u64,
+    /// Where this run started writing (non-zero when resumed).
+    pub resumed_at: u64,
+    pub segments: u64,
+    pub shards_fetched: u64,
+    /// Data shards rebuilt from parity.
+    pub shards_rebuilt: u64,
+    /// Extra shard fetches started because a node was slow.
+    pub hedged: u64,
+    /// Fetches that failed (node down, refused, or bytes that did not verify).
+    pub failed_fetches: u64,
+    pub seconds: f64,
+}
+
+/// Where a file's shards are, as far as the client knows.
+#[derive(Debug)]
+pub(crate) struct Locator {
+    network: Network,
+    /// The placement hint: the node of each column.
+    hint: Vec<Option<NodeIndex>>,
+    /// Nodes that failed or were outrun: asked last.
+    slow: Mutex<HashSet<NodeIndex>>,
+    slow_after: Duration,
+}
+
+impl Locator {
+    pub fn new(network: &Network, manifest: &Manifest, slow_after: Duration) -> Self {
+        let n = manifest.params().n();
+        let hint = if manifest.placement().len() == n {
+            manifest
+                .placement()
+                .iter()
+                .map(|id| network.index_of(id))
+                .collect()
+        } else {
+            vec![None; n]
+        };
+        Self {
+            network: network.clone(),
+            hint,
+            slow: Mutex::new(HashSet::new()),
+            slow_after,
+        }
+    }
+
+    fn is_slow(&self, node: NodeIndex) -> bool {
+        lock(&self.slow).contains(&node)
+    }
+
+    fn mark_slow(&self, node: NodeIndex) {
+        lock(&self.slow).insert(node);
+    }
+
+    /// Asks every node which of `ids` it holds (slow nodes get
+    /// `slow_after`, then count as holding nothing).
+    pub async fn scan(&self, ids: &[ContentId]) -> HashMap<ContentId, Vec<NodeIndex>> {
+        let mut asks: FuturesUnordered<_> = (0..self.network.len())
+            .map(|node| async move {
+                let wait = if self.is_slow(node) {
+                    self.slow_after
+                } else {
+                    self.slow_after * 4
+                };
+                let answer = tokio::time::timeout(wait, self.network.has(node, ids)).await;
+                (node, answer)
+            })
+            .collect();
+        let mut found: HashMap<ContentId, Vec<NodeIndex>> = HashMap::new();
+        while let Some((node, answer)) = asks.next().await {
+            match answer {
+                Ok(Ok(sizes)) => {
+                    for (id, size) in ids.iter().zip(sizes) {
+                        if size.is_some() {
+                            found.entry(*id).or_default().push(node);
+                        }
+                    }
+                }
+                _ => self.mark_slow(node),
+            }
+        }
+        found
+    }
+}
+
+/// Fetches and opens the manifest named by `cap`.
+pub(crate) async fn fetch_manifest(network: &Network, cap: &Capability) -> Result<Manifest, Error> {
+    let id = cap.manifest;
+    let ranking = network.ranked(id.digest());
+    let mut next = ranking.into_iter();
+    let ask = |node: NodeIndex| async move {
+        let sizes = network.has(node, &[id]).await?;
+        match sizes.first().copied().flatten() {
+            Some(size) if size <= MAX_MANIFEST_FETCH => {
+                network.fetch(node, id, size, 0..size).await.map(Some)
+            }
+            _ => Ok(None),
+        }
+    };
+    let mut running = FuturesUnordered::new();
+    for node in next.by_ref().take(MANIFEST_FANOUT) {
+        running.push(ask(node));
+    }
+    let mut asked = running.len();
+    while let Some(answer) = running.next().await {
+        if let Ok(Some(bytes)) = answer {
+            // Bytes verified against the id: a failure to open is the key's.
+            return Ok(Manifest::open(&id, &bytes, &cap.key)?);
+        }
+        if let Some(node) = next.next() {
+            asked += 1;
+            running.push(ask(node));
+        }
+    }
+    Err(Error::ManifestNotFound {
+        id,
+        asked,
+        nodes: network.len(),
+    })
+}
+
+/// Fetch statistics of one segment.
+#[derive(Debug, Default, Clone, Copy)]
+struct SegmentStats {
+    fetched: u64,
+    hedged: u64,
+    failed: u64,
+}
+
+/// Gathers at least `k` verified shards of segment `s`, data shards first.
+async fn fetch_segment(
+    locator: &Locator,
+    manifest: &Manifest,
+    s: u64,
+) -> Result<(SegmentShards, SegmentStats), Error> {
+    let mut set = SegmentShards::new(manifest, s)?;
+    let ids = manifest.segment_shards(s).unwrap_or_default().to_vec();
+    let size = set.shard_size() as u64;
+    let k = manifest.params().k();
+    let network = &locator.network;
+    // Candidates: the hinted node of every column, data columns first;
+    // nodes that misbehaved earlier go to the back.
+    let mut queue: VecDeque<(usize, NodeIndex)> = VecDeque::new();
+    let mut later = Vec::new();
+    for (j, node) in locator.hint.iter().enumerate() {
+        if let Some(node) = *node {
+            if locator.is_slow(node) {
+                later.push((j, node));
+            } else {
+                queue.push_back((j, node));
+            }
+        }
+    }
+    queue.extend(later);
+    let mut tried: HashSet<(usize, NodeIndex)> = HashSet::new();
+    let mut in_flight: HashSet<usize> = HashSet::new();
+    let mut stats = SegmentStats::default();
+    let mut reasons = Vec::new();
+    let mut scanned = false;
+    let fetch = |j: usize, node: NodeIndex| {
+        let id = ids[j];
+        async move { (j, node, network.fetch(node, id, size, 0..size).await) }
+    };
+    let mut running = FuturesUnordered::new();
+    let mut hedge = tokio::time::interval(locator.slow_after);
+    hedge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    hedge.tick().await;
+    loop {
+        // Keep enough fetches going to finish, preferring shards not yet
+        // held or in flight.
+        while set.good() + running.len() < k {
+            let Some((j, node)) = pop_candidate(&mut queue, &set, &in_flight, &tried) else {
+                break;
+            };
+            tried.insert((j, node));
+            in_flight.insert(j);
+            running.push(fetch(j, node));
+        }
+        if running.is_empty() {
+            if !scanned {
+                scanned = true;
+                let found = locator.scan(&ids).await;
+                for (j, id) in ids.iter().enumerate() {
+                    for &node in found.get(id).map(Vec::as_slice).unwrap_or_default() {
+                        if !tried.contains(&(j, node)) {
+                            queue.push_back((j, node));
+                        }
+                    }
+                }
+                continue;
+            }
+            return Err(Error::SegmentUnavailable {
+                segment: s,
+                have: set.good(),
+                need: k,
+                reasons: summarize(&reasons),
+            });
+        }
+        tokio::select! {
+            Some((j, node, result)) = running.next() => {
+                in_flight.remove(&j);
+                match result {
+                    Ok(bytes) => match set.insert(j, bytes) {
+                        Ok(()) => {
+                            stats.fetched += 1;
+                            if set.is_decodable() {
+                                return Ok((set, stats));
+                            }
+                        }
+                        Err(e) => {
+                            stats.failed += 1;
+                            reasons.push(e.to_string());
+                            locator.mark_slow(node);
+                        }
+                    },
+                    Err(e) => {
+                        stats.failed += 1;
+                        if !is_not_found(&e) {
+                            locator.mark_slow(node);
+                        }
+                        tracing::debug!(segment = s, shard = j, error = %e, "shard fetch failed");
+                        reasons.push(reason(network, node, &e));
+                    }
+                }
+            }
+            _ = hedge.tick() => {
+                // Nothing arrived for a while: start one more fetch, and
+                // remember who is holding us up.
+                if let Some((j, node)) = pop_candidate(&mut queue, &set, &in_flight, &tried) {
+                    stats.hedged += 1;
+                    tried.insert((j, node));
+                    in_flight.insert(j);
+                    running.push(fetch(j, node));
+                }
+                mark_outstanding_slow(locator, &tried, &in_flight);
+            }
+        }
+    }
+}
+
+/// Nodes with fetches still in flight at a hedge tick are slow.
+fn mark_outstanding_slow(
+    locator: &Locator,
+    tried: &HashSet<(usize, NodeIndex)>,
+    in_flight: &HashSet<usize>,
+) {
+    for &(j, node) in tried {
+        if in_flight.contains(&j) {
+            locator.mark_slow(node);
+        }
+    }
+}
+
+/// The next candidate: a shard neither held nor being fetched, else any
+/// untried (shard, node) pair.
+fn pop_candidate(
+    queue: &mut VecDeque<(usize, NodeIndex)>,
+    set: &SegmentShards,
+    in_flight: &HashSet<usize>,
+    tried: &HashSet<(usize, NodeIndex)>,
+) -> Option<(usize, NodeIndex)> {
+    let held = |j: usize| set.missing().all(|m| m != j);
+    let fresh = queue
+        .iter()
+        .position(|&(j, n)| !held(j) && !in_flight.contains(&j) && !tried.contains(&(j, n)));
+    if let Some(i) = fresh {
+        return queue.remove(i);
+    }
+    let any = queue
+        .iter()
+        .position(|&(j, n)| !held(j) && !tried.contains(&(j, n)))?;
+    queue.remove(any)
+}
+
+/// How to run one download.
+pub(crate) struct DownloadPlan {
+    /// Plaintext offset to start at (rounded down to a block).
+    pub resume_at: u64,
+    /// Segments fetched at once.
+    pub parallelism: usize,
+    /// Silence after which one more shard is fetched.
+    pub slow_after: Duration,
+    pub progress: Arc<dyn Progress>,
+}
+
+/// Writes the plaintext from byte `resume_at` (block-aligned by the
+/// decoder) to `writer`.
+pub(crate) async fn download<W: AsyncWrite + Unpin>(
+    network: &Network,
+    manifest: Arc<Manifest>,
+    cap: &Capability,
+    writer: &mut W,
+    plan: DownloadPlan,
+) -> Result<GetReport, Error> {
+    let DownloadPlan {
+        resume_at,
+        parallelism,
+        slow_after,
+        progress,
+    } = plan;
+    let started = Instant::now();
+    let (mut decoder, from) = FileDecoder::resume_at(&manifest, &cap.key, resume_at);
+    let size = manifest.plaintext_len();
+    progress.start(size);
+    progress.advance(from);
+    let locator = Arc::new(Locator::new(network, &manifest, slow_after));
+    let first = decoder.next_segment();
+    let count = manifest.segment_count();
+    let mut report = GetReport {
+        size_bytes: size,
+        resumed_at: from,
+        segments: count,
+        ..GetReport::default()
+    };
+    let mut segments = futures::stream::iter(first..count)
+        .map(|s| {
+            let locator = locator.clone();
+            let manifest = manifest.clone();
+            tokio::spawn(async move { fetch_segment(&locator, &manifest, s).await })
+        })
+        .buffered(parallelism.max(1));
+    let mut buf = Vec::new();
+    while let Some(joined) = segments.next().await {
+        let (set, stats) = joined.map_err(|e| Error::Io {
+            context: "a segment fetch task failed".into(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
+        report.shards_fetched += stats.fetched;
+        report.hedged += stats.hedged;
+        report.failed_fetches += stats.failed;
+        let (d, b, rebuilt) = tokio::task::spawn_blocking(move || {
+            buf.clear();
+            let r = decoder.write_segment(set, &mut buf);
+            (decoder, buf, r)
+        })
+        .await
+        .map_err(|e| Error::Io {
+            context: "the decoder thread failed".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        decoder = d;
+        buf = b;
+        report.shards_rebuilt += rebuilt?.rebuilt as u64;
+        writer
+            .write_all(&buf)
+            .await
+            .map_err(Error::io("writing the output"))?;
+        report.bytes_written += buf.len() as u64;
+        progress.advance(buf.len() as u64);
+    }
+    decoder.finish()?;
+    writer
+        .flush()
+        .await
+        .map_err(Error::io("writing the output"))?;
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Reads plaintext bytes `range`, fetching only the shard ranges that hold
+/// it (a whole segment only when a needed data shard cannot be read).
+pub(crate) async fn read_range(
+    network: &Network,
+    manifest: &Manifest,
+    cap: &Capability,
+    range: Range<u64>,
+    slow_after: Duration,
+) -> Result<Vec<u8>, Error> {
+    let plan = ReadPlan::new(manifest, range)?;
+    let locator = Locator::new(network, manifest, slow_after);
+    let pieces = plan.pieces().to_vec();
+    let fetched = futures::stream::iter(pieces.iter())
+        .map(|piece| read_piece(&locator, manifest, piece))
+        .buffered(8)
+        .collect::<Vec<_>>()
+        .await;
+    let mut ciphertext = Vec::with_capacity(plan.ciphertext_len() as usize);
+    for bytes in fetched {
+        ciphertext.extend_from_slice(&bytes?);
+    }
+    Ok(plan.open(&cap.key, &ciphertext)?)
+}
+
+async fn read_piece(
+    locator: &Locator,
+    manifest: &Manifest,
+    piece: &cairn_protocol::range::ShardPiece,
+) -> Result<Vec<u8>, Error> {
+    let network = &locator.network;
+    let size = piece.shard_size as u64;
+    let mut nodes: Vec<NodeIndex> = locator.hint[piece.shard].into_iter().collect();
+    let mut scanned = false;
+    loop {
+        while let Some(node) = nodes.pop() {
+            let fetch = network.fetch(node, piece.id, size, piece.range.clone());
+            if let Ok(Ok(bytes)) = tokio::time::timeout(locator.slow_after * 2, fetch).await {
+                return Ok(bytes);
+            }
+            locator.mark_slow(node);
+        }
+        if scanned {
+            break;
+        }
+        scanned = true;
+        nodes = locator
+            .scan(&[piece.id])
+            .await
+            .remove(&piece.id)
+            .unwrap_or_default();
+        nodes.retain(|&n| Some(n) != locator.hint[piece.shard]);
+    }
+    // The data shard is nowhere to be read: rebuild its segment.
+    let (set, _) = fetch_segment(locator, manifest, piece.segment).await?;
+    let data = rebuild_data_shard(manifest, set, piece.shard)?;
+    Ok(data[piece.range.start as usize..piece.range.end as usize].to_vec())
+}
+
+/// Data shard `j` of a decodable segment, rebuilding it if needed.
+fn rebuild_data_shard(manifest: &Manifest, set: SegmentShards, j: usize) -> Result<Vec<u8>, Error> {
+    let coder = cairn_protocol::erasure::ErasureCoder::new(manifest.params());
+    let size = set.shard_size();
+    let mut slots = set.into_slots();
+    if slots[j].is_none() {
+        coder.reconstruct_data(&mut slots, size).map_err(|source| {
+            cairn_protocol::decoder::DecodeError::Erasure { segment: 0, source }
+        })?;
+    }
+    slots[j]
+        .take()
+        .ok_or_else(|| Error::from(cairn_protocol::decoder::DecodeError::Incomplete { missing: 1 }))
+}

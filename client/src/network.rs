@@ -1,0 +1,167 @@
+//! The storage nodes a client knows and one connection task to them all.
+//!
+//! Nodes are numbered by their place in the config; placement ranks them by
+//! peer id, so the numbering itself never decides where a shard goes.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cairn_node::net::client::{ClientError, ClientSettings, NodeAddr, ShardClient};
+use cairn_protocol::chain::Address;
+use cairn_protocol::placement::{place, Candidate};
+use cairn_protocol::wire::{ErrorKind, NodeInfo};
+use cairn_protocol::ContentId;
+use ed25519_dalek::SigningKey;
+use libp2p::PeerId;
+
+use crate::config::ClientConfig;
+use crate::error::Error;
+
+/// Index of a node in [`Network::nodes`].
+pub type NodeIndex = usize;
+
+/// The client's view of the network.
+#[derive(Debug, Clone)]
+pub struct Network {
+    client: ShardClient,
+    nodes: Vec<NodeAddr>,
+    /// Peer id bytes of each node, as placement and manifests use them.
+    ids: Vec<Vec<u8>>,
+    by_peer: HashMap<PeerId, NodeIndex>,
+    timeout: Duration,
+}
+
+impl Network {
+    /// Starts the connection task. Must run inside a tokio runtime.
+    pub fn start(config: &ClientConfig) -> Result<Self, Error> {
+        if config.nodes.is_empty() {
+            return Err(Error::NoNodes);
+        }
+        let client = ShardClient::start(ClientSettings {
+            request_timeout: config.request_timeout,
+            ..ClientSettings::default()
+        })?;
+        let nodes = config.nodes.clone();
+        let ids = nodes.iter().map(|n| n.peer.to_bytes()).collect();
+        let by_peer = nodes.iter().enumerate().map(|(i, n)| (n.peer, i)).collect();
+        Ok(Self {
+            client,
+            nodes,
+            ids,
+            by_peer,
+            timeout: config.request_timeout,
+        })
+    }
+
+    pub fn nodes(&self) -> &[NodeAddr] {
+        &self.nodes
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Peer id bytes of node `i`.
+    pub fn id(&self, i: NodeIndex) -> &[u8] {
+        &self.ids[i]
+    }
+
+    /// The node with these peer id bytes, if the config lists it.
+    pub fn index_of(&self, id: &[u8]) -> Option<NodeIndex> {
+        let peer = PeerId::from_bytes(id).ok()?;
+        self.by_peer.get(&peer).copied()
+    }
+
+    /// Every node, best first for the object with placement `seed`
+    /// (rendezvous hashing; nodes are their own failure domain until the
+    /// registry knows operators and subnets).
+    pub fn ranked(&self, seed: &[u8; 32]) -> Vec<NodeIndex> {
+        let candidates: Vec<Candidate<'_>> = self
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| Candidate {
+                id,
+                domain: i as u64,
+            })
+            .collect();
+        place(seed, &candidates, self.ids.len())
+            .unwrap_or_else(|e| unreachable!("placing all {} nodes: {e}", self.ids.len()))
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub async fn store(
+        &self,
+        node: NodeIndex,
+        id: ContentId,
+        data: Bytes,
+        owner: Option<Address>,
+    ) -> Result<bool, ClientError> {
+        self.client
+            .store(&self.nodes[node], id, data, None, owner)
+            .await
+    }
+
+    pub async fn fetch(
+        &self,
+        node: NodeIndex,
+        id: ContentId,
+        size: u64,
+        range: std::ops::Range<u64>,
+    ) -> Result<Vec<u8>, ClientError> {
+        self.client.fetch(&self.nodes[node], id, size, range).await
+    }
+
+    /// Which of `ids` node `node` holds, in batches the wire allows.
+    pub async fn has(
+        &self,
+        node: NodeIndex,
+        ids: &[ContentId],
+    ) -> Result<Vec<Option<u64>>, ClientError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for batch in ids.chunks(cairn_protocol::wire::MAX_HAS_IDS) {
+            out.extend(self.client.has(&self.nodes[node], batch.to_vec()).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn info(&self, node: NodeIndex) -> Result<NodeInfo, ClientError> {
+        self.client.info(&self.nodes[node]).await
+    }
+
+    pub async fn delete(
+        &self,
+        node: NodeIndex,
+        id: ContentId,
+        owner: &SigningKey,
+    ) -> Result<bool, ClientError> {
+        self.client.delete(&self.nodes[node], id, owner).await
+    }
+}
+
+/// A failure, as a short reason naming the node.
+pub(crate) fn reason(network: &Network, node: NodeIndex, error: &ClientError) -> String {
+    let peer = network.nodes()[node].peer.to_string();
+    let short = &peer[peer.len().saturating_sub(6)..];
+    match error.refusal() {
+        Some(w) => format!("node …{short} refused: {}", w.kind.as_str()),
+        None => match error {
+            ClientError::Verify { .. } => format!("node …{short} sent corrupt bytes"),
+            ClientError::Failed { reason, .. } => format!("node …{short}: {reason}"),
+            other => format!("node …{short}: {other}"),
+        },
+    }
+}
+
+/// Whether the node said it does not have the shard (as opposed to failing).
+pub(crate) fn is_not_found(error: &ClientError) -> bool {
+    matches!(error.refusal(), Some(w) if w.kind == ErrorKind::NotFound)
+}
