@@ -9,7 +9,7 @@ use rand::RngCore;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::ClientConfig;
-use crate::download::{self, DownloadPlan, GetReport};
+use crate::download::{self, DownloadPlan, GetReport, Output};
 use crate::error::Error;
 use crate::journal::{Header, Journal, UploadIdentity};
 use crate::keys::{self, Account};
@@ -209,21 +209,22 @@ impl Client {
     }
 
     /// Writes the whole file to `writer`, verified, in order.
-    pub async fn get<W: AsyncWrite + Unpin>(
+    pub async fn get<W: AsyncWrite + Unpin + Send>(
         &self,
         cap: &Capability,
         writer: &mut W,
         options: &GetOptions,
     ) -> Result<GetReport, Error> {
         let manifest = Arc::new(download::fetch_manifest(&self.network, cap).await?);
-        download::download(
+        let (report, _) = download::download(
             &self.network,
             manifest,
             cap,
-            writer,
+            Output::Async(writer),
             self.download_plan(0, options),
         )
-        .await
+        .await?;
+        Ok(report)
     }
 
     /// Downloads to `path` through `path.cairn-part`; an interrupted
@@ -267,27 +268,26 @@ impl Client {
             .map_err(Error::io(format!("cannot write {}", part.display())))?;
         std::fs::write(&marker, &marker_text)
             .map_err(Error::io(format!("cannot write {}", marker.display())))?;
-        let mut file = tokio::fs::File::from_std(file);
+        let mut file = file;
         {
-            use tokio::io::AsyncSeekExt;
+            use std::io::Seek;
             file.seek(std::io::SeekFrom::Start(from))
-                .await
                 .map_err(Error::io("seeking the partial download"))?;
         }
-        let mut writer = tokio::io::BufWriter::with_capacity(1 << 20, file);
-        let report = download::download(
+        let (report, file) = download::download(
             &self.network,
             manifest,
             cap,
-            &mut writer,
+            Output::File(std::io::BufWriter::with_capacity(1 << 20, file)),
             self.download_plan(from, options),
         )
         .await?;
-        let file = writer.into_inner();
-        file.sync_all()
-            .await
-            .map_err(Error::io("writing the output"))?;
-        drop(file);
+        if let Some(file) = file {
+            tokio::task::spawn_blocking(move || file.sync_all())
+                .await
+                .map_err(|e| Error::io("writing the output")(std::io::Error::other(e)))?
+                .map_err(Error::io("writing the output"))?;
+        }
         std::fs::rename(&part, path).map_err(Error::io(format!(
             "moving {} to {}",
             part.display(),

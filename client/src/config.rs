@@ -109,7 +109,7 @@ impl ClientConfig {
             state_dir: dir.join("state"),
             params: CodingParams::default(),
             segment_size: DEFAULT_SEGMENT_TARGET,
-            parallelism: 4,
+            parallelism: 2,
             request_timeout: Duration::from_secs(60),
             slow_after: Duration::from_secs(5),
             manifest_copies: None,

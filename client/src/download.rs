@@ -325,15 +325,40 @@ pub(crate) struct DownloadPlan {
     pub progress: Arc<dyn Progress>,
 }
 
-/// Writes the plaintext from byte `resume_at` (block-aligned by the
-/// decoder) to `writer`.
-pub(crate) async fn download<W: AsyncWrite + Unpin>(
+/// Where plaintext goes.
+pub(crate) enum Output<'a> {
+    /// Any async writer: each segment is decoded into a buffer, then written.
+    Async(&'a mut (dyn AsyncWrite + Unpin + Send)),
+    /// A file: decoded straight into it on the decoding thread.
+    File(std::io::BufWriter<std::fs::File>),
+}
+
+/// A `Write` that counts what passes.
+struct Counting<W> {
+    inner: W,
+    written: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes the plaintext from byte `plan.resume_at` (block-aligned by the
+/// decoder) to `output`; gives the file back if it was one.
+pub(crate) async fn download(
     network: &Network,
     manifest: Arc<Manifest>,
     cap: &Capability,
-    writer: &mut W,
+    output: Output<'_>,
     plan: DownloadPlan,
-) -> Result<GetReport, Error> {
+) -> Result<(GetReport, Option<std::fs::File>), Error> {
     let DownloadPlan {
         resume_at,
         parallelism,
@@ -361,7 +386,26 @@ pub(crate) async fn download<W: AsyncWrite + Unpin>(
             tokio::spawn(async move { fetch_segment(&locator, &manifest, s).await })
         })
         .buffered(parallelism.max(1));
-    let mut buf = Vec::new();
+    let (mut writer, mut sink) = match output {
+        Output::Async(w) => (
+            Some(w),
+            Counting {
+                inner: Sink::Buffer(Vec::new()),
+                written: 0,
+            },
+        ),
+        Output::File(f) => (
+            None,
+            Counting {
+                inner: Sink::File(f),
+                written: 0,
+            },
+        ),
+    };
+    let thread_failed = |e: tokio::task::JoinError| Error::Io {
+        context: "the decoder thread failed".into(),
+        source: std::io::Error::other(e.to_string()),
+    };
     while let Some(joined) = segments.next().await {
         let (set, stats) = joined.map_err(|e| Error::Io {
             context: "a segment fetch task failed".into(),
@@ -370,33 +414,63 @@ pub(crate) async fn download<W: AsyncWrite + Unpin>(
         report.shards_fetched += stats.fetched;
         report.hedged += stats.hedged;
         report.failed_fetches += stats.failed;
-        let (d, b, rebuilt) = tokio::task::spawn_blocking(move || {
-            buf.clear();
-            let r = decoder.write_segment(set, &mut buf);
-            (decoder, buf, r)
+        let before = sink.written;
+        let (d, b, decoded) = tokio::task::spawn_blocking(move || {
+            if let Sink::Buffer(buf) = &mut sink.inner {
+                buf.clear();
+            }
+            let r = decoder.write_segment(set, &mut sink);
+            (decoder, sink, r)
         })
         .await
-        .map_err(|e| Error::Io {
-            context: "the decoder thread failed".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        .map_err(thread_failed)?;
         decoder = d;
-        buf = b;
-        report.shards_rebuilt += rebuilt?.rebuilt as u64;
-        writer
-            .write_all(&buf)
-            .await
-            .map_err(Error::io("writing the output"))?;
-        report.bytes_written += buf.len() as u64;
-        progress.advance(buf.len() as u64);
+        sink = b;
+        report.shards_rebuilt += decoded?.rebuilt as u64;
+        if let (Some(w), Sink::Buffer(buf)) = (writer.as_mut(), &sink.inner) {
+            w.write_all(buf)
+                .await
+                .map_err(Error::io("writing the output"))?;
+        }
+        progress.advance(sink.written - before);
     }
     decoder.finish()?;
-    writer
-        .flush()
-        .await
-        .map_err(Error::io("writing the output"))?;
+    report.bytes_written = sink.written;
+    let file = match sink.inner {
+        Sink::File(f) => Some(
+            f.into_inner()
+                .map_err(|e| Error::io("writing the output")(e.into_error()))?,
+        ),
+        Sink::Buffer(_) => {
+            if let Some(w) = writer {
+                w.flush().await.map_err(Error::io("writing the output"))?;
+            }
+            None
+        }
+    };
     report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    Ok((report, file))
+}
+
+/// The decoding thread's output.
+enum Sink {
+    Buffer(Vec<u8>),
+    File(std::io::BufWriter<std::fs::File>),
+}
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Self::Buffer(v) => std::io::Write::write(v, buf),
+            Self::File(f) => std::io::Write::write(f, buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Buffer(_) => Ok(()),
+            Self::File(f) => f.flush(),
+        }
+    }
 }
 
 /// Reads plaintext bytes `range`, fetching only the shard ranges that hold

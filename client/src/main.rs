@@ -88,7 +88,7 @@ enum Command {
         #[arg(long, default_value = "64MiB,1GiB", value_delimiter = ',', value_parser = parse_size_arg)]
         size: Vec<u64>,
         /// Segments in flight.
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = 2)]
         parallelism: usize,
         /// Working directory (default: a new one under the system temp dir).
         #[arg(long)]

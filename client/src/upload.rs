@@ -28,7 +28,7 @@ use cairn_protocol::chain::Address;
 use cairn_protocol::encoder::{EncodedSegment, EncoderConfig};
 use cairn_protocol::{Capability, CodingParams, ContentId, FileKey, Manifest, ReadEncoder};
 use futures::stream::{FuturesUnordered, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
 
 use crate::error::{summarize, Error};
@@ -199,17 +199,37 @@ pub(crate) async fn upload(
         counters: Mutex::new(Counters::default()),
     });
 
-    // The encoder runs on its own thread; one finished segment may wait.
-    let (tx, mut rx) = mpsc::channel::<(Arc<EncodedSegment>, u64)>(1);
+    // The encoder runs on its own thread. It takes a permit before it
+    // starts a segment and the permit goes when the segment is stored, so
+    // at most `parallelism + 1` segments exist at once (one being encoded).
+    // Stored segments come back for their buffers to be reused, which
+    // spares the allocator megabytes of churn per segment.
+    let permits = Arc::new(tokio::sync::Semaphore::new(plan.parallelism + 1));
+    let (tx, mut rx) = mpsc::channel::<(Arc<EncodedSegment>, u64, OwnedSemaphorePermit)>(1);
+    let (give_back, returned) = std::sync::mpsc::channel::<EncodedSegment>();
     let key = plan.key.clone();
     let config = plan.config;
+    let encoder_permits = permits.clone();
     let encoder = tokio::task::spawn_blocking(move || -> Result<Manifest, Error> {
         let mut encoder = ReadEncoder::new(reader, &key, config)?;
         let mut position = 0;
-        while let Some(segment) = encoder.next_segment()? {
+        loop {
+            let runtime = tokio::runtime::Handle::current();
+            let Ok(permit) = runtime.block_on(encoder_permits.clone().acquire_owned()) else {
+                return Err(Error::Cancelled);
+            };
+            if let Ok(segment) = returned.try_recv() {
+                encoder.recycle(segment);
+            }
+            let Some(segment) = encoder.next_segment()? else {
+                break;
+            };
             let plain = encoder.plaintext_len() - position;
             position = encoder.plaintext_len();
-            if tx.blocking_send((Arc::new(segment), plain)).is_err() {
+            if tx
+                .blocking_send((Arc::new(segment), plain, permit))
+                .is_err()
+            {
                 return Err(Error::Cancelled);
             }
         }
@@ -218,7 +238,7 @@ pub(crate) async fn upload(
 
     let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
     let mut failure: Option<Error> = None;
-    while let Some((segment, plain)) = rx.recv().await {
+    while let Some((segment, plain, permit)) = rx.recv().await {
         while tasks.len() >= plan.parallelism {
             if let Some(Err(e)) = join(tasks.join_next().await) {
                 failure = Some(e);
@@ -229,9 +249,17 @@ pub(crate) async fn upload(
             break;
         }
         let shared = shared.clone();
+        let give_back = give_back.clone();
         tasks.spawn(async move {
-            upload_segment(&shared, segment).await?;
+            upload_segment(&shared, segment.clone()).await?;
             shared.progress.advance(plain);
+            // Every store is answered, so the network holds no view of the
+            // segment any more (a raced store still in flight may; then the
+            // buffers are simply dropped).
+            if let Ok(segment) = Arc::try_unwrap(segment) {
+                let _ = give_back.send(segment);
+            }
+            drop(permit);
             Ok(())
         });
     }
@@ -242,6 +270,7 @@ pub(crate) async fn upload(
     }
     if let Some(e) = failure {
         drop(rx);
+        permits.close();
         tasks.shutdown().await;
         if let Some(j) = &shared.journal {
             let _ = lock(j).sync();

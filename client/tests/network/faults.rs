@@ -51,8 +51,8 @@ async fn download_survives_a_hung_node_and_a_corrupt_node() {
     assert!(took < Duration::from_secs(60), "took {took:?}");
 }
 
-/// Stops node `i` cleanly (so its shards are flushed to blob files),
-/// flips bytes in every blob file, and starts it again.
+/// Stops node `i` cleanly (so its shards are flushed), flips bytes in
+/// every file holding shard bytes, and starts it again.
 fn corrupt_node_store(net: &mut TestNet, i: usize) {
     let pid = net.devnet.nodes()[i].pid;
     let status = std::process::Command::new("kill")
@@ -69,7 +69,13 @@ fn corrupt_node_store(net: &mut TestNet, i: usize) {
     let mut flipped = 0;
     for entry in walk(&dir) {
         let name = entry.file_name().unwrap().to_string_lossy().to_string();
-        if name.ends_with(".blob") {
+        // Shard bytes live in RocksDB blob files or in per-shard files
+        // under store/shards/, depending on the store's layout.
+        let in_shards = entry
+            .strip_prefix(&dir)
+            .map(|p| p.starts_with("shards"))
+            .unwrap_or(false);
+        if name.ends_with(".blob") || (in_shards && !name.ends_with(".tmp")) {
             let mut bytes = std::fs::read(&entry).unwrap();
             // leave the blob file header alone, rot the records
             for b in bytes.iter_mut().skip(64).step_by(997) {
@@ -79,7 +85,7 @@ fn corrupt_node_store(net: &mut TestNet, i: usize) {
             std::fs::write(&entry, bytes).unwrap();
         }
     }
-    assert!(flipped > 0, "no blob files under {}", dir.display());
+    assert!(flipped > 0, "no shard files under {}", dir.display());
     net.devnet.restart(i).unwrap();
 }
 

@@ -7,5 +7,6 @@ mod common;
 
 mod cli;
 mod faults;
+mod liar;
 mod privacy;
 mod round_trip;
