@@ -41,8 +41,11 @@ pub struct BenchRun {
     pub size_bytes: u64,
     pub upload_mib_s: f64,
     pub download_mib_s: f64,
-    /// Peak resident memory of this process during the run.
+    /// Peak resident memory of this process during the run (the larger of
+    /// the two below).
     pub client_peak_rss_mib: Option<f64>,
+    pub upload_peak_rss_mib: Option<f64>,
+    pub download_peak_rss_mib: Option<f64>,
     pub upload_seconds: f64,
     pub download_seconds: f64,
 }
@@ -87,7 +90,9 @@ pub async fn run(
             )
             .await?;
         let upload = started.elapsed().as_secs_f64();
+        let upload_peak = peak_mib();
         let want = *crate::upload::lock(&input_hash);
+        crate::rss::reset_peak();
         let mut sink = HashSink::default();
         let started = Instant::now();
         client
@@ -101,6 +106,7 @@ pub async fn run(
             )
             .await?;
         let download = started.elapsed().as_secs_f64();
+        let download_peak = peak_mib();
         if Some(sink.hasher.finalize()) != want || sink.len != size {
             return Err(QuickstartError::Io {
                 context: "benchmark".into(),
@@ -112,7 +118,12 @@ pub async fn run(
             size_bytes: size,
             upload_mib_s: mib / upload.max(1e-9),
             download_mib_s: mib / download.max(1e-9),
-            client_peak_rss_mib: crate::rss::peak_rss_bytes().map(|b| b as f64 / 1048576.0),
+            client_peak_rss_mib: match (upload_peak, download_peak) {
+                (Some(u), Some(d)) => Some(u.max(d)),
+                (u, d) => u.or(d),
+            },
+            upload_peak_rss_mib: upload_peak,
+            download_peak_rss_mib: download_peak,
             upload_seconds: upload,
             download_seconds: download,
         });
@@ -122,6 +133,10 @@ pub async fn run(
     drop(devnet);
     let _ = std::fs::remove_dir_all(&opts.dir);
     Ok(runs)
+}
+
+fn peak_mib() -> Option<f64> {
+    crate::rss::peak_rss_bytes().map(|b| b as f64 / 1048576.0)
 }
 
 /// A pseudo-random stream of `size` bytes whose BLAKE3 hash is published

@@ -242,7 +242,9 @@ async fn fetch_segment(
             Some((j, node, result)) = running.next() => {
                 in_flight.remove(&j);
                 match result {
-                    Ok(bytes) => match set.insert(j, bytes) {
+                    // The network client verified the whole shard against
+                    // its id as a bao stream: no second hash.
+                    Ok(bytes) => match set.insert_verified(j, bytes) {
                         Ok(()) => {
                             stats.fetched += 1;
                             if set.is_decodable() {

@@ -133,6 +133,31 @@ impl SegmentShards {
         Ok(())
     }
 
+    /// Keeps shard `index` whose bytes the caller already verified against
+    /// [`Self::expected_id`] (for example while streaming it as a bao
+    /// encoding of the whole shard), sparing a second hash of every byte.
+    /// The size is still checked.
+    pub fn insert_verified(&mut self, index: usize, bytes: Vec<u8>) -> Result<(), ShardError> {
+        let n = self.ids.len();
+        if index >= n {
+            return Err(ShardError::Index { index, n });
+        }
+        if self.slots[index].is_some() {
+            return Ok(());
+        }
+        let expected = self.shard_size();
+        if bytes.len() != expected {
+            return Err(ShardError::Size {
+                index,
+                expected,
+                got: bytes.len(),
+            });
+        }
+        self.slots[index] = Some(bytes);
+        self.good += 1;
+        Ok(())
+    }
+
     /// Good shards held.
     pub fn good(&self) -> usize {
         self.good

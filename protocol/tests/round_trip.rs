@@ -230,3 +230,23 @@ proptest! {
         prop_assert!(out == data[from as usize..], "size {} offset {} from {}", size, offset, from);
     }
 }
+
+#[test]
+fn verified_inserts_check_sizes_and_indices_and_decode() {
+    let key = FileKey::from_bytes([3; 32]);
+    let data = content(100_000, 5);
+    let e = encode(&data, &key, small_config(2, 2, 8192));
+    let mut dec = cairn_protocol::FileDecoder::new(&e.manifest, &key);
+    let mut out = Vec::new();
+    for (i, shards) in e.segments.iter().enumerate() {
+        let mut set = cairn_protocol::SegmentShards::new(&e.manifest, i as u64).unwrap();
+        assert!(set.insert_verified(9, shards[0].clone()).is_err());
+        assert!(set.insert_verified(0, shards[0][1..].to_vec()).is_err());
+        set.insert_verified(3, shards[3].clone()).unwrap();
+        set.insert_verified(0, shards[0].clone()).unwrap();
+        assert!(set.is_decodable());
+        dec.write_segment(set, &mut out).unwrap();
+    }
+    dec.finish().unwrap();
+    assert!(out == data);
+}
