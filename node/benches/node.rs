@@ -1,4 +1,4 @@
-//! End-to-end node benchmark: raw RocksDB puts against shard ingest over
+//! End-to-end node benchmark: raw store puts against shard ingest over
 //! loopback (QUIC and TCP), and serving over loopback QUIC.
 //!
 //! `cargo bench -p cairn-node --bench node` — env `CAIRN_BENCH_SHARDS`
@@ -9,14 +9,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cairn_node::config::{render, Config, InitOptions};
 use cairn_node::daemon::{node_addr, RuntimeInfo};
 use cairn_node::net::client::{ClientSettings, NodeAddr, ShardClient};
-use cairn_node::store::shard_cf_options;
+use cairn_node::store::{PutOptions, ShardStore};
+use cairn_protocol::shard::Outboard;
 use cairn_protocol::ContentId;
 use libp2p::futures::StreamExt;
 
@@ -48,37 +48,21 @@ fn mib_s(bytes: usize, t: Duration) -> f64 {
     bytes as f64 / (1 << 20) as f64 / t.as_secs_f64()
 }
 
-/// Raw RocksDB: the same column family options and synced batches, with the
-/// same number of writers, no hashing, no network.
+/// Raw store: the node's own [`ShardStore`] (shard file written, synced and
+/// renamed, metadata committed in a synced batch) with the same number of
+/// writers; outboards computed before the clock starts, no network.
 fn raw_put(dir: &Path, data: &[(ContentId, Bytes)], writers: usize) -> Duration {
-    let mut opts = rocksdb::Options::default();
-    opts.create_if_missing(true);
-    opts.create_missing_column_families(true);
-    opts.increase_parallelism(2);
-    opts.set_max_background_jobs(2);
-    let db = Arc::new(
-        rocksdb::DB::open_cf_descriptors(
-            &opts,
-            dir,
-            [rocksdb::ColumnFamilyDescriptor::new(
-                "shards",
-                shard_cf_options(),
-            )],
-        )
-        .unwrap(),
-    );
+    let store = ShardStore::open(dir, 1 << 40).unwrap();
+    let outboards: Vec<Outboard> = data.iter().map(|(_, b)| Outboard::compute(b)).collect();
     let started = Instant::now();
     std::thread::scope(|s| {
         for w in 0..writers {
-            let db = db.clone();
+            let (store, outboards) = (&store, &outboards);
             s.spawn(move || {
-                let cf = db.cf_handle("shards").unwrap();
-                let mut wo = rocksdb::WriteOptions::default();
-                wo.set_sync(true);
-                for (id, bytes) in data.iter().skip(w).step_by(writers) {
-                    let mut batch = rocksdb::WriteBatch::default();
-                    batch.put_cf(cf, id.digest(), bytes);
-                    db.write_opt(batch, &wo).unwrap();
+                for (i, (_, bytes)) in data.iter().enumerate().skip(w).step_by(writers) {
+                    store
+                        .put_verified(&outboards[i], bytes, PutOptions::default())
+                        .unwrap();
                 }
             });
         }
@@ -216,7 +200,7 @@ fn main() {
     });
 
     let rows = [
-        ("raw RocksDB put (synced)", mib_s(total, raw)),
+        ("raw store put (synced)", mib_s(total, raw)),
         ("ingest over QUIC", mib_s(total, quic_in)),
         ("ingest over TCP", mib_s(total, tcp_in)),
         ("serve over QUIC (verified)", mib_s(total, quic_out)),

@@ -271,7 +271,7 @@ impl Config {
         })
     }
 
-    /// Where the RocksDB shard store lives.
+    /// Where the shard store (shard files and their RocksDB index) lives.
     pub fn store_dir(&self) -> PathBuf {
         self.data_dir.join("store")
     }

@@ -109,7 +109,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     };
     let store = Arc::new(store);
     let usage = store.usage();
-    tracing::info!(%peer_id, shards = usage.shards, used = usage.used, capacity = usage.capacity, "shard store open");
+    let cleaned = store.open_report();
+    tracing::info!(%peer_id, shards = usage.shards, used = usage.used, capacity = usage.capacity, orphans_deleted = cleaned.orphans, lost = cleaned.lost, "shard store open");
     let metrics = Metrics::new();
 
     let mut swarm = build_swarm(

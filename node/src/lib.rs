@@ -9,7 +9,7 @@
 //! |---|---|
 //! | [`config`] | the TOML config, checked field by field |
 //! | [`identity`] | the node's ed25519 key file (0600) |
-//! | [`store`] | the RocksDB shard store: verified puts, atomic synced batches, capacity, quarantine |
+//! | [`store`] | the shard store (a file per shard, metadata in RocksDB): verified, synced puts, capacity, quarantine |
 //! | [`maintenance`] | the scrubber and expiry GC |
 //! | [`net`] | libp2p swarm (QUIC, TCP+noise+yamux, identify, Kademlia) and `/cairn/shards/1` |
 //! | [`net::client`] | [`ShardClient`](net::client::ShardClient): store, fetch (verified), has, info, delete |

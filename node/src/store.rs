@@ -1,33 +1,46 @@
-//! The shard store: shards, their bao outboards and their metadata in one
-//! RocksDB database.
+//! The shard store: each shard's bytes in a file of its own; their bao
+//! outboards, metadata and expiry index in RocksDB.
 //!
 //! ## Goals
 //!
 //! * **Only verified bytes go in.** [`ShardStore::put`] hashes the bytes and
 //!   refuses them unless they hash to the id they were offered under.
-//! * **Never half-written.** A shard's bytes, outboard, metadata and expiry
-//!   index go in one `WriteBatch`, which RocksDB applies atomically across
-//!   column families through its single write-ahead log.
-//! * **Acknowledged means durable.** Every batch is written with `sync`, so
-//!   when `put` returns the WAL is on disk; a SIGKILL or power cut after that
-//!   loses nothing. Concurrent puts share fsyncs (RocksDB group commit).
+//! * **Never half-written.** A shard's bytes go to a temporary file in their
+//!   final directory, which is synced and then renamed into place (and the
+//!   directory synced); only then are its outboard, metadata and expiry
+//!   entry committed, in one synced `WriteBatch`. A shard exists when its
+//!   metadata does: a file without metadata (a crash between the rename and
+//!   the commit) is deleted when the store opens, and never served.
+//! * **Acknowledged means durable.** When `put` returns, the file, its
+//!   directory entry and the metadata are on disk; a SIGKILL or power cut
+//!   after that loses nothing. Concurrent puts share the metadata fsync
+//!   (RocksDB group commit).
 //! * **Never served as good when rotten.** Every read goes through the
-//!   outboard, which is checked against the id; a mismatch (or a RocksDB
-//!   checksum failure) quarantines the shard: it is removed and reported.
+//!   outboard, which is checked against the id; a mismatch (or a missing or
+//!   short file, or a RocksDB checksum failure) quarantines the shard: it is
+//!   removed and reported.
 //!
 //! ## Layout
 //!
+//! ```text
+//! store/
+//!   FORMAT                    "cairn-node store 2": refused if different
+//!   db/                       RocksDB
+//!   shards/ab/cd/<hex>.shard  the bytes of shard ab cd …, nothing else
+//! ```
+//!
 //! | column family | key | value |
 //! |---|---|---|
-//! | `shards` | 32-byte BLAKE3 digest | the shard's bytes (in blob files) |
-//! | `outboards` | digest | bao inner hashes, post-order |
+//! | `outboards` | 32-byte BLAKE3 digest | bao inner hashes, post-order |
 //! | `meta` | digest | [`ShardMeta`], postcard |
 //! | `expiry` | expires-at (u64 BE) ‖ digest | empty |
 //!
-//! `shards` uses BlobDB (key–value separation): values of 4 KiB and more
-//! live in blob files, so compaction rewrites only 32-byte keys and pointers
-//! instead of copying every shard again and again, and a shard is read with
-//! one positioned read. Shards are ciphertext, so nothing is compressed.
+//! Why files: shards are large and immutable. Kept in RocksDB (BlobDB) each
+//! byte was written twice, once into the write-ahead log and once more into
+//! a blob file at flush, and CRC32C'd on both paths. As a file it is written
+//! once, and read back with one positioned read of just the chunk groups a
+//! range needs. Removing a shard deletes its metadata first (synced), then
+//! the file.
 //!
 //! ## Non-goals
 //!
@@ -35,13 +48,18 @@
 //! [`crate::maintenance`]); this module is synchronous and is called from
 //! blocking threads.
 
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
 use std::ops::Range;
-use std::path::Path;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_protocol::chain::Address;
-use cairn_protocol::shard::{Outboard, VerifyError};
+use cairn_protocol::shard::{Outboard, VerifyError, GROUP_BYTES};
 use cairn_protocol::ContentId;
 use rocksdb::{
     BoundColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
@@ -51,15 +69,23 @@ use serde::{Deserialize, Serialize};
 
 type Db = rocksdb::DBWithThreadMode<MultiThreaded>;
 
-const CF_SHARDS: &str = "shards";
 const CF_OUTBOARDS: &str = "outboards";
 const CF_META: &str = "meta";
 const CF_EXPIRY: &str = "expiry";
 /// Most owners one shard records; further owners share the expiry only.
 pub const MAX_OWNERS: usize = 16;
 /// Puts of the same id serialize on one of these locks; different ids
-/// rarely share one, so their synced writes still group-commit.
-const PUT_STRIPES: usize = 64;
+/// rarely share one, so their writes still overlap and group-commit.
+const PUT_STRIPES: usize = 256;
+
+/// The file that names the store's on-disk format.
+const FORMAT_FILE: &str = "FORMAT";
+/// Format 1 (unmarked) kept shard bytes in RocksDB; 2 keeps them in files.
+const FORMAT: &str = "cairn-node store 2";
+const DB_DIR: &str = "db";
+const SHARDS_DIR: &str = "shards";
+const SHARD_SUFFIX: &str = ".shard";
+const TMP_SUFFIX: &str = ".tmp";
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +111,20 @@ pub enum StoreError {
     NotOwner { id: ContentId, owner: Address },
     #[error("shard store (RocksDB): {0}")]
     Db(#[from] rocksdb::Error),
+    #[error("shard store: {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("shard store {}: {reason}", path.display())]
+    Format { path: PathBuf, reason: String },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// What the store records about a shard.
@@ -131,17 +171,35 @@ pub struct Usage {
     pub shards: u64,
 }
 
-/// A RocksDB-backed shard store. Cheap to share behind an `Arc`.
+/// What [`ShardStore::open`] found and cleaned up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Shard files without metadata (a crash before the commit), deleted.
+    pub orphans: u64,
+    /// Metadata whose shard file was gone, dropped.
+    pub lost: u64,
+    /// Leftover temporary files, deleted.
+    pub temporaries: u64,
+}
+
+/// The shard store. Cheap to share behind an `Arc`.
 pub struct ShardStore {
     db: Db,
+    shards_dir: PathBuf,
     capacity: u64,
     usage: Mutex<(u64, u64)>,
     stripes: Vec<Mutex<()>>,
+    /// Second-level fan-out directories (`ab/cd`) this process has created
+    /// or found and whose entry it has synced into the first level.
+    dir_synced: Vec<AtomicBool>,
+    open_report: OpenReport,
 }
 
 impl ShardStore {
     /// Opens (or creates) the store at `path` with room for `capacity` bytes.
+    /// A store of another format is refused, never misread.
     pub fn open(path: &Path, capacity: u64) -> Result<Self, StoreError> {
+        check_format(path)?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -150,39 +208,120 @@ impl ShardStore {
         opts.set_keep_log_file_num(4);
         let db = Db::open_cf_descriptors(
             &opts,
-            path,
+            path.join(DB_DIR),
             [
-                ColumnFamilyDescriptor::new(CF_SHARDS, shard_cf_options()),
                 ColumnFamilyDescriptor::new(CF_OUTBOARDS, plain_options()),
                 ColumnFamilyDescriptor::new(CF_META, plain_options()),
                 ColumnFamilyDescriptor::new(CF_EXPIRY, plain_options()),
             ],
         )?;
-        let store = Self {
+        // The first fan-out level is made once, here; the second on demand.
+        let shards_dir = path.join(SHARDS_DIR);
+        for b in 0..=255u8 {
+            let d = shards_dir.join(hex::encode([b]));
+            fs::create_dir_all(&d).map_err(io_error(&d))?;
+        }
+        sync_dir(&shards_dir)?;
+        sync_dir(path)?;
+        let mut store = Self {
             db,
+            shards_dir,
             capacity,
             usage: Mutex::new((0, 0)),
             stripes: (0..PUT_STRIPES).map(|_| Mutex::new(())).collect(),
+            dir_synced: (0..1 << 16).map(|_| AtomicBool::new(false)).collect(),
+            open_report: OpenReport::default(),
         };
-        // Usage is derived from the metadata at open rather than kept as a
-        // counter on disk, so it can never drift from what is stored.
+        store.reconcile()?;
+        Ok(store)
+    }
+
+    /// Matches shard files with metadata after a restart: files without
+    /// metadata are deleted, metadata without a file is dropped (and
+    /// logged). Usage is derived from the metadata here rather than kept as
+    /// a counter on disk, so it can never drift from what is stored.
+    fn reconcile(&mut self) -> Result<(), StoreError> {
+        let mut report = OpenReport::default();
+        let mut on_disk: HashSet<[u8; 32]> = HashSet::new();
+        for l1 in read_dir_paths(&self.shards_dir)? {
+            if !l1.is_dir() {
+                continue;
+            }
+            for l2 in read_dir_paths(&l1)? {
+                if !l2.is_dir() {
+                    continue;
+                }
+                for file in read_dir_paths(&l2)? {
+                    let name = file
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if name.ends_with(TMP_SUFFIX) {
+                        fs::remove_file(&file).map_err(io_error(&file))?;
+                        report.temporaries += 1;
+                    } else if let Some(digest) = parse_shard_name(&name)
+                        .filter(|d| self.shard_path(&ContentId::from_digest(*d)) == file)
+                    {
+                        on_disk.insert(digest);
+                    } else {
+                        tracing::warn!(file = %file.display(), "unexpected file in the shard directory; left alone");
+                    }
+                }
+            }
+        }
         let (mut used, mut shards) = (0u64, 0u64);
-        for item in store
-            .db
-            .iterator_cf(&store.cf(CF_META), IteratorMode::Start)
-        {
-            let (_, value) = item?;
+        let mut lost = Vec::new();
+        for item in self.db.iterator_cf(&self.cf(CF_META), IteratorMode::Start) {
+            let (key, value) = item?;
+            let Ok(digest) = <[u8; 32]>::try_from(&key[..]) else {
+                continue;
+            };
+            if !on_disk.remove(&digest) {
+                lost.push((ContentId::from_digest(digest), decode_meta(&value)));
+                continue;
+            }
             if let Some(meta) = decode_meta(&value) {
                 used += meta.footprint();
                 shards += 1;
             }
         }
-        *store.lock_usage() = (used, shards);
-        Ok(store)
+        if !lost.is_empty() {
+            let mut batch = WriteBatch::default();
+            for (id, meta) in &lost {
+                tracing::error!(shard = %id, "shard file missing; metadata dropped (shard lost)");
+                batch.delete_cf(&self.cf(CF_OUTBOARDS), id.digest());
+                batch.delete_cf(&self.cf(CF_META), id.digest());
+                if let Some(t) = meta.as_ref().and_then(|m| m.expires_at) {
+                    batch.delete_cf(&self.cf(CF_EXPIRY), expiry_key(t, id));
+                }
+            }
+            self.db.write_opt(batch, &synced())?;
+            report.lost = lost.len() as u64;
+        }
+        for digest in on_disk {
+            let file = self.shard_path(&ContentId::from_digest(digest));
+            fs::remove_file(&file).map_err(io_error(&file))?;
+            report.orphans += 1;
+        }
+        if report.orphans + report.temporaries > 0 {
+            tracing::warn!(
+                orphans = report.orphans,
+                temporaries = report.temporaries,
+                "deleted shard files left without metadata by an interrupted store"
+            );
+        }
+        *self.lock_usage() = (used, shards);
+        self.open_report = report;
+        Ok(())
+    }
+
+    /// What opening the store cleaned up.
+    pub fn open_report(&self) -> OpenReport {
+        self.open_report
     }
 
     fn cf(&self, name: &str) -> std::sync::Arc<BoundColumnFamily<'_>> {
-        // The four families are created at open; their absence is a bug.
+        // The three families are created at open; their absence is a bug.
         #[allow(clippy::expect_used)]
         self.db
             .cf_handle(name)
@@ -209,13 +348,23 @@ impl ShardStore {
         }
     }
 
-    /// Writes memtables out to their files (shards to blob files), so a
-    /// clean shutdown leaves no write-ahead log to replay.
+    /// Writes memtables out to their files, so a clean shutdown leaves no
+    /// write-ahead log to replay. (Shard files are synced as they are
+    /// written.)
     pub fn flush(&self) -> Result<(), StoreError> {
-        for name in [CF_SHARDS, CF_OUTBOARDS, CF_META, CF_EXPIRY] {
+        for name in [CF_OUTBOARDS, CF_META, CF_EXPIRY] {
             self.db.flush_cf(&self.cf(name))?;
         }
         Ok(())
+    }
+
+    /// Where shard `id`'s bytes live: `shards/ab/cd/<hex>.shard`.
+    pub fn shard_path(&self, id: &ContentId) -> PathBuf {
+        let d = id.digest();
+        self.shards_dir
+            .join(hex::encode(&d[..1]))
+            .join(hex::encode(&d[1..2]))
+            .join(format!("{}{SHARD_SUFFIX}", hex::encode(d)))
     }
 
     /// Stores `data` as shard `id` after checking it hashes to `id`.
@@ -290,20 +439,84 @@ impl ShardStore {
             usage.0 += needed;
             usage.1 += 1;
         }
-        let mut batch = WriteBatch::default();
-        batch.put_cf(&self.cf(CF_SHARDS), id.digest(), data);
-        batch.put_cf(&self.cf(CF_OUTBOARDS), id.digest(), outboard.hashes());
-        batch.put_cf(&self.cf(CF_META), id.digest(), encode_meta(&meta));
-        if let Some(t) = meta.expires_at {
-            batch.put_cf(&self.cf(CF_EXPIRY), expiry_key(t, &id), []);
-        }
-        if let Err(e) = self.db.write_opt(batch, &synced()) {
+        let result = self.write_shard_file(&id, data).and_then(|()| {
+            // The bytes are durable under their final name; committing the
+            // metadata is what makes the shard exist.
+            let mut batch = WriteBatch::default();
+            batch.put_cf(&self.cf(CF_OUTBOARDS), id.digest(), outboard.hashes());
+            batch.put_cf(&self.cf(CF_META), id.digest(), encode_meta(&meta));
+            if let Some(t) = meta.expires_at {
+                batch.put_cf(&self.cf(CF_EXPIRY), expiry_key(t, &id), []);
+            }
+            self.db.write_opt(batch, &synced()).map_err(|e| {
+                let _ = fs::remove_file(self.shard_path(&id));
+                StoreError::from(e)
+            })
+        });
+        if let Err(e) = result {
             let mut usage = self.lock_usage();
             usage.0 -= needed;
             usage.1 -= 1;
-            return Err(e.into());
+            return Err(e);
         }
         Ok(PutOutcome { existed: false })
+    }
+
+    /// Writes `data` to a temporary file beside its final place, syncs it,
+    /// renames it into place and syncs the directory.
+    fn write_shard_file(&self, id: &ContentId, data: &[u8]) -> Result<(), StoreError> {
+        let path = self.shard_path(id);
+        let Some(dir) = path.parent() else {
+            return Err(StoreError::Io {
+                path,
+                source: std::io::ErrorKind::InvalidInput.into(),
+            });
+        };
+        self.ensure_dir(id, dir)?;
+        let tmp = dir.join(format!("{}{TMP_SUFFIX}", hex::encode(id.digest())));
+        let written = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            file.write_all(data)?;
+            file.sync_all()?;
+            drop(file);
+            fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(StoreError::Io {
+                path: tmp,
+                source: e,
+            });
+        }
+        sync_dir(dir).inspect_err(|_| {
+            let _ = fs::remove_file(&path);
+        })
+    }
+
+    /// Makes sure the second-level directory of `id` exists and its entry
+    /// is durable before a shard is acknowledged in it.
+    fn ensure_dir(&self, id: &ContentId, dir: &Path) -> Result<(), StoreError> {
+        let d = id.digest();
+        let flag = &self.dir_synced[(d[0] as usize) << 8 | d[1] as usize];
+        if flag.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        match fs::create_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_error(dir)(e)),
+        }
+        // Synced even if it existed: it may be a previous run's, not yet
+        // on disk. Once per directory per process.
+        if let Some(parent) = dir.parent() {
+            sync_dir(parent)?;
+        }
+        flag.store(true, Ordering::Release);
+        Ok(())
     }
 
     /// The metadata of shard `id`, if stored.
@@ -322,10 +535,29 @@ impl ShardStore {
         range: Range<u64>,
     ) -> Result<(u64, Vec<u8>), StoreError> {
         let meta = self.meta(id)?.ok_or(StoreError::NotFound(*id))?;
-        let outboard = self.read_part(CF_OUTBOARDS, id, "outboard")?;
-        let outboard = Outboard::from_parts(*id, meta.size, outboard.to_vec())
+        if range.start > range.end || range.end > meta.size {
+            return Err(StoreError::Range(VerifyError::OutOfRange {
+                start: range.start,
+                end: range.end,
+                size: meta.size,
+            }));
+        }
+        let outboard = self.read_outboard(id)?;
+        let outboard = Outboard::from_parts(*id, meta.size, outboard)
             .map_err(|e| self.quarantine(id, &e.to_string()))?;
-        let data = self.shard_bytes(id, &meta)?;
+        // The encoder reads whole chunk groups of the range, nothing else:
+        // only those are read from the file; the rest of the buffer stays
+        // zero and untouched.
+        let first = range.start / GROUP_BYTES * GROUP_BYTES;
+        let last = range.end.div_ceil(GROUP_BYTES) * GROUP_BYTES;
+        let window = first.min(meta.size)..last.min(meta.size);
+        let mut data = vec![0u8; meta.size as usize];
+        self.read_shard_at(
+            id,
+            &meta,
+            &mut data[window.start as usize..window.end as usize],
+            window.start,
+        )?;
         match outboard.encode_range(&data, range) {
             Ok(encoded) => Ok((meta.size, encoded)),
             Err(e @ VerifyError::OutOfRange { .. }) => Err(StoreError::Range(e)),
@@ -339,51 +571,65 @@ impl ShardStore {
         let Some(meta) = self.meta(id)? else {
             return Ok(false);
         };
-        let data = self.shard_bytes(id, &meta)?;
+        let mut data = vec![0u8; meta.size as usize];
+        match self.read_shard_at(id, &meta, &mut data, 0) {
+            Ok(()) => {}
+            Err(StoreError::NotFound(_)) => return Ok(false),
+            Err(e) => return Err(e),
+        }
         // One pass over the bytes yields both the root and the tree.
         let computed = Outboard::compute(&data);
         if computed.id() != *id {
             return Err(self.quarantine(id, "bytes no longer hash to the id"));
         }
-        let stored = self.read_part(CF_OUTBOARDS, id, "outboard")?;
-        if stored.as_ref() != computed.hashes() {
+        let stored = self.read_outboard(id)?;
+        if stored != computed.hashes() {
             return Err(self.quarantine(id, "outboard does not match the bytes"));
         }
         Ok(true)
     }
 
-    /// The shard's bytes, checked for presence and size.
-    fn shard_bytes(
+    /// Reads `buf.len()` bytes of shard `id`'s file at `offset`. A missing
+    /// file (while its metadata exists) or one of the wrong size
+    /// quarantines the shard; other I/O errors are errors, not corruption.
+    fn read_shard_at(
         &self,
         id: &ContentId,
         meta: &ShardMeta,
-    ) -> Result<rocksdb::DBPinnableSlice<'_>, StoreError> {
-        let data = self.read_part(CF_SHARDS, id, "shard bytes")?;
-        if data.len() as u64 != meta.size {
+        buf: &mut [u8],
+        offset: u64,
+    ) -> Result<(), StoreError> {
+        let path = self.shard_path(id);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Removed meanwhile (metadata goes first), or lost.
+                return Err(match self.meta(id)? {
+                    None => StoreError::NotFound(*id),
+                    Some(_) => self.quarantine(id, "shard file missing"),
+                });
+            }
+            Err(e) => return Err(io_error(&path)(e)),
+        };
+        let len = file.metadata().map_err(io_error(&path))?.len();
+        if len != meta.size {
             return Err(self.quarantine(id, "stored size differs from metadata"));
         }
-        Ok(data)
+        match file.read_exact_at(buf, offset) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(self.quarantine(id, "shard file shorter than its metadata says"))
+            }
+            Err(e) => Err(io_error(&path)(e)),
+        }
     }
 
-    /// One of a stored shard's parts. Missing (while its metadata exists) or
+    /// The shard's stored outboard. Missing (while its metadata exists) or
     /// failing RocksDB's checksums, the shard is quarantined.
-    fn read_part(
-        &self,
-        family: &str,
-        id: &ContentId,
-        what: &str,
-    ) -> Result<rocksdb::DBPinnableSlice<'_>, StoreError> {
-        // Shard bytes are checked against their BLAKE3 tree on every use,
-        // a stronger check than RocksDB's CRC32C of the blob, so that one is
-        // skipped on the hot read; other parts keep it.
-        let mut read = rocksdb::ReadOptions::default();
-        read.set_verify_checksums(family != CF_SHARDS);
-        match self
-            .db
-            .get_pinned_cf_opt(&self.cf(family), id.digest(), &read)
-        {
-            Ok(Some(d)) => Ok(d),
-            Ok(None) => Err(self.quarantine(id, &format!("{what} missing"))),
+    fn read_outboard(&self, id: &ContentId) -> Result<Vec<u8>, StoreError> {
+        match self.db.get_pinned_cf(&self.cf(CF_OUTBOARDS), id.digest()) {
+            Ok(Some(d)) => Ok(d.to_vec()),
+            Ok(None) => Err(self.quarantine(id, "outboard missing")),
             Err(e) if e.kind() == rocksdb::ErrorKind::Corruption => {
                 Err(self.quarantine(id, e.as_ref()))
             }
@@ -411,10 +657,11 @@ impl ShardStore {
         self.remove_locked(id)
     }
 
+    /// Metadata first (synced), then the file: a crash in between leaves an
+    /// orphan file, which the next open deletes.
     fn remove_locked(&self, id: &ContentId) -> Result<bool, StoreError> {
         let meta = self.meta(id)?;
         let mut batch = WriteBatch::default();
-        batch.delete_cf(&self.cf(CF_SHARDS), id.digest());
         batch.delete_cf(&self.cf(CF_OUTBOARDS), id.digest());
         batch.delete_cf(&self.cf(CF_META), id.digest());
         if let Some(t) = meta.as_ref().and_then(|m| m.expires_at) {
@@ -425,6 +672,16 @@ impl ShardStore {
             let mut usage = self.lock_usage();
             usage.0 = usage.0.saturating_sub(meta.footprint());
             usage.1 = usage.1.saturating_sub(1);
+        }
+        // Under the id's lock no put is writing this file, so whatever is
+        // there belongs to no metadata now.
+        let path = self.shard_path(id);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(shard = %id, file = %path.display(), error = %e, "could not delete a removed shard's file; the next open will");
+            }
         }
         Ok(meta.is_some())
     }
@@ -517,21 +774,6 @@ impl ShardStore {
     }
 }
 
-/// Options of the `shards` column family (public so the benchmark can
-/// measure raw RocksDB with exactly the same layout).
-pub fn shard_cf_options() -> Options {
-    let mut o = Options::default();
-    o.set_enable_blob_files(true);
-    o.set_min_blob_size(4096);
-    o.set_blob_file_size(256 << 20);
-    o.set_blob_compression_type(DBCompressionType::None);
-    o.set_compression_type(DBCompressionType::None);
-    o.set_enable_blob_gc(true);
-    o.set_blob_gc_age_cutoff(0.25);
-    o.set_write_buffer_size(64 << 20);
-    o
-}
-
 fn plain_options() -> Options {
     let mut o = Options::default();
     o.set_compression_type(DBCompressionType::Lz4);
@@ -578,6 +820,79 @@ fn parse_expiry_key(key: &[u8]) -> Option<(u64, ContentId)> {
     let t = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
     let digest: [u8; 32] = key.get(8..40)?.try_into().ok()?;
     Some((t, ContentId::from_digest(digest)))
+}
+
+/// Accepts a store of this format, creates one in an empty or missing
+/// directory, and refuses anything else with a reason an operator can act on.
+fn check_format(path: &Path) -> Result<(), StoreError> {
+    let refuse = |reason: String| StoreError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let marker = path.join(FORMAT_FILE);
+    match fs::read_to_string(&marker) {
+        Ok(text) if text.trim_end() == FORMAT => return Ok(()),
+        Ok(text) => {
+            return Err(refuse(format!(
+                "is in format {:?}, but this cairn-node reads only {FORMAT:?}",
+                text.trim_end()
+            )))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error(&marker)(e)),
+    }
+    if path.join("CURRENT").exists() {
+        return Err(refuse(format!(
+            "is a store of the old format (shard bytes inside RocksDB, no {FORMAT_FILE} file); \
+             this cairn-node keeps shards as files ({FORMAT:?}) and does not convert: \
+             move the directory away and start with an empty store"
+        )));
+    }
+    match fs::read_dir(path) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(refuse(format!(
+                    "is not empty but has no {FORMAT_FILE} file; refusing to guess what it holds"
+                )));
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::create_dir_all(path).map_err(io_error(path))?;
+        }
+        Err(e) => return Err(io_error(path)(e)),
+    }
+    // The marker goes first, so a directory with anything else in it was
+    // made by a cairn-node that wrote one.
+    let tmp = path.join(format!("{FORMAT_FILE}{TMP_SUFFIX}"));
+    (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(format!("{FORMAT}\n").as_bytes())?;
+        f.sync_all()?;
+        fs::rename(&tmp, &marker)
+    })()
+    .map_err(io_error(&marker))?;
+    sync_dir(path)
+}
+
+/// Makes a directory's entries (new files, renames, removals) durable.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(dir))
+}
+
+fn read_dir_paths(dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+    fs::read_dir(dir)
+        .and_then(|entries| entries.map(|e| e.map(|e| e.path())).collect())
+        .map_err(io_error(dir))
+}
+
+/// The digest in a shard file's name, `<64 hex digits>.shard`.
+fn parse_shard_name(name: &str) -> Option<[u8; 32]> {
+    let hex_digits = name.strip_suffix(SHARD_SUFFIX)?;
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(hex_digits, &mut digest).ok()?;
+    Some(digest)
 }
 
 impl std::fmt::Debug for ShardStore {
@@ -701,5 +1016,213 @@ mod tests {
             seen.extend(batch.into_iter().map(|(id, _)| id));
         }
         assert_eq!(seen.len(), 10);
+    }
+
+    #[test]
+    fn ranges_read_only_their_chunk_groups_and_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
+        let g = GROUP_BYTES;
+        for size in [
+            1u64,
+            1000,
+            1024,
+            5000,
+            g - 1,
+            g,
+            g + 1,
+            3 * g + 7,
+            100_000,
+            1 << 20,
+        ] {
+            let data = shard(size as usize, size as u8);
+            let id = ContentId::of(&data);
+            store.put(id, &data, PutOptions::default()).unwrap();
+            let mut ranges = vec![
+                0..size,
+                0..1,
+                size - 1..size,
+                size / 2..size,
+                0..0,
+                size..size,
+            ];
+            for start in [0, 1, g - 1, g, g + 1, 2 * g + 5, size / 3] {
+                for len in [0, 1, 1023, 1024, g - 1, g, g + 3, 3 * g] {
+                    if start + len <= size {
+                        ranges.push(start..start + len);
+                    }
+                }
+            }
+            for range in ranges {
+                let (got_size, enc) = store.read_range(&id, range.clone()).unwrap();
+                assert_eq!(got_size, size);
+                let got = cairn_protocol::shard::verify_range(id, size, range.clone(), &enc[..])
+                    .unwrap_or_else(|e| panic!("size {size} range {range:?}: {e}"));
+                assert_eq!(got, &data[range.start as usize..range.end as usize]);
+            }
+            assert!(matches!(
+                store.read_range(&id, 0..size + 1),
+                Err(StoreError::Range(_))
+            ));
+        }
+    }
+
+    fn flip(path: &Path, at: u64) {
+        let mut bytes = fs::read(path).unwrap();
+        bytes[at as usize] ^= 0x5a;
+        fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn rot_is_found_where_it_is_read_and_quarantined() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
+        let data = shard(300_000, 9);
+        let id = ContentId::of(&data);
+        store.put(id, &data, PutOptions::default()).unwrap();
+        let path = store.shard_path(&id);
+        assert!(path.starts_with(dir.path().join("shards")));
+        flip(&path, 200_000);
+        // A range away from the rot reads only its own groups: served.
+        store.read_range(&id, 0..50_000).unwrap();
+        // The range over it is refused and the shard quarantined.
+        let e = store.read_range(&id, 190_000..210_000).unwrap_err();
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+        assert!(store.meta(&id).unwrap().is_none());
+        assert!(!path.exists());
+        assert_eq!(
+            store.usage(),
+            Usage {
+                capacity: 1 << 30,
+                used: 0,
+                shards: 0
+            }
+        );
+        // A repair stores it again.
+        store.put(id, &data, PutOptions::default()).unwrap();
+        assert!(store.verify(&id).unwrap());
+        // The scrubber's whole-shard check finds rot anywhere.
+        flip(&path, 299_999);
+        assert!(matches!(store.verify(&id), Err(StoreError::Corrupt { .. })));
+        assert!(!path.exists());
+        assert!(!store.verify(&id).unwrap());
+        // A truncated file is corrupt too, not an I/O error.
+        store.put(id, &data, PutOptions::default()).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(1000)
+            .unwrap();
+        assert!(matches!(
+            store.read_range(&id, 0..10),
+            Err(StoreError::Corrupt { .. })
+        ));
+        assert!(store.meta(&id).unwrap().is_none());
+    }
+
+    #[test]
+    fn remove_deletes_metadata_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
+        let data = shard(50_000, 5);
+        let id = ContentId::of(&data);
+        store.put(id, &data, PutOptions::default()).unwrap();
+        let path = store.shard_path(&id);
+        assert_eq!(fs::read(&path).unwrap(), data);
+        assert!(store.remove(&id).unwrap());
+        assert!(!path.exists());
+        assert!(!store.remove(&id).unwrap());
+        assert!(matches!(
+            store.read_range(&id, 0..10),
+            Err(StoreError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn open_deletes_orphans_and_drops_lost_shards() {
+        let dir = tempfile::tempdir().unwrap();
+        let (kept, lost, orphan) = (shard(20_000, 1), shard(30_000, 2), shard(40_000, 3));
+        let ids = [&kept, &lost, &orphan].map(|d| ContentId::of(d));
+        let (lost_path, orphan_path, tmp_path);
+        {
+            let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
+            for d in [&kept, &lost] {
+                let o = PutOptions {
+                    expires_at: Some(500),
+                    owner: None,
+                };
+                store.put(ContentId::of(d), d, o).unwrap();
+            }
+            lost_path = store.shard_path(&ids[1]);
+            orphan_path = store.shard_path(&ids[2]);
+            tmp_path = orphan_path.with_extension("tmp");
+            // A crash between the rename and the commit; one before the rename.
+            fs::create_dir_all(orphan_path.parent().unwrap()).unwrap();
+            fs::write(&orphan_path, &orphan).unwrap();
+            fs::write(&tmp_path, &orphan[..100]).unwrap();
+            fs::remove_file(&lost_path).unwrap();
+            store.flush().unwrap();
+        }
+        let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
+        assert_eq!(
+            store.open_report(),
+            OpenReport {
+                orphans: 1,
+                lost: 1,
+                temporaries: 1
+            }
+        );
+        assert!(!orphan_path.exists() && !tmp_path.exists());
+        assert!(store.meta(&ids[1]).unwrap().is_none());
+        assert!(store.meta(&ids[2]).unwrap().is_none());
+        let usage = store.usage();
+        assert_eq!(usage.shards, 1);
+        assert_eq!(
+            usage.used,
+            store.meta(&ids[0]).unwrap().unwrap().footprint()
+        );
+        assert!(store.verify(&ids[0]).unwrap());
+        // The lost shard's expiry entry went with it.
+        assert_eq!(store.collect_expired(1000, 10).unwrap(), 1);
+        drop(store);
+        let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
+        assert_eq!(store.open_report(), OpenReport::default());
+        assert_eq!(store.usage().shards, 0);
+    }
+
+    #[test]
+    fn a_store_of_another_format_is_refused() {
+        // The old layout: RocksDB directly in the store directory.
+        let old = tempfile::tempdir().unwrap();
+        {
+            let mut o = Options::default();
+            o.create_if_missing(true);
+            Db::open(&o, old.path()).unwrap();
+        }
+        let e = ShardStore::open(old.path(), 1 << 30).unwrap_err();
+        assert!(matches!(e, StoreError::Format { .. }), "{e}");
+        assert!(e.to_string().contains("old format"), "{e}");
+        // A marker of another version.
+        let other = tempfile::tempdir().unwrap();
+        fs::write(other.path().join(FORMAT_FILE), "cairn-node store 3\n").unwrap();
+        let e = ShardStore::open(other.path(), 1 << 30).unwrap_err();
+        assert!(e.to_string().contains("cairn-node store 3"), "{e}");
+        // Something else entirely.
+        let stray = tempfile::tempdir().unwrap();
+        fs::write(stray.path().join("notes.txt"), "hi").unwrap();
+        assert!(matches!(
+            ShardStore::open(stray.path(), 1 << 30),
+            Err(StoreError::Format { .. })
+        ));
+        // A missing directory is created, and reopens.
+        let fresh = tempfile::tempdir().unwrap();
+        let path = fresh.path().join("a/store");
+        drop(ShardStore::open(&path, 1 << 30).unwrap());
+        ShardStore::open(&path, 1 << 30).unwrap();
+        assert_eq!(
+            fs::read_to_string(path.join(FORMAT_FILE)).unwrap(),
+            format!("{FORMAT}\n")
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! What a storage node does with each `/cairn/shards/1` request.
 //!
-//! The store is synchronous (RocksDB, hashing), so every request runs on a
+//! The store is synchronous (files, RocksDB, hashing), so every request runs on a
 //! blocking thread; the swarm's event loop only routes. Errors become
 //! [`WireError`]s a client can act on; nothing a peer sends can make this
 //! panic or make the node serve bytes it has not just verified.
@@ -193,8 +193,8 @@ impl ShardService {
             }
             StoreError::Range(_) => ErrorKind::Malformed,
             StoreError::NotOwner { .. } => ErrorKind::Unauthorized,
-            StoreError::Db(db) => {
-                tracing::error!(error = %db, "shard store error");
+            StoreError::Db(_) | StoreError::Io { .. } | StoreError::Format { .. } => {
+                tracing::error!(error = %e, "shard store error");
                 ErrorKind::Internal
             }
         };
