@@ -88,6 +88,7 @@ impl Client {
     pub fn connect(config: ClientConfig) -> Result<Self, Error> {
         let account = keys::load(&config.key_file)?;
         let network = Network::start(&config)?;
+        network.probe();
         Ok(Self {
             config,
             network,
@@ -215,7 +216,8 @@ impl Client {
         writer: &mut W,
         options: &GetOptions,
     ) -> Result<GetReport, Error> {
-        let manifest = Arc::new(download::fetch_manifest(&self.network, cap).await?);
+        let manifest =
+            Arc::new(download::fetch_manifest(&self.network, cap, self.config.slow_after).await?);
         let (report, _) = download::download(
             &self.network,
             manifest,
@@ -241,7 +243,8 @@ impl Client {
                 source: std::io::Error::other("refusing to overwrite it (use --force)"),
             });
         }
-        let manifest = Arc::new(download::fetch_manifest(&self.network, cap).await?);
+        let manifest =
+            Arc::new(download::fetch_manifest(&self.network, cap, self.config.slow_after).await?);
         let part = partial_path(path);
         let marker = part.with_extension("cairn-part.json");
         let marker_text = serde_json::json!({ "manifest": cap.manifest.to_string() }).to_string();
@@ -312,7 +315,7 @@ impl Client {
                 max: MAX_RANGE_LEN,
             });
         }
-        let manifest = download::fetch_manifest(&self.network, cap).await?;
+        let manifest = download::fetch_manifest(&self.network, cap, self.config.slow_after).await?;
         let end = offset.checked_add(len).ok_or(Error::RangeTooLarge {
             offset,
             len,
@@ -331,13 +334,13 @@ impl Client {
     /// Size, redundancy, and how many shards of each segment the network
     /// still holds.
     pub async fn stat(&self, cap: &Capability) -> Result<FileStatus, Error> {
-        let manifest = download::fetch_manifest(&self.network, cap).await?;
+        let manifest = download::fetch_manifest(&self.network, cap, self.config.slow_after).await?;
         Ok(status::stat(&self.network, cap, &manifest).await)
     }
 
     /// Asks every node to drop the file's shards and manifest copies.
     pub async fn rm(&self, cap: &Capability) -> Result<RemoveReport, Error> {
-        let manifest = download::fetch_manifest(&self.network, cap).await?;
+        let manifest = download::fetch_manifest(&self.network, cap, self.config.slow_after).await?;
         remove::remove(&self.network, cap, &manifest, &self.account.signing_key()).await
     }
 

@@ -126,9 +126,14 @@ impl Locator {
 }
 
 /// Fetches and opens the manifest named by `cap`.
-pub(crate) async fn fetch_manifest(network: &Network, cap: &Capability) -> Result<Manifest, Error> {
+pub(crate) async fn fetch_manifest(
+    network: &Network,
+    cap: &Capability,
+    slow_after: Duration,
+) -> Result<Manifest, Error> {
     let id = cap.manifest;
-    let ranking = network.ranked(id.digest());
+    let mut ranking = network.ranked(id.digest());
+    ranking.sort_by_key(|&n| network.preference(n));
     let mut next = ranking.into_iter();
     let ask = |node: NodeIndex| async move {
         let sizes = network.has(node, &[id]).await?;
@@ -144,8 +149,16 @@ pub(crate) async fn fetch_manifest(network: &Network, cap: &Capability) -> Resul
         running.push(ask(node));
     }
     let mut asked = running.len();
-    while let Some(answer) = running.next().await {
-        if let Ok(Some(bytes)) = answer {
+    loop {
+        // A holder silent for `slow_after` gets a rival, as shard fetches do.
+        let answer = tokio::select! {
+            answer = running.next() => match answer {
+                Some(answer) => Some(answer),
+                None => break,
+            },
+            () = tokio::time::sleep(slow_after) => None,
+        };
+        if let Some(Ok(Some(bytes))) = answer {
             // Bytes verified against the id: a failure to open is the key's.
             return Ok(Manifest::open(&id, &bytes, &cap.key)?);
         }
@@ -204,14 +217,16 @@ async fn fetch_segment(
         async move { (j, node, network.fetch(node, id, size, 0..size).await) }
     };
     let mut running = FuturesUnordered::new();
-    let mut hedge = tokio::time::interval(locator.slow_after);
-    hedge.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    hedge.tick().await;
+    // Pushed back whenever anything arrives; when it fires, every fetch
+    // still running is stuck.
+    let stall = tokio::time::sleep(locator.slow_after);
+    tokio::pin!(stall);
     loop {
         // Keep enough fetches going to finish, preferring shards not yet
         // held or in flight.
         while set.good() + running.len() < k {
-            let Some((j, node)) = pop_candidate(&mut queue, &set, &in_flight, &tried) else {
+            let Some((j, node)) = pop_candidate(locator, &mut queue, &set, &in_flight, &tried)
+            else {
                 break;
             };
             tried.insert((j, node));
@@ -240,6 +255,7 @@ async fn fetch_segment(
         }
         tokio::select! {
             Some((j, node, result)) = running.next() => {
+                stall.as_mut().reset(tokio::time::Instant::now() + locator.slow_after);
                 in_flight.remove(&j);
                 match result {
                     // The network client verified the whole shard against
@@ -267,16 +283,22 @@ async fn fetch_segment(
                     }
                 }
             }
-            _ = hedge.tick() => {
-                // Nothing arrived for a while: start one more fetch, and
-                // remember who is holding us up.
-                if let Some((j, node)) = pop_candidate(&mut queue, &set, &in_flight, &tried) {
+            () = &mut stall => {
+                // Nothing arrived for `slow_after`: the nodes still busy are
+                // slow (asked last from now on), and each of their fetches
+                // gets a rival from another node.
+                mark_outstanding_slow(locator, &tried, &in_flight);
+                for _ in 0..running.len() {
+                    let Some((j, node)) = pop_candidate(locator, &mut queue, &set, &in_flight, &tried)
+                    else {
+                        break;
+                    };
                     stats.hedged += 1;
                     tried.insert((j, node));
                     in_flight.insert(j);
                     running.push(fetch(j, node));
                 }
-                mark_outstanding_slow(locator, &tried, &in_flight);
+                stall.as_mut().reset(tokio::time::Instant::now() + locator.slow_after);
             }
         }
     }
@@ -298,22 +320,34 @@ fn mark_outstanding_slow(
 /// The next candidate: a shard neither held nor being fetched, else any
 /// untried (shard, node) pair.
 fn pop_candidate(
+    locator: &Locator,
     queue: &mut VecDeque<(usize, NodeIndex)>,
     set: &SegmentShards,
     in_flight: &HashSet<usize>,
     tried: &HashSet<(usize, NodeIndex)>,
 ) -> Option<(usize, NodeIndex)> {
     let held = |j: usize| set.missing().all(|m| m != j);
-    let fresh = queue
-        .iter()
-        .position(|&(j, n)| !held(j) && !in_flight.contains(&j) && !tried.contains(&(j, n)));
-    if let Some(i) = fresh {
-        return queue.remove(i);
-    }
-    let any = queue
-        .iter()
-        .position(|&(j, n)| !held(j) && !tried.contains(&(j, n)))?;
-    queue.remove(any)
+    // Best first: a node known to answer over an unknown one over a slow
+    // or unreachable one; data shards (earlier in the queue) on ties.
+    let rank = |n: NodeIndex| {
+        if locator.is_slow(n) {
+            3
+        } else {
+            locator.network.preference(n)
+        }
+    };
+    let best = |fresh_only: bool| {
+        queue
+            .iter()
+            .enumerate()
+            .filter(|(_, &(j, n))| {
+                !held(j) && !tried.contains(&(j, n)) && !(fresh_only && in_flight.contains(&j))
+            })
+            .min_by_key(|(i, &(_, n))| (rank(n), *i))
+            .map(|(i, _)| i)
+    };
+    let i = best(true).or_else(|| best(false))?;
+    queue.remove(i)
 }
 
 /// How to run one download.

@@ -4,6 +4,7 @@
 //! peer id, so the numbering itself never decides where a shard goes.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,6 +18,7 @@ use libp2p::PeerId;
 
 use crate::config::ClientConfig;
 use crate::error::Error;
+use crate::upload::lock;
 
 /// Index of a node in [`Network::nodes`].
 pub type NodeIndex = usize;
@@ -30,6 +32,17 @@ pub struct Network {
     ids: Vec<Vec<u8>>,
     by_peer: HashMap<PeerId, NodeIndex>,
     timeout: Duration,
+    /// What the last exchange with each node showed.
+    health: Arc<Mutex<HashMap<NodeIndex, Health>>>,
+}
+
+/// What the client last saw of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// It answered (even a refusal is an answer).
+    Answered,
+    /// It could not be reached or did not answer.
+    Unreachable,
 }
 
 impl Network {
@@ -51,7 +64,46 @@ impl Network {
             ids,
             by_peer,
             timeout: config.request_timeout,
+            health: Arc::new(Mutex::new(HashMap::new())),
         })
+    }
+
+    /// What the last exchange with node `i` showed, if any.
+    pub fn health(&self, i: NodeIndex) -> Option<Health> {
+        lock(&self.health).get(&i).copied()
+    }
+
+    /// Orders by what is known: nodes that answered, then unknown ones,
+    /// then unreachable ones (a dead node costs a handshake timeout).
+    pub fn preference(&self, i: NodeIndex) -> u8 {
+        match self.health(i) {
+            Some(Health::Answered) => 0,
+            None => 1,
+            Some(Health::Unreachable) => 2,
+        }
+    }
+
+    /// Asks every node for its info in the background, so transfers learn
+    /// which nodes are up within a round trip instead of a timeout.
+    pub fn probe(&self) {
+        for i in 0..self.len() {
+            let network = self.clone();
+            tokio::spawn(async move {
+                let _ = network.info(i).await;
+            });
+        }
+    }
+
+    fn note<T>(&self, i: NodeIndex, result: &Result<T, ClientError>) {
+        let health = match result {
+            Ok(_) => Health::Answered,
+            Err(e) if e.refusal().is_some() || matches!(e, ClientError::Verify { .. }) => {
+                Health::Answered
+            }
+            Err(ClientError::Failed { .. }) => Health::Unreachable,
+            Err(_) => return,
+        };
+        lock(&self.health).insert(i, health);
     }
 
     pub fn nodes(&self) -> &[NodeAddr] {
@@ -105,9 +157,12 @@ impl Network {
         data: Bytes,
         owner: Option<Address>,
     ) -> Result<bool, ClientError> {
-        self.client
+        let r = self
+            .client
             .store(&self.nodes[node], id, data, None, owner)
-            .await
+            .await;
+        self.note(node, &r);
+        r
     }
 
     pub async fn fetch(
@@ -117,7 +172,9 @@ impl Network {
         size: u64,
         range: std::ops::Range<u64>,
     ) -> Result<Vec<u8>, ClientError> {
-        self.client.fetch(&self.nodes[node], id, size, range).await
+        let r = self.client.fetch(&self.nodes[node], id, size, range).await;
+        self.note(node, &r);
+        r
     }
 
     /// Which of `ids` node `node` holds, in batches the wire allows.
@@ -128,13 +185,17 @@ impl Network {
     ) -> Result<Vec<Option<u64>>, ClientError> {
         let mut out = Vec::with_capacity(ids.len());
         for batch in ids.chunks(cairn_protocol::wire::MAX_HAS_IDS) {
-            out.extend(self.client.has(&self.nodes[node], batch.to_vec()).await?);
+            let r = self.client.has(&self.nodes[node], batch.to_vec()).await;
+            self.note(node, &r);
+            out.extend(r?);
         }
         Ok(out)
     }
 
     pub async fn info(&self, node: NodeIndex) -> Result<NodeInfo, ClientError> {
-        self.client.info(&self.nodes[node]).await
+        let r = self.client.info(&self.nodes[node]).await;
+        self.note(node, &r);
+        r
     }
 
     pub async fn delete(
@@ -143,7 +204,9 @@ impl Network {
         id: ContentId,
         owner: &SigningKey,
     ) -> Result<bool, ClientError> {
-        self.client.delete(&self.nodes[node], id, owner).await
+        let r = self.client.delete(&self.nodes[node], id, owner).await;
+        self.note(node, &r);
+        r
     }
 }
 
