@@ -341,7 +341,8 @@ fn pop_candidate(
             .iter()
             .enumerate()
             .filter(|(_, &(j, n))| {
-                !held(j) && !tried.contains(&(j, n)) && !(fresh_only && in_flight.contains(&j))
+                let busy = fresh_only && in_flight.contains(&j);
+                !(held(j) || tried.contains(&(j, n)) || busy)
             })
             .min_by_key(|(i, &(_, n))| (rank(n), *i))
             .map(|(i, _)| i)
