@@ -132,7 +132,7 @@ pub(crate) async fn fetch_manifest(
     slow_after: Duration,
 ) -> Result<Manifest, Error> {
     let id = cap.manifest;
-    let mut ranking = network.ranked(id.digest());
+    let mut ranking = network.ranked(id.digest(), network.len());
     ranking.sort_by_key(|&n| network.preference(n));
     let mut next = ranking.into_iter();
     let ask = |node: NodeIndex| async move {

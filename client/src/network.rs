@@ -130,20 +130,33 @@ impl Network {
     }
 
     /// Every node, best first for the object with placement `seed`
-    /// (rendezvous hashing; nodes are their own failure domain until the
-    /// registry knows operators and subnets).
-    pub fn ranked(&self, seed: &[u8; 32]) -> Vec<NodeIndex> {
+    /// (rendezvous hashing), spread over subnets: nodes that share an IPv4
+    /// /24 or an IPv6 /48 count as one failure domain, so no subnet gets
+    /// more than its share of a segment's shards while others are free.
+    /// The first `spread` are placed with the subnet cap for `spread`
+    /// shards; the rest follow in rendezvous order (spares).
+    pub fn ranked(&self, seed: &[u8; 32], spread: usize) -> Vec<NodeIndex> {
         let candidates: Vec<Candidate<'_>> = self
             .ids
             .iter()
             .enumerate()
             .map(|(i, id)| Candidate {
                 id,
-                domain: i as u64,
+                domain: subnet_domain(&self.nodes[i]),
             })
             .collect();
-        place(seed, &candidates, self.ids.len())
-            .unwrap_or_else(|e| unreachable!("placing all {} nodes: {e}", self.ids.len()))
+        let all = self.ids.len();
+        let placed = |n: usize| {
+            place(seed, &candidates, n)
+                .unwrap_or_else(|e| unreachable!("placing {n} of {all} nodes: {e}"))
+        };
+        let mut ranked = placed(spread.min(all));
+        for i in placed(all) {
+            if !ranked.contains(&i) {
+                ranked.push(i);
+            }
+        }
+        ranked
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -210,6 +223,30 @@ impl Network {
     }
 }
 
+/// The failure domain of a node: a hash of its first address's subnet.
+fn subnet_domain(node: &NodeAddr) -> u64 {
+    use libp2p::multiaddr::Protocol;
+    let mut h = blake3::Hasher::new();
+    match node.addrs.first().and_then(|a| a.iter().next()) {
+        Some(Protocol::Ip4(ip)) => {
+            h.update(b"ip4");
+            h.update(&ip.octets()[..3]);
+        }
+        Some(Protocol::Ip6(ip)) => {
+            h.update(b"ip6");
+            h.update(&ip.octets()[..6]);
+        }
+        Some(other) => {
+            h.update(other.to_string().as_bytes());
+        }
+        None => {
+            h.update(&node.peer.to_bytes());
+        }
+    }
+    let d = h.finalize();
+    u64::from_le_bytes(d.as_bytes()[..8].try_into().unwrap_or([0; 8]))
+}
+
 /// A failure, as a short reason naming the node.
 pub(crate) fn reason(network: &Network, node: NodeIndex, error: &ClientError) -> String {
     let peer = network.nodes()[node].peer.to_string();
@@ -227,4 +264,51 @@ pub(crate) fn reason(network: &Network, node: NodeIndex, error: &ClientError) ->
 /// Whether the node said it does not have the shard (as opposed to failing).
 pub(crate) fn is_not_found(error: &ClientError) -> bool {
     matches!(error.refusal(), Some(w) if w.kind == ErrorKind::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(addr: &str) -> NodeAddr {
+        let peer = libp2p::identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
+        format!("{addr}/p2p/{peer}").parse().unwrap()
+    }
+
+    #[test]
+    fn subnets_are_failure_domains() {
+        let a = subnet_domain(&node("/ip4/10.0.1.5/udp/1/quic-v1"));
+        let b = subnet_domain(&node("/ip4/10.0.1.200/tcp/9"));
+        let c = subnet_domain(&node("/ip4/10.0.2.5/udp/1/quic-v1"));
+        let d = subnet_domain(&node("/ip6/2001:db8:1::1/udp/1/quic-v1"));
+        let e = subnet_domain(&node("/ip6/2001:db8:1:ffff::2/tcp/1"));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(d, e);
+        assert_ne!(a, d);
+    }
+
+    #[tokio::test]
+    async fn placement_spreads_a_segment_over_subnets() {
+        // Six nodes in one subnet, two in each of three others: n = 6
+        // takes at most ⌈6/4⌉ = 2 from the crowded subnet.
+        let mut nodes: Vec<NodeAddr> = (0..6)
+            .map(|i| node(&format!("/ip4/10.0.0.{i}/udp/1/quic-v1")))
+            .collect();
+        for s in 1..4 {
+            for h in 1..3 {
+                nodes.push(node(&format!("/ip4/10.0.{s}.{h}/udp/1/quic-v1")));
+            }
+        }
+        let config = ClientConfig::new(std::path::Path::new("/x"), nodes);
+        let network = Network::start(&config).unwrap();
+        for seed in 0..20u8 {
+            let ranked = network.ranked(&[seed; 32], 6);
+            assert_eq!(ranked.len(), 12);
+            let crowded = ranked[..6].iter().filter(|&&i| i < 6).count();
+            assert!(crowded <= 2, "seed {seed}: {crowded} of 6 in one subnet");
+        }
+    }
 }

@@ -192,7 +192,7 @@ pub(crate) async fn upload(
         network: network.clone(),
         plan_owner: plan.owner,
         slow_after: plan.slow_after,
-        placement: Mutex::new(Placement::new(network.ranked(&plan.placement_seed), n)),
+        placement: Mutex::new(Placement::new(network.ranked(&plan.placement_seed, n), n)),
         journal: journal.map(Mutex::new),
         resumed,
         progress: progress.clone(),
@@ -503,7 +503,7 @@ async fn store_manifest(
     minimum: usize,
     owner: Option<Address>,
 ) -> Result<usize, Error> {
-    let ranking = network.ranked(id.digest());
+    let ranking = network.ranked(id.digest(), network.len());
     let mut next = ranking.into_iter();
     let store = |node: NodeIndex| {
         let sealed = sealed.clone();

@@ -95,3 +95,48 @@ async fn stat_counts_shards_and_rm_removes_them() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_download_resumes_from_its_part_file() {
+    let net = TestNet::start(4);
+    let client = std::sync::Arc::new(net.client(2, 2));
+    let (path, bytes) = net.file("d", 12_000_000, 41);
+    let cap = put(&client, &path).await.capability;
+    let out = net.dir.path().join("d.out");
+    let seen = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    struct Count(std::sync::Arc<std::sync::atomic::AtomicU64>);
+    impl cairn_client::progress::Progress for Count {
+        fn start(&self, _: u64) {}
+        fn advance(&self, n: u64) {
+            self.0.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    let task = {
+        let (client, cap, out, seen) = (client.clone(), cap.clone(), out.clone(), seen.clone());
+        tokio::spawn(async move {
+            let options = GetOptions {
+                progress: Some(std::sync::Arc::new(Count(seen))),
+                overwrite: false,
+            };
+            client.get_to_path(&cap, &out, &options).await
+        })
+    };
+    while seen.load(std::sync::atomic::Ordering::Relaxed) < 4_000_000 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    task.abort();
+    let _ = task.await;
+    // The aborted download's decoding thread finishes its segment on its
+    // own; give it a moment before the part file is reopened.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let part = cairn_client::client::partial_path(&out);
+    assert!(part.exists() && !out.exists());
+    let report = client
+        .get_to_path(&cap, &out, &GetOptions::default())
+        .await
+        .unwrap();
+    assert!(report.resumed_at > 0, "{report:?}");
+    assert!(report.bytes_written < bytes.len() as u64, "{report:?}");
+    assert_same(&std::fs::read(&out).unwrap(), &bytes, "resumed download");
+    assert!(!part.exists());
+}
