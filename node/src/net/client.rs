@@ -119,20 +119,8 @@ impl Default for ClientSettings {
 
 /// Pause before retrying a failed request (times the attempt).
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
-/// Attempts of a request whose connection broke.
+/// Attempts of a request that failed short of an answer.
 const RETRIES: u32 = 3;
-/// Attempts of a request whose dial failed: a second covers a node that was
-/// restarting; more would make every request to a dead node wait out the
-/// handshake timeout three times.
-const DIAL_RETRIES: u32 = 2;
-
-/// Whether and how often a failed request is worth another attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Retry {
-    Never,
-    Dial,
-    Broken,
-}
 
 /// A failed request carries whether it is worth another attempt.
 type Reply = oneshot::Sender<Result<ShardResponse, Failure>>;
@@ -192,10 +180,7 @@ impl ShardClient {
     ) -> Result<ShardResponse, ClientError> {
         for attempt in 1.. {
             match self.send_once(node, header.clone(), body.clone()).await {
-                Err((ClientError::Failed { .. }, retry))
-                    if (retry == Retry::Broken && attempt < RETRIES)
-                        || (retry == Retry::Dial && attempt < DIAL_RETRIES) =>
-                {
+                Err((ClientError::Failed { .. }, true)) if attempt < RETRIES => {
                     tokio::time::sleep(RETRY_PAUSE * attempt).await;
                 }
                 other => return other.map_err(|(e, _)| e),
@@ -209,8 +194,8 @@ impl ShardClient {
         node: &NodeAddr,
         header: Request,
         body: Bytes,
-    ) -> Result<ShardResponse, (ClientError, Retry)> {
-        let closed = || (ClientError::Closed, Retry::Never);
+    ) -> Result<ShardResponse, (ClientError, bool)> {
+        let closed = || (ClientError::Closed, false);
         let (reply, answer) = oneshot::channel();
         self.commands
             .send(Command::Request {
@@ -354,7 +339,7 @@ fn unexpected(node: &NodeAddr, response: &Response) -> ClientError {
     }
 }
 
-type Failure = (ClientError, Retry);
+type Failure = (ClientError, bool);
 
 async fn run(
     mut swarm: libp2p::Swarm<super::CairnBehaviour>,
@@ -403,11 +388,7 @@ async fn run(
                     // Worth another attempt: a broken connection, or a dial
                     // that failed (it may have raced a restart). A timeout
                     // has already waited long enough.
-                    let retry = match error {
-                        request_response::OutboundFailure::Timeout => Retry::Never,
-                        request_response::OutboundFailure::DialFailure => Retry::Dial,
-                        _ => Retry::Broken,
-                    };
+                    let retry = !matches!(error, request_response::OutboundFailure::Timeout);
                     let failure = (
                         ClientError::Failed {
                             peer,
