@@ -112,6 +112,18 @@ impl SegmentShards {
     /// Checks and keeps shard `index`. A shard already held is not checked
     /// again. A refused shard leaves the set as it was.
     pub fn insert(&mut self, index: usize, bytes: Vec<u8>) -> Result<(), ShardError> {
+        self.keep(index, bytes, true)
+    }
+
+    /// Keeps shard `index` whose bytes the caller already verified against
+    /// [`Self::expected_id`] (for example while streaming it as a bao
+    /// encoding of the whole shard), sparing a second hash of every byte.
+    /// The size is still checked.
+    pub fn insert_verified(&mut self, index: usize, bytes: Vec<u8>) -> Result<(), ShardError> {
+        self.keep(index, bytes, false)
+    }
+
+    fn keep(&mut self, index: usize, bytes: Vec<u8>, hash: bool) -> Result<(), ShardError> {
         let n = self.ids.len();
         let id = *self.ids.get(index).ok_or(ShardError::Index { index, n })?;
         if self.slots[index].is_some() {
@@ -125,33 +137,8 @@ impl SegmentShards {
                 got: bytes.len(),
             });
         }
-        if !id.matches(&bytes) {
+        if hash && !id.matches(&bytes) {
             return Err(ShardError::Mismatch { index, id });
-        }
-        self.slots[index] = Some(bytes);
-        self.good += 1;
-        Ok(())
-    }
-
-    /// Keeps shard `index` whose bytes the caller already verified against
-    /// [`Self::expected_id`] (for example while streaming it as a bao
-    /// encoding of the whole shard), sparing a second hash of every byte.
-    /// The size is still checked.
-    pub fn insert_verified(&mut self, index: usize, bytes: Vec<u8>) -> Result<(), ShardError> {
-        let n = self.ids.len();
-        if index >= n {
-            return Err(ShardError::Index { index, n });
-        }
-        if self.slots[index].is_some() {
-            return Ok(());
-        }
-        let expected = self.shard_size();
-        if bytes.len() != expected {
-            return Err(ShardError::Size {
-                index,
-                expected,
-                got: bytes.len(),
-            });
         }
         self.slots[index] = Some(bytes);
         self.good += 1;

@@ -108,26 +108,9 @@ async fn upload_re_places_shards_when_a_node_dies_mid_transfer() {
     // n = 5 on 7 nodes: two spares.
     let client = std::sync::Arc::new(net.client(3, 2));
     let (path, bytes) = net.file("u", 24_000_000, 13);
-    let bar = std::sync::Arc::new(Counter::default());
-    let task = {
-        let client = client.clone();
-        let path = path.clone();
-        let bar = bar.clone();
-        tokio::spawn(async move {
-            client
-                .put_path(
-                    &path,
-                    &PutOptions {
-                        params: None,
-                        progress: Some(bar),
-                    },
-                )
-                .await
-        })
-    };
-    // Wait for the upload to be under way, then kill every node in turn
-    // until one that holds a column is dead (any of the 5 of 7 will do;
-    // kill one the upload surely uses: the one holding most shards).
+    let (task, bar) = spawn_put(&client, &path);
+    // Once the upload is under way, kill a node it surely uses: the one
+    // holding most bytes.
     while bar.done() < 2_000_000 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -145,23 +128,7 @@ async fn upload_without_spares_fails_clearly_and_resumes_without_resending() {
     let mut net = TestNet::start(5);
     let client = std::sync::Arc::new(net.client(3, 2));
     let (path, bytes) = net.file("r", 16_000_000, 14);
-    let bar = std::sync::Arc::new(Counter::default());
-    let task = {
-        let client = client.clone();
-        let path = path.clone();
-        let bar = bar.clone();
-        tokio::spawn(async move {
-            client
-                .put_path(
-                    &path,
-                    &PutOptions {
-                        params: None,
-                        progress: Some(bar),
-                    },
-                )
-                .await
-        })
-    };
+    let (task, bar) = spawn_put(&client, &path);
     while bar.done() < 4_000_000 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -182,6 +149,26 @@ async fn upload_without_spares_fails_clearly_and_resumes_without_resending() {
     );
     let got = get(&client, &report.capability).await;
     assert_same(&got, &bytes, "resumed upload");
+}
+
+/// Starts uploading `path` in a task; the counter follows its progress.
+fn spawn_put(
+    client: &std::sync::Arc<cairn_client::Client>,
+    path: &std::path::Path,
+) -> (
+    tokio::task::JoinHandle<Result<cairn_client::PutReport, cairn_client::Error>>,
+    std::sync::Arc<Counter>,
+) {
+    let bar = std::sync::Arc::new(Counter::default());
+    let (client, path, progress) = (client.clone(), path.to_path_buf(), bar.clone());
+    let task = tokio::spawn(async move {
+        let options = PutOptions {
+            params: None,
+            progress: Some(progress),
+        };
+        client.put_path(&path, &options).await
+    });
+    (task, bar)
 }
 
 /// The node whose store holds the most bytes.
