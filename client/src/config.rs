@@ -89,7 +89,7 @@ pub struct ClientConfig {
     /// Ciphertext bytes per segment (about; shards are rounded to 4 KiB).
     pub segment_size: u64,
     /// Segments in flight at once, uploading or downloading. Memory is about
-    /// `(parallelism + 2) · n · segment_size / k`.
+    /// `(parallelism + 1) · n · segment_size / k` (see `upload`).
     pub parallelism: usize,
     /// Longest one request to a node may take.
     pub request_timeout: Duration,
