@@ -564,19 +564,24 @@ async fn read_piece(
     }
     // The data shard is nowhere to be read: rebuild its segment.
     let (set, _) = fetch_segment(locator, manifest, piece.segment).await?;
-    let data = rebuild_data_shard(manifest, set, piece.shard)?;
+    let data = rebuild_data_shard(manifest, set, piece.segment, piece.shard)?;
     Ok(data[piece.range.start as usize..piece.range.end as usize].to_vec())
 }
 
 /// Data shard `j` of a decodable segment, rebuilding it if needed.
-fn rebuild_data_shard(manifest: &Manifest, set: SegmentShards, j: usize) -> Result<Vec<u8>, Error> {
+fn rebuild_data_shard(
+    manifest: &Manifest,
+    set: SegmentShards,
+    segment: u64,
+    j: usize,
+) -> Result<Vec<u8>, Error> {
     let coder = cairn_protocol::erasure::ErasureCoder::new(manifest.params());
     let size = set.shard_size();
     let mut slots = set.into_slots();
     if slots[j].is_none() {
-        coder.reconstruct_data(&mut slots, size).map_err(|source| {
-            cairn_protocol::decoder::DecodeError::Erasure { segment: 0, source }
-        })?;
+        coder
+            .reconstruct_data(&mut slots, size)
+            .map_err(|source| cairn_protocol::decoder::DecodeError::Erasure { segment, source })?;
     }
     slots[j]
         .take()

@@ -95,3 +95,17 @@ pub fn assert_same(got: &[u8], want: &[u8], what: &str) {
         got.iter().zip(want).position(|(a, b)| a != b)
     );
 }
+
+/// Every file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

@@ -67,7 +67,7 @@ fn corrupt_node_store(net: &mut TestNet, i: usize) {
     }
     let dir = net.devnet.node_dir(i).join("store");
     let mut flipped = 0;
-    for entry in walk(&dir) {
+    for entry in files_under(&dir) {
         let name = entry.file_name().unwrap().to_string_lossy().to_string();
         // Shard bytes live in RocksDB blob files or in per-shard files
         // under store/shards/, depending on the store's layout.
@@ -87,19 +87,6 @@ fn corrupt_node_store(net: &mut TestNet, i: usize) {
     }
     assert!(flipped > 0, "no shard files under {}", dir.display());
     net.devnet.restart(i).unwrap();
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,7 +162,7 @@ fn spawn_put(
 fn busiest_node(net: &TestNet) -> usize {
     (0..net.devnet.nodes().len())
         .max_by_key(|&i| {
-            walk(&net.devnet.node_dir(i).join("store"))
+            files_under(&net.devnet.node_dir(i).join("store"))
                 .iter()
                 .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
                 .sum::<u64>()
