@@ -137,7 +137,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     }
     for addr in &config.bootstrap {
         if let Some((peer, base)) = split_peer(addr) {
-            swarm.behaviour_mut().kad.add_address(&peer, base);
+            if let Some(kad) = swarm.behaviour_mut().kad.as_mut() {
+                kad.add_address(&peer, base);
+            }
         }
         if let Err(e) = swarm.dial(addr.clone()) {
             tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
@@ -267,7 +269,9 @@ impl EventLoop {
                     let _ = swarm.behaviour_mut().shards.send_response(channel, response);
                 }
                 _ = kad_refresh.tick() => {
-                    let _ = swarm.behaviour_mut().kad.bootstrap();
+                    if let Some(kad) = swarm.behaviour_mut().kad.as_mut() {
+                        let _ = kad.bootstrap();
+                    }
                 }
                 _ = &mut shutdown, if draining.is_none() => {
                     draining = Some(self.begin_drain(swarm));
@@ -332,8 +336,10 @@ impl EventLoop {
                 info,
                 ..
             })) if info.protocols.iter().any(|p| p.as_ref() == KAD_PROTOCOL) => {
-                for addr in info.listen_addrs.into_iter().filter(is_dialable) {
-                    swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                if let Some(kad) = swarm.behaviour_mut().kad.as_mut() {
+                    for addr in info.listen_addrs.into_iter().filter(is_dialable) {
+                        kad.add_address(&peer_id, addr);
+                    }
                 }
             }
             SwarmEvent::IncomingConnectionError {

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::{behaviour::toggle::Toggle, NetworkBehaviour};
 use libp2p::{identify, kad, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 
 pub use codec::{ShardCodec, ShardRequest, ShardResponse};
@@ -47,7 +47,11 @@ pub enum Role {
 #[derive(NetworkBehaviour)]
 pub struct CairnBehaviour {
     pub identify: identify::Behaviour,
-    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Only nodes run Kademlia. A client knows its nodes' addresses, and a
+    /// client-mode DHT keeps redialing the stale addresses of a node that
+    /// restarted elsewhere; request–response then fails every request
+    /// queued for that peer with the stale dial's error.
+    pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     pub shards: request_response::Behaviour<ShardCodec>,
 }
 
@@ -67,7 +71,7 @@ pub fn build_swarm(
 ) -> Result<Swarm<CairnBehaviour>, NetError> {
     let transport = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
     let settings = settings.clone();
-    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
             tcp::Config::default().nodelay(true),
@@ -90,14 +94,14 @@ pub fn build_swarm(
                 identify::Config::new(IDENTIFY_VERSION.into(), key.public())
                     .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION"))),
             );
-            let mut kad_config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
-            kad_config.set_query_timeout(Duration::from_secs(30));
-            let mut kad =
-                kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), kad_config);
-            kad.set_mode(Some(match settings.role {
-                Role::Node => kad::Mode::Server,
-                Role::Client => kad::Mode::Client,
-            }));
+            let kad = (settings.role == Role::Node).then(|| {
+                let mut config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+                config.set_query_timeout(Duration::from_secs(30));
+                let mut kad =
+                    kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), config);
+                kad.set_mode(Some(kad::Mode::Server));
+                kad
+            });
             let support = match settings.role {
                 Role::Node => ProtocolSupport::Full,
                 Role::Client => ProtocolSupport::Outbound,
@@ -113,17 +117,13 @@ pub fn build_swarm(
             );
             CairnBehaviour {
                 identify,
-                kad,
+                kad: kad.into(),
                 shards,
             }
         })
         .map_err(|e| transport(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build();
-    if settings.role == Role::Client {
-        // A client never needs to be dialed.
-        swarm.behaviour_mut().kad.set_mode(Some(kad::Mode::Client));
-    }
     Ok(swarm)
 }
 
