@@ -276,6 +276,11 @@ impl Config {
         self.data_dir.join("store")
     }
 
+    /// Where a validator's ledger (its own RocksDB) lives.
+    pub fn ledger_dir(&self) -> PathBuf {
+        self.data_dir.join("chain").join("db")
+    }
+
     /// The identity key file.
     pub fn identity_path(&self) -> PathBuf {
         self.data_dir.join(IDENTITY_FILE)

@@ -160,7 +160,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let http = match config.http {
         Some(addr) => {
             let mut stop = stop_rx.clone();
-            let (bound, task) = crate::http::serve(addr, source.clone(), async move {
+            // No ledger yet: the consensus engine that would feed one is
+            // wired separately (docs/chain.md).
+            let (bound, task) = crate::http::serve(addr, source.clone(), None, async move {
                 let _ = stop.changed().await;
             })
             .await

@@ -3,6 +3,10 @@
 //!
 //! It is read-only: nothing here changes the store, so exposing it wider
 //! leaks numbers, never data.
+//!
+//! A node that runs a ledger also serves the chain API under `/chain/`
+//! ([`crate::ledger::http`]); its one write, `POST /chain/tx`, only queues
+//! a signed transaction in the mempool.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +22,7 @@ use cairn_protocol::units::format_size;
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 
+use crate::ledger::Ledger;
 use crate::maintenance::{ScrubStatus, SharedScrubStatus};
 use crate::metrics::Metrics;
 use crate::store::{ShardStore, Usage};
@@ -67,19 +72,29 @@ impl StatusSource {
     }
 }
 
-/// Binds the HTTP endpoint; returns the bound address and the server task.
-pub async fn serve(
-    addr: SocketAddr,
-    source: Arc<StatusSource>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
+/// The node's routes; with a ledger, the `/chain/...` routes too.
+pub fn router(source: Arc<StatusSource>, ledger: Option<Arc<Ledger>>) -> Router {
     let app = Router::new()
         .route("/", get(page))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .with_state(source);
+    match ledger {
+        Some(ledger) => app.merge(crate::ledger::http::routes(ledger)),
+        None => app,
+    }
+}
+
+/// Binds the HTTP endpoint; returns the bound address and the server task.
+pub async fn serve(
+    addr: SocketAddr,
+    source: Arc<StatusSource>,
+    ledger: Option<Arc<Ledger>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = router(source, ledger);
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)

@@ -13,7 +13,8 @@
 //! | [`maintenance`] | the scrubber and expiry GC |
 //! | [`net`] | libp2p swarm (QUIC, TCP+noise+yamux, identify, Kademlia) and `/cairn/shards/1` |
 //! | [`net::client`] | [`ShardClient`](net::client::ShardClient): store, fetch (verified), has, info, delete |
-//! | [`http`] | `/metrics`, `/status` and a status page on loopback |
+//! | [`http`] | `/metrics`, `/status` and a status page on loopback; `/chain/...` with a ledger |
+//! | [`ledger`] | the chain on this node: blocks, tx index and state in RocksDB, the mempool |
 //! | [`metrics`] | the Prometheus metrics |
 //! | [`daemon`] | everything wired together, with graceful shutdown |
 //!
@@ -37,6 +38,7 @@ pub mod config;
 pub mod daemon;
 pub mod http;
 pub mod identity;
+pub mod ledger;
 pub mod maintenance;
 pub mod metrics;
 pub mod net;

@@ -1,0 +1,325 @@
+//! The JSON shapes of the `/chain/...` HTTP API. The node serializes them,
+//! the client (`cairn_client::chain`) deserializes the same types, so the two
+//! cannot drift apart. Hashes and ids are lowercase hex; addresses are
+//! [`Address`]'s hex text.
+
+use cairn_protocol::chain::{
+    Address, ChainState, Deal, DealId, NamespaceRoot, NodeRecord, NodeStatus, Rejection, SignedTx,
+};
+use serde::{Deserialize, Serialize};
+
+use super::store::{BlockRecord, TxRecord};
+
+/// `GET /chain/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusView {
+    pub chain_id: String,
+    pub genesis_hash: String,
+    /// Latest committed height (0: only genesis).
+    pub height: u64,
+    pub epoch: u64,
+    pub beacon: String,
+    pub state_root: String,
+    pub validators: Vec<Address>,
+    /// `None` at height 0.
+    pub latest_block_digest: Option<String>,
+    pub latest_block_time_ms: Option<u64>,
+    pub mempool_txs: usize,
+    pub epoch_blocks: u64,
+    pub min_fee: u64,
+    pub min_stake: u64,
+    /// Largest faucet request; `None`: no faucet.
+    pub faucet_max: Option<u64>,
+}
+
+/// A namespace pointer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceView {
+    pub root: String,
+    pub version: u64,
+}
+
+impl From<NamespaceRoot> for NamespaceView {
+    fn from(n: NamespaceRoot) -> Self {
+        Self {
+            root: hex::encode(n.root),
+            version: n.version,
+        }
+    }
+}
+
+/// `GET /chain/account/{address}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    pub address: Address,
+    pub balance: u64,
+    /// The nonce the next transaction applies with.
+    pub nonce: u64,
+    /// The nonce to sign the next transaction with, counting the account's
+    /// transactions pending in this validator's mempool.
+    pub next_nonce: u64,
+    /// Set when the account is a registered storage node.
+    pub node: Option<NodeView>,
+    pub namespace: Option<NamespaceView>,
+}
+
+/// A registered storage node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    pub address: Address,
+    /// The libp2p peer id as text, when the registered bytes are one.
+    pub peer_id: Option<String>,
+    pub peer_id_hex: String,
+    pub addresses: Vec<String>,
+    pub capacity: u64,
+    pub used: u64,
+    pub stake: u64,
+    pub status: String,
+    pub active_deals: u32,
+    pub registered_at: u64,
+    pub earned: u64,
+}
+
+impl NodeView {
+    pub fn new(address: &Address, n: &NodeRecord) -> Self {
+        Self {
+            address: *address,
+            peer_id: libp2p::PeerId::from_bytes(&n.peer_id)
+                .ok()
+                .map(|p| p.to_string()),
+            peer_id_hex: hex::encode(&n.peer_id),
+            addresses: n.addresses.clone(),
+            capacity: n.capacity,
+            used: n.used,
+            stake: n.stake,
+            status: match n.status {
+                NodeStatus::Active => "active".into(),
+            },
+            active_deals: n.active_deals,
+            registered_at: n.registered_at,
+            earned: n.earned,
+        }
+    }
+}
+
+/// `GET /chain/nodes`: at most [`MAX_LIST`] nodes, `total` says how many
+/// there are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeList {
+    pub total: usize,
+    pub nodes: Vec<NodeView>,
+}
+
+/// Longest list one answer carries.
+pub const MAX_LIST: usize = 1000;
+
+/// One node's part of a deal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitmentView {
+    pub node: Address,
+    pub root: String,
+    pub shards: u32,
+    pub bytes: u64,
+}
+
+/// `GET /chain/deal/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DealView {
+    pub id: String,
+    pub owner: Address,
+    pub size: u64,
+    pub price_per_epoch: u64,
+    pub start_epoch: u64,
+    pub end_epoch: u64,
+    pub escrow: u64,
+    pub opened_at: u64,
+    pub commitments: Vec<CommitmentView>,
+}
+
+impl DealView {
+    pub fn new(id: &DealId, d: &Deal) -> Self {
+        Self {
+            id: hex::encode(id.0),
+            owner: d.owner,
+            size: d.size,
+            price_per_epoch: d.price_per_epoch,
+            start_epoch: d.start_epoch,
+            end_epoch: d.end_epoch,
+            escrow: d.escrow,
+            opened_at: d.opened_at,
+            commitments: d
+                .commitments
+                .iter()
+                .map(|c| CommitmentView {
+                    node: c.node,
+                    root: hex::encode(c.root),
+                    shards: c.shards,
+                    bytes: c.bytes,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `GET /chain/deals[?owner=ADDR]`: at most [`MAX_LIST`] deals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DealList {
+    pub total: usize,
+    pub deals: Vec<DealView>,
+}
+
+/// A transaction's id and what became of it in a block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxResultView {
+    pub id: String,
+    pub ok: bool,
+    /// Why it was refused, when it was.
+    pub error: Option<String>,
+}
+
+/// `GET /chain/block/{height}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockView {
+    pub height: u64,
+    pub digest: String,
+    pub parent: String,
+    pub timestamp_ms: u64,
+    pub proposer: String,
+    pub state_root: String,
+    pub new_epoch: bool,
+    pub txs: Vec<TxResultView>,
+}
+
+impl BlockView {
+    pub fn new(b: &BlockRecord) -> Self {
+        Self {
+            height: b.height,
+            digest: hex::encode(b.digest),
+            parent: hex::encode(b.parent),
+            timestamp_ms: b.timestamp_ms,
+            proposer: hex::encode(&b.proposer),
+            state_root: hex::encode(b.state_root),
+            new_epoch: b.new_epoch,
+            txs: b
+                .txs
+                .iter()
+                .zip(&b.results)
+                .map(|(tx, r)| TxResultView {
+                    id: hex::encode(tx.id()),
+                    ok: r.is_ok(),
+                    error: error_text(r),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn error_text(r: &Result<(), Rejection>) -> Option<String> {
+    r.as_ref().err().map(ToString::to_string)
+}
+
+/// Where a transaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TxStatus {
+    /// In this validator's mempool.
+    Pending,
+    /// In a finalized block (applied or refused: see `ok`).
+    Committed,
+}
+
+/// A transaction's fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TxSummary {
+    pub chain_id: String,
+    pub signer: Address,
+    pub nonce: u64,
+    pub fee: u64,
+    /// The body as serde renders it, e.g. `{"Transfer":{"to":"…","amount":5}}`.
+    pub body: serde_json::Value,
+}
+
+impl TxSummary {
+    pub fn new(tx: &SignedTx) -> Self {
+        Self {
+            chain_id: tx.tx.chain_id.clone(),
+            signer: tx.tx.signer,
+            nonce: tx.tx.nonce,
+            fee: tx.tx.fee,
+            body: serde_json::to_value(&tx.tx.body).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// `GET /chain/tx/{id}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TxView {
+    pub id: String,
+    pub status: TxStatus,
+    /// Set once committed.
+    pub height: Option<u64>,
+    pub index: Option<u32>,
+    pub ok: Option<bool>,
+    pub error: Option<String>,
+    pub tx: Option<TxSummary>,
+}
+
+impl TxView {
+    pub fn pending(id: &[u8; 32]) -> Self {
+        Self {
+            id: hex::encode(id),
+            status: TxStatus::Pending,
+            height: None,
+            index: None,
+            ok: None,
+            error: None,
+            tx: None,
+        }
+    }
+
+    pub fn committed(id: &[u8; 32], record: &TxRecord, tx: Option<&SignedTx>) -> Self {
+        Self {
+            id: hex::encode(id),
+            status: TxStatus::Committed,
+            height: Some(record.height),
+            index: Some(record.index),
+            ok: Some(record.result.is_ok()),
+            error: error_text(&record.result),
+            tx: tx.map(TxSummary::new),
+        }
+    }
+}
+
+/// `POST /chain/tx` as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    pub tx_hex: String,
+}
+
+/// `POST /chain/tx`'s answer (202).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitView {
+    pub id: String,
+}
+
+/// Every error answer: the reason, and for a refused transaction a short
+/// stable code (see [`super::MempoolError::code`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorView {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+/// The account view of `address` in `state`.
+pub fn account_view(state: &ChainState, address: &Address, next_nonce: u64) -> AccountView {
+    let account = state.account(address);
+    AccountView {
+        address: *address,
+        balance: account.balance,
+        nonce: account.nonce,
+        next_nonce: next_nonce.max(account.nonce),
+        node: state.node(address).map(|n| NodeView::new(address, n)),
+        namespace: state.namespace(address).map(NamespaceView::from),
+    }
+}

@@ -1,0 +1,603 @@
+//! The `/chain/...` routes: the chain's state, blocks and transactions as
+//! JSON, and `POST /chain/tx` into the mempool. Mounted on the node's HTTP
+//! endpoint only when it runs a ledger. See docs/chain.md.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use cairn_protocol::chain::{Address, DealId, MAX_TX_BYTES};
+use serde::Deserialize;
+
+use super::api::{
+    account_view, BlockView, DealList, DealView, ErrorView, NodeList, NodeView, StatusView,
+    SubmitRequest, SubmitView, TxView, MAX_LIST,
+};
+use super::{Ledger, LedgerError};
+
+/// Largest request body: a hex-encoded largest transaction in JSON. A raw
+/// body is held to [`MAX_TX_BYTES`] separately.
+const MAX_BODY: usize = 2 * MAX_TX_BYTES + 1024;
+
+/// The chain routes, with their state applied, to merge into the node's
+/// router.
+pub fn routes(ledger: Arc<Ledger>) -> Router {
+    Router::new()
+        .route("/chain/status", get(status))
+        .route("/chain/account/{address}", get(account))
+        .route("/chain/nodes", get(nodes))
+        .route("/chain/node/{address}", get(node))
+        .route("/chain/deal/{id}", get(deal))
+        .route("/chain/deals", get(deals))
+        .route("/chain/block/{height}", get(block))
+        .route(
+            "/chain/tx",
+            axum::routing::post(submit).layer(DefaultBodyLimit::max(MAX_BODY)),
+        )
+        .route("/chain/tx/{id}", get(tx))
+        .with_state(ledger)
+}
+
+/// An error answer: a status and a JSON [`ErrorView`].
+#[derive(Debug)]
+struct ApiError(StatusCode, ErrorView);
+
+impl ApiError {
+    fn new(status: StatusCode, error: impl Into<String>) -> Self {
+        Self(
+            status,
+            ErrorView {
+                error: error.into(),
+                code: None,
+            },
+        )
+    }
+
+    fn bad_request(error: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, error)
+    }
+
+    fn not_found(error: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, error)
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        tracing::error!(error = %e, "ledger read failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+fn parse_address(text: &str) -> Result<Address, ApiError> {
+    text.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "'{text}' is not an address (expected 64 hex digits)"
+        ))
+    })
+}
+
+fn parse_id(what: &str, text: &str) -> Result<[u8; 32], ApiError> {
+    let bad =
+        || ApiError::bad_request(format!("'{text}' is not a {what} (expected 64 hex digits)"));
+    let bytes = hex::decode(text).map_err(|_| bad())?;
+    bytes.try_into().map_err(|_| bad())
+}
+
+/// RocksDB reads may touch the disk: off the async threads with them.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("ledger task: {e}"),
+        )
+    })?
+}
+
+async fn status(State(ledger): State<Arc<Ledger>>) -> ApiResult<StatusView> {
+    let state = ledger.store().state();
+    let height = state.height();
+    let latest = if height == 0 {
+        None
+    } else {
+        let l = ledger.clone();
+        blocking(move || Ok(l.store().block(height)?)).await?
+    };
+    let params = ledger.params();
+    Ok(Json(StatusView {
+        chain_id: state.chain_id().to_string(),
+        genesis_hash: hex::encode(ledger.store().genesis_hash()),
+        height,
+        epoch: state.epoch(),
+        beacon: hex::encode(state.beacon()),
+        state_root: hex::encode(state.root()),
+        validators: state.validators().to_vec(),
+        latest_block_digest: latest.as_ref().map(|b| hex::encode(b.digest)),
+        latest_block_time_ms: latest.as_ref().map(|b| b.timestamp_ms),
+        mempool_txs: ledger.mempool_len(),
+        epoch_blocks: params.epoch_blocks,
+        min_fee: params.min_fee,
+        min_stake: params.min_stake,
+        faucet_max: params.faucet_max,
+    }))
+}
+
+async fn account(
+    State(ledger): State<Arc<Ledger>>,
+    Path(address): Path<String>,
+) -> ApiResult<super::api::AccountView> {
+    let address = parse_address(&address)?;
+    let state = ledger.store().state();
+    let next = ledger.next_nonce(&address);
+    Ok(Json(account_view(&state, &address, next)))
+}
+
+async fn nodes(State(ledger): State<Arc<Ledger>>) -> ApiResult<NodeList> {
+    let state = ledger.store().state();
+    Ok(Json(NodeList {
+        total: state.nodes().count(),
+        nodes: state
+            .nodes()
+            .take(MAX_LIST)
+            .map(|(a, n)| NodeView::new(a, n))
+            .collect(),
+    }))
+}
+
+async fn node(
+    State(ledger): State<Arc<Ledger>>,
+    Path(address): Path<String>,
+) -> ApiResult<NodeView> {
+    let address = parse_address(&address)?;
+    let state = ledger.store().state();
+    let node = state
+        .node(&address)
+        .ok_or_else(|| ApiError::not_found(format!("{address} is not a registered node")))?;
+    Ok(Json(NodeView::new(&address, node)))
+}
+
+async fn deal(State(ledger): State<Arc<Ledger>>, Path(id): Path<String>) -> ApiResult<DealView> {
+    let id = DealId(parse_id("deal id", &id)?);
+    let state = ledger.store().state();
+    let deal = state.deal(&id).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no open deal {} (never opened, or ended)",
+            hex::encode(id.0)
+        ))
+    })?;
+    Ok(Json(DealView::new(&id, deal)))
+}
+
+#[derive(Debug, Deserialize)]
+struct DealsQuery {
+    owner: Option<String>,
+}
+
+async fn deals(
+    State(ledger): State<Arc<Ledger>>,
+    Query(query): Query<DealsQuery>,
+) -> ApiResult<DealList> {
+    let owner = query.owner.as_deref().map(parse_address).transpose()?;
+    let state = ledger.store().state();
+    let matching = || {
+        state
+            .deals()
+            .filter(move |(_, d)| owner.is_none_or(|o| d.owner == o))
+    };
+    Ok(Json(DealList {
+        total: matching().count(),
+        deals: matching()
+            .take(MAX_LIST)
+            .map(|(id, d)| DealView::new(id, d))
+            .collect(),
+    }))
+}
+
+async fn block(
+    State(ledger): State<Arc<Ledger>>,
+    Path(height): Path<String>,
+) -> ApiResult<BlockView> {
+    let height: u64 = height.parse().map_err(|_| {
+        ApiError::bad_request(format!("'{height}' is not a block height (a whole number)"))
+    })?;
+    if height == 0 {
+        return Err(ApiError::not_found(
+            "height 0 is the genesis state; blocks start at 1",
+        ));
+    }
+    let tip = ledger.store().height();
+    let record = blocking(move || Ok(ledger.store().block(height)?)).await?;
+    let record = record.ok_or_else(|| {
+        ApiError::not_found(format!("no block at height {height} (the latest is {tip})"))
+    })?;
+    Ok(Json(BlockView::new(&record)))
+}
+
+async fn tx(State(ledger): State<Arc<Ledger>>, Path(id): Path<String>) -> ApiResult<TxView> {
+    let id = parse_id("transaction id", &id)?;
+    let view = blocking(move || {
+        if let Some(record) = ledger.store().tx(&id)? {
+            let block = ledger.store().block(record.height)?;
+            let tx = block.and_then(|b| b.txs.get(record.index as usize).cloned());
+            return Ok(Some(TxView::committed(&id, &record, tx.as_ref())));
+        }
+        Ok(ledger.is_pending(&id).then(|| TxView::pending(&id)))
+    })
+    .await?;
+    view.map(Json).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "transaction {} is neither pending here nor committed",
+            hex::encode(id)
+        ))
+    })
+}
+
+/// The body is the encoded transaction, or with a JSON content type
+/// `{"tx_hex": "..."}`.
+async fn submit(
+    State(ledger): State<Arc<Ledger>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<SubmitView>), ApiError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    let bytes = if json {
+        let request: SubmitRequest = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("expected {{\"tx_hex\": \"...\"}}: {e}")))?;
+        hex::decode(request.tx_hex.trim())
+            .map_err(|e| ApiError::bad_request(format!("tx_hex is not hex: {e}")))?
+    } else {
+        body.to_vec()
+    };
+    if bytes.len() > MAX_TX_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "a transaction of {} bytes exceeds the limit of {MAX_TX_BYTES}",
+                bytes.len()
+            ),
+        ));
+    }
+    // Decoding and one signature check: cheap enough for this thread.
+    match ledger.submit(&bytes) {
+        Ok(id) => Ok((
+            StatusCode::ACCEPTED,
+            Json(SubmitView {
+                id: hex::encode(id),
+            }),
+        )),
+        Err(e) => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            ErrorView {
+                error: e.to_string(),
+                code: Some(e.code().to_string()),
+            },
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use cairn_protocol::chain::{
+        receipt_message, Commitment, DealTerms, Sig, SignedTx, Transaction, TxBody,
+    };
+    use ed25519_dalek::Signer;
+    use serde_json::Value;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::ledger::store::tests::{addr, block, digest, genesis, key, transfer};
+    use crate::ledger::MempoolConfig;
+
+    fn signed(from: u8, nonce: u64, body: TxBody) -> SignedTx {
+        Transaction {
+            chain_id: "test-chain".into(),
+            signer: addr(from),
+            nonce,
+            fee: 1,
+            body,
+        }
+        .sign(&key(from))
+    }
+
+    /// Key 2 registers as a node in block 1; key 1 opens a deal on it in
+    /// block 2 (and pays key 3).
+    fn ledger_with_history(dir: &std::path::Path) -> (Arc<Ledger>, SignedTx, DealId) {
+        let ledger =
+            Ledger::open(&dir.join("chain"), &genesis(), MempoolConfig::default()).unwrap();
+        let peer = libp2p::PeerId::random();
+        let register = signed(
+            2,
+            0,
+            TxBody::RegisterNode {
+                peer_id: peer.to_bytes(),
+                addresses: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+                capacity: 1 << 30,
+                stake: 5_000,
+            },
+        );
+        let pay = transfer(1, 0, 3, 42);
+        ledger
+            .commit(block(1, vec![register, pay.clone()]))
+            .unwrap();
+        let mut terms = DealTerms {
+            size: 4096,
+            price_per_epoch: 10,
+            start_epoch: 0,
+            end_epoch: 50,
+            commitments: vec![Commitment {
+                node: addr(2),
+                root: [5; 32],
+                shards: 1,
+                bytes: 4096,
+                receipt: Sig([0; 64]),
+            }],
+        };
+        let message = receipt_message("test-chain", &addr(1), 1, &terms, &terms.commitments[0]);
+        terms.commitments[0].receipt = Sig(key(2).sign(&message).to_bytes());
+        let open = signed(1, 1, TxBody::OpenDeal(terms));
+        let outcome = ledger.commit(block(2, vec![open])).unwrap();
+        assert_eq!(outcome.results, vec![Ok(())]);
+        (Arc::new(ledger), pay, DealId::new(&addr(1), 1))
+    }
+
+    /// Serves the chain routes alone (the node's router merges them with
+    /// its own, see `crate::http::router`).
+    async fn start(ledger: Arc<Ledger>) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .unwrap();
+        let bound = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, routes(ledger)).await });
+        bound
+    }
+
+    /// One HTTP/1.1 request on its own connection; the status and the body.
+    async fn request(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> (u16, String) {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if let Some(ct) = content_type {
+            head.push_str(&format!("Content-Type: {ct}\r\n"));
+        }
+        head.push_str("\r\n");
+        // The server may answer (413) and close before reading it all.
+        let _ = stream.write_all(head.as_bytes()).await;
+        let _ = stream.write_all(body).await;
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response).await;
+        let text = String::from_utf8_lossy(&response).to_string();
+        let status = text
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status line in {text:?}"));
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    async fn get(addr: SocketAddr, path: &str) -> (u16, Value) {
+        let (status, body) = request(addr, "GET", path, None, b"").await;
+        let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
+        (status, value)
+    }
+
+    async fn expect(addr: SocketAddr, path: &str, status: u16) -> Value {
+        let (got, body) = get(addr, path).await;
+        assert_eq!(got, status, "GET {path}: {body}");
+        body
+    }
+
+    #[tokio::test]
+    async fn every_route_answers_and_bad_input_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, pay, deal_id) = ledger_with_history(dir.path());
+        let http = start(ledger.clone()).await;
+        let (a1, a2, a3) = (addr(1), addr(2), addr(3));
+
+        let s = expect(http, "/chain/status", 200).await;
+        assert_eq!(s["chain_id"], "test-chain");
+        assert_eq!(s["height"], 2);
+        assert_eq!(s["epoch"], 0);
+        assert_eq!(s["validators"][0], addr(100).to_string());
+        assert_eq!(s["latest_block_digest"], hex::encode(digest(2)));
+        assert_eq!(s["latest_block_time_ms"], 1_700_000_000_002u64);
+        assert_eq!(s["state_root"], hex::encode(ledger.store().state().root()));
+        assert_eq!(s["beacon"], hex::encode(ledger.store().state().beacon()));
+        assert_eq!(s["mempool_txs"], 0);
+        assert_eq!(s["min_fee"], 1);
+        let typed: super::super::api::StatusView = serde_json::from_value(s).unwrap();
+        assert_eq!(typed.validators, vec![addr(100)]);
+
+        let a = expect(http, &format!("/chain/account/{a1}"), 200).await;
+        assert_eq!(a["nonce"], 2);
+        assert_eq!(a["next_nonce"], 2);
+        assert_eq!(a["balance"], 1_000_000 - 43 - 1 - 500);
+        assert!(a["node"].is_null());
+        let a = expect(http, &format!("/chain/account/{a2}"), 200).await;
+        assert_eq!(a["node"]["stake"], 5_000);
+        let a = expect(http, &format!("/chain/account/{}", addr(50)), 200).await;
+        assert_eq!(
+            (a["balance"].as_u64(), a["nonce"].as_u64()),
+            (Some(0), Some(0))
+        );
+        let e = expect(http, "/chain/account/nothex", 400).await;
+        assert!(
+            e["error"].as_str().unwrap().contains("not an address"),
+            "{e}"
+        );
+
+        let n = expect(http, "/chain/nodes", 200).await;
+        assert_eq!(n["total"], 1);
+        assert_eq!(n["nodes"][0]["address"], a2.to_string());
+        assert_eq!(n["nodes"][0]["used"], 4096);
+        let peer = n["nodes"][0]["peer_id"].as_str().unwrap();
+        assert!(peer.parse::<libp2p::PeerId>().is_ok(), "{peer}");
+        let n = expect(http, &format!("/chain/node/{a2}"), 200).await;
+        assert_eq!(n["active_deals"], 1);
+        expect(http, &format!("/chain/node/{a1}"), 404).await;
+        expect(http, "/chain/node/12", 400).await;
+
+        let d = expect(
+            http,
+            &format!("/chain/deal/{}", hex::encode(deal_id.0)),
+            200,
+        )
+        .await;
+        assert_eq!(d["owner"], a1.to_string());
+        assert_eq!(d["escrow"], 500);
+        assert_eq!(d["commitments"][0]["node"], a2.to_string());
+        expect(
+            http,
+            &format!("/chain/deal/{}", hex::encode([7u8; 32])),
+            404,
+        )
+        .await;
+        expect(http, "/chain/deal/xyz", 400).await;
+        let l = expect(http, &format!("/chain/deals?owner={a1}"), 200).await;
+        assert_eq!(l["total"], 1);
+        assert_eq!(l["deals"][0]["id"], hex::encode(deal_id.0));
+        let l = expect(http, &format!("/chain/deals?owner={a3}"), 200).await;
+        assert_eq!(l["total"], 0);
+        let l = expect(http, "/chain/deals", 200).await;
+        assert_eq!(l["total"], 1);
+        expect(http, "/chain/deals?owner=bob", 400).await;
+
+        let b = expect(http, "/chain/block/1", 200).await;
+        assert_eq!(b["digest"], hex::encode(digest(1)));
+        assert_eq!(b["txs"][1]["id"], hex::encode(pay.id()));
+        assert_eq!(b["txs"][1]["ok"], true);
+        assert_eq!(b["proposer"], hex::encode([7u8; 32]));
+        expect(http, "/chain/block/0", 404).await;
+        let e = expect(http, "/chain/block/99", 404).await;
+        assert!(e["error"].as_str().unwrap().contains("latest is 2"), "{e}");
+        expect(http, "/chain/block/-1", 400).await;
+        expect(http, "/chain/block/abc", 400).await;
+
+        let t = expect(http, &format!("/chain/tx/{}", hex::encode(pay.id())), 200).await;
+        assert_eq!(t["status"], "committed");
+        assert_eq!(
+            (t["height"].as_u64(), t["index"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(t["ok"], true);
+        assert_eq!(t["tx"]["signer"], a1.to_string());
+        assert_eq!(t["tx"]["body"]["Transfer"]["amount"], 42);
+        expect(http, &format!("/chain/tx/{}", hex::encode([3u8; 32])), 404).await;
+        expect(http, "/chain/tx/00ff", 400).await;
+
+        // Submitting: raw bytes, then JSON.
+        let next = transfer(1, 2, 3, 5);
+        let (status, body) = request(http, "POST", "/chain/tx", None, &next.encode()).await;
+        assert_eq!(status, 202, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["id"], hex::encode(next.id()));
+        let t = expect(http, &format!("/chain/tx/{}", hex::encode(next.id())), 200).await;
+        assert_eq!(t["status"], "pending");
+        let a = expect(http, &format!("/chain/account/{a1}"), 200).await;
+        assert_eq!(
+            (a["nonce"].as_u64(), a["next_nonce"].as_u64()),
+            (Some(2), Some(3))
+        );
+        let (status, body) = request(http, "POST", "/chain/tx", None, &next.encode()).await;
+        assert_eq!(status, 400, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["code"], "duplicate");
+        let json_tx = transfer(3, 0, 1, 5);
+        let body = format!("{{\"tx_hex\":\"{}\"}}", hex::encode(json_tx.encode()));
+        let (status, answer) = request(
+            http,
+            "POST",
+            "/chain/tx",
+            Some("application/json"),
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
+        assert_eq!(expect(http, "/chain/status", 200).await["mempool_txs"], 2);
+        // Refusals: a stale nonce, garbage, bad JSON, bad hex, too large.
+        let (status, body) = request(http, "POST", "/chain/tx", None, &pay.encode()).await;
+        assert_eq!(status, 400);
+        assert!(body.contains("stale_nonce"), "{body}");
+        let (status, body) = request(http, "POST", "/chain/tx", None, b"\xff\xff\xff").await;
+        assert_eq!(status, 400);
+        assert!(body.contains("malformed"), "{body}");
+        let (status, _) = request(
+            http,
+            "POST",
+            "/chain/tx",
+            Some("application/json"),
+            b"{\"tx\":1}",
+        )
+        .await;
+        assert_eq!(status, 400);
+        let (status, body) = request(
+            http,
+            "POST",
+            "/chain/tx",
+            Some("application/json"),
+            b"{\"tx_hex\":\"zz\"}",
+        )
+        .await;
+        assert_eq!(status, 400);
+        assert!(body.contains("not hex"), "{body}");
+        let big = vec![0u8; MAX_TX_BYTES + 1];
+        let (status, _) = request(http, "POST", "/chain/tx", None, &big).await;
+        assert_eq!(status, 413);
+        let body = format!("{{\"tx_hex\":\"{}\"}}", hex::encode(&big));
+        let (status, _) = request(
+            http,
+            "POST",
+            "/chain/tx",
+            Some("application/json"),
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(status, 413);
+        let (status, _) = request(http, "POST", "/chain/tx", None, &vec![0u8; MAX_BODY + 1]).await;
+        assert_eq!(status, 413);
+        assert_eq!(expect(http, "/chain/status", 200).await["mempool_txs"], 2);
+
+        // Committing the pending transactions empties the mempool.
+        let proposal = ledger.propose(100, 1 << 20);
+        assert_eq!(proposal.len(), 2);
+        ledger.commit(block(3, proposal)).unwrap();
+        let s = expect(http, "/chain/status", 200).await;
+        assert_eq!(
+            (s["height"].as_u64(), s["mempool_txs"].as_u64()),
+            (Some(3), Some(0))
+        );
+        assert_eq!(s["epoch"], 1);
+        let t = expect(http, &format!("/chain/tx/{}", hex::encode(next.id())), 200).await;
+        assert_eq!(t["status"], "committed");
+    }
+}

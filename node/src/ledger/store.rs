@@ -1,0 +1,723 @@
+//! The ledger on disk: finalized blocks, a transaction index and the state
+//! after the latest block, in a RocksDB of its own (`<data dir>/chain/db`),
+//! apart from the shard store so that neither's compactions or format
+//! changes touch the other.
+//!
+//! Column families:
+//!
+//! | family | key | value (postcard) |
+//! |---|---|---|
+//! | `blocks` | height, u64 big-endian | [`StoredBlock`]: digest, parent, time, proposer, encoded txs, results, state root |
+//! | `txs` | tx id (32 bytes) | [`TxRecord`]: height, index, result |
+//! | `meta` | `genesis` | chain id and genesis hash, fixed at creation |
+//! | `meta` | `state` | the height and the [`ChainState`] after that block |
+//!
+//! A block, its index entries and the new state go in one synced
+//! `WriteBatch`: after a crash the ledger is at the last committed block or
+//! the one before, never in between, and the engine (which delivers
+//! finalized blocks at least once) delivers the rest again.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use cairn_protocol::chain::{BlockOutcome, ChainState, Genesis, Rejection, SignedTx};
+use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, WriteBatch};
+use serde::{Deserialize, Serialize};
+
+const CF_BLOCKS: &str = "blocks";
+const CF_TXS: &str = "txs";
+const CF_META: &str = "meta";
+const KEY_GENESIS: &[u8] = b"genesis";
+const KEY_STATE: &[u8] = b"state";
+/// Bumped when a stored value changes shape; a ledger of another version is
+/// refused rather than misread.
+const FORMAT_VERSION: u32 = 1;
+
+/// Why the ledger could not open, commit or answer.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger (RocksDB) at {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rocksdb::Error,
+    },
+    #[error("ledger (RocksDB): {0}")]
+    Db(#[from] rocksdb::Error),
+    #[error("cannot create the ledger directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid genesis: {0}")]
+    Genesis(String),
+    #[error("the ledger at {path} belongs to chain '{stored_chain}' (genesis {stored_hash}), not to chain '{given_chain}' (genesis {given_hash}): use another data directory or the matching genesis file")]
+    GenesisMismatch {
+        path: PathBuf,
+        stored_chain: String,
+        stored_hash: String,
+        given_chain: String,
+        given_hash: String,
+    },
+    #[error("ledger format {found} is not supported (this build reads format {FORMAT_VERSION})")]
+    Format { found: u32 },
+    #[error("ledger is corrupt: {0}")]
+    Corrupt(String),
+    #[error("block at height {got} does not follow the ledger's height {height}: blocks must be committed in order")]
+    Gap { height: u64, got: u64 },
+    #[error("block at height 0: height 0 is the genesis state, blocks start at 1")]
+    ZeroHeight,
+    #[error("block {given} at height {height} conflicts with the committed block {stored}")]
+    Conflict {
+        height: u64,
+        stored: String,
+        given: String,
+    },
+    #[error("block at height {height} names parent {given}, but the block at height {} is {stored}", height - 1)]
+    ParentMismatch {
+        height: u64,
+        stored: String,
+        given: String,
+    },
+    #[error("block at height {height} cannot be applied: {reason}")]
+    Apply { height: u64, reason: String },
+}
+
+/// A block the consensus engine finalized, as it hands it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinalizedBlock {
+    pub height: u64,
+    /// The block's digest, as the engine computes it; it becomes the epoch
+    /// beacon when the block opens an epoch.
+    pub digest: [u8; 32],
+    /// The digest of the block at `height - 1` (checked from height 2 on;
+    /// the parent of height 1 is whatever the engine calls its genesis).
+    pub parent: [u8; 32],
+    /// The proposer's clock, in milliseconds since the Unix epoch (for
+    /// display only: the state machine never reads a clock).
+    pub timestamp_ms: u64,
+    /// The proposer's identity as the engine encodes it (opaque here).
+    pub proposer: Vec<u8>,
+    pub txs: Vec<SignedTx>,
+}
+
+/// A committed block, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockRecord {
+    pub height: u64,
+    pub digest: [u8; 32],
+    pub parent: [u8; 32],
+    pub timestamp_ms: u64,
+    pub proposer: Vec<u8>,
+    pub txs: Vec<SignedTx>,
+    /// One per transaction, in order.
+    pub results: Vec<Result<(), Rejection>>,
+    pub new_epoch: bool,
+    /// The state root after the block.
+    pub state_root: [u8; 32],
+}
+
+impl BlockRecord {
+    /// What applying the block did, as [`ChainState::apply_block`] said.
+    pub fn outcome(&self) -> BlockOutcome {
+        BlockOutcome {
+            results: self.results.clone(),
+            new_epoch: self.new_epoch,
+            state_root: self.state_root,
+        }
+    }
+}
+
+/// Where a committed transaction is, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxRecord {
+    pub height: u64,
+    /// Position in the block.
+    pub index: u32,
+    pub result: Result<(), Rejection>,
+}
+
+/// A block as stored (transactions in their signed encoding).
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredBlock {
+    digest: [u8; 32],
+    parent: [u8; 32],
+    timestamp_ms: u64,
+    proposer: Vec<u8>,
+    txs: Vec<Vec<u8>>,
+    results: Vec<Result<(), Rejection>>,
+    new_epoch: bool,
+    state_root: [u8; 32],
+}
+
+/// What ties a ledger directory to one chain.
+#[derive(Debug, Serialize, Deserialize)]
+struct GenesisMark {
+    format: u32,
+    chain_id: String,
+    genesis_hash: [u8; 32],
+}
+
+/// The hash that names a genesis: BLAKE3 (derive-key mode) of its postcard
+/// encoding, so two genesis files that differ in any field differ here.
+pub fn genesis_hash(genesis: &Genesis) -> [u8; 32] {
+    let bytes = postcard::to_stdvec(genesis)
+        .unwrap_or_else(|e| unreachable!("postcard into a Vec cannot fail: {e}"));
+    let mut h = blake3::Hasher::new_derive_key("cairn 2026-11 v1 genesis");
+    h.update(&bytes);
+    *h.finalize().as_bytes()
+}
+
+/// The ledger: blocks, the tx index and the current state.
+pub struct LedgerStore {
+    db: rocksdb::DB,
+    path: PathBuf,
+    genesis_hash: [u8; 32],
+    /// The state after the latest committed block. Readers take a cheap
+    /// `Arc` and never wait for a commit; a commit swaps in a new state only
+    /// once it is on disk.
+    state: RwLock<Arc<ChainState>>,
+    /// Serializes commits (the engine delivers one block at a time, but a
+    /// second caller must not interleave a read-modify-write).
+    commit_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for LedgerStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerStore")
+            .field("path", &self.path)
+            .field("height", &self.height())
+            .finish_non_exhaustive()
+    }
+}
+
+fn cf_options() -> Options {
+    let mut o = Options::default();
+    o.set_compression_type(DBCompressionType::Lz4);
+    o
+}
+
+fn synced() -> rocksdb::WriteOptions {
+    let mut w = rocksdb::WriteOptions::default();
+    w.set_sync(true);
+    w
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value)
+        .unwrap_or_else(|e| unreachable!("postcard into a Vec cannot fail: {e}"))
+}
+
+fn decode<'a, T: Deserialize<'a>>(what: &str, bytes: &'a [u8]) -> Result<T, LedgerError> {
+    postcard::from_bytes(bytes).map_err(|e| LedgerError::Corrupt(format!("{what}: {e}")))
+}
+
+fn hex32(bytes: &[u8; 32]) -> String {
+    hex::encode(bytes)
+}
+
+impl LedgerStore {
+    /// Opens the ledger in `dir`, creating it from `genesis` if it is new.
+    /// An existing ledger must have been created from the same genesis
+    /// (same chain id and genesis hash); it resumes at its stored height.
+    pub fn open(dir: &Path, genesis: &Genesis) -> Result<Self, LedgerError> {
+        let given_hash = genesis_hash(genesis);
+        let fresh_state = ChainState::from_genesis(genesis).map_err(LedgerError::Genesis)?;
+        std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_keep_log_file_num(4);
+        let db = rocksdb::DB::open_cf_descriptors(
+            &opts,
+            dir,
+            [
+                ColumnFamilyDescriptor::new(CF_BLOCKS, cf_options()),
+                ColumnFamilyDescriptor::new(CF_TXS, cf_options()),
+                ColumnFamilyDescriptor::new(CF_META, cf_options()),
+            ],
+        )
+        .map_err(|source| LedgerError::Open {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut store = Self {
+            db,
+            path: dir.to_path_buf(),
+            genesis_hash: given_hash,
+            state: RwLock::new(Arc::new(fresh_state)),
+            commit_lock: Mutex::new(()),
+        };
+        let meta = store.cf(CF_META)?;
+        match store.db.get_cf(meta, KEY_GENESIS)? {
+            None => {
+                // A new ledger: the mark and the genesis state land together.
+                let mark = GenesisMark {
+                    format: FORMAT_VERSION,
+                    chain_id: genesis.chain_id.clone(),
+                    genesis_hash: given_hash,
+                };
+                let state = store.state();
+                let mut batch = WriteBatch::default();
+                batch.put_cf(meta, KEY_GENESIS, encode(&mark));
+                batch.put_cf(meta, KEY_STATE, encode(&(0u64, &*state)));
+                store.db.write_opt(batch, &synced())?;
+            }
+            Some(bytes) => {
+                let mark: GenesisMark = decode("genesis mark", &bytes)?;
+                if mark.format != FORMAT_VERSION {
+                    return Err(LedgerError::Format { found: mark.format });
+                }
+                if mark.chain_id != genesis.chain_id || mark.genesis_hash != given_hash {
+                    return Err(LedgerError::GenesisMismatch {
+                        path: dir.to_path_buf(),
+                        stored_chain: mark.chain_id,
+                        stored_hash: hex32(&mark.genesis_hash),
+                        given_chain: genesis.chain_id.clone(),
+                        given_hash: hex32(&given_hash),
+                    });
+                }
+                let bytes = store
+                    .db
+                    .get_cf(meta, KEY_STATE)?
+                    .ok_or_else(|| LedgerError::Corrupt("the state is missing".into()))?;
+                let (height, state): (u64, ChainState) = decode("state", &bytes)?;
+                if state.height() != height || state.chain_id() != genesis.chain_id {
+                    return Err(LedgerError::Corrupt(format!(
+                        "stored state is at height {} of chain '{}', recorded as height {height}",
+                        state.height(),
+                        state.chain_id()
+                    )));
+                }
+                // The state and the latest block were written in one batch;
+                // a mismatch means the files were damaged or mixed up.
+                if height > 0 {
+                    let block = store.block(height)?.ok_or_else(|| {
+                        LedgerError::Corrupt(format!("block {height} (the latest) is missing"))
+                    })?;
+                    if block.state_root != state.root() {
+                        return Err(LedgerError::Corrupt(format!(
+                            "the state does not hash to block {height}'s state root"
+                        )));
+                    }
+                }
+                store.state = RwLock::new(Arc::new(state));
+            }
+        }
+        Ok(store)
+    }
+
+    fn cf(&self, name: &str) -> Result<&ColumnFamily, LedgerError> {
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| LedgerError::Corrupt(format!("column family '{name}' is missing")))
+    }
+
+    /// The genesis hash this ledger was created from.
+    pub fn genesis_hash(&self) -> [u8; 32] {
+        self.genesis_hash
+    }
+
+    /// The state after the latest committed block.
+    pub fn state(&self) -> Arc<ChainState> {
+        self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The latest committed height (0: only genesis).
+    pub fn height(&self) -> u64 {
+        self.state().height()
+    }
+
+    /// Applies a finalized block and stores it, its index entries and the
+    /// new state in one synced batch.
+    ///
+    /// The block must be at `height() + 1`. A block at a height already
+    /// committed with the same digest is a re-delivery: nothing changes and
+    /// the stored outcome is returned. The same height with another digest
+    /// is a [`LedgerError::Conflict`]: the engine finalized two blocks at
+    /// one height, which must never happen, so it stops here.
+    pub fn commit(&self, block: FinalizedBlock) -> Result<BlockOutcome, LedgerError> {
+        let _guard = self
+            .commit_lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let current = self.state();
+        let height = block.height;
+        if height == 0 {
+            return Err(LedgerError::ZeroHeight);
+        }
+        if height <= current.height() {
+            let stored = self.block(height)?.ok_or_else(|| {
+                LedgerError::Corrupt(format!("committed block {height} is missing"))
+            })?;
+            if stored.digest != block.digest {
+                return Err(LedgerError::Conflict {
+                    height,
+                    stored: hex32(&stored.digest),
+                    given: hex32(&block.digest),
+                });
+            }
+            return Ok(stored.outcome());
+        }
+        if height != current.height() + 1 {
+            return Err(LedgerError::Gap {
+                height: current.height(),
+                got: height,
+            });
+        }
+        if height > 1 {
+            let previous = self.block(height - 1)?.ok_or_else(|| {
+                LedgerError::Corrupt(format!("committed block {} is missing", height - 1))
+            })?;
+            if previous.digest != block.parent {
+                return Err(LedgerError::ParentMismatch {
+                    height,
+                    stored: hex32(&previous.digest),
+                    given: hex32(&block.parent),
+                });
+            }
+        }
+        // Apply to a copy: if the write fails, the state in memory stays
+        // what is on disk.
+        let mut next = (*current).clone();
+        let outcome = next
+            .apply_block(height, block.digest, &block.txs)
+            .map_err(|reason| LedgerError::Apply { height, reason })?;
+
+        let (blocks, txs, meta) = (self.cf(CF_BLOCKS)?, self.cf(CF_TXS)?, self.cf(CF_META)?);
+        let mut batch = WriteBatch::default();
+        // The index keeps, per id, the inclusion that applied if there is
+        // one: a transaction included again (a replay) is refused with a bad
+        // nonce and must not hide where it took effect.
+        let mut in_block: std::collections::HashMap<[u8; 32], bool> = Default::default();
+        for (index, (tx, result)) in block.txs.iter().zip(&outcome.results).enumerate() {
+            let id = tx.id();
+            let earlier_ok = match in_block.get(&id) {
+                Some(ok) => *ok,
+                None => match self.db.get_cf(txs, id)? {
+                    Some(bytes) => decode::<TxRecord>("tx index entry", &bytes)?.result.is_ok(),
+                    None => false,
+                },
+            };
+            if earlier_ok {
+                continue;
+            }
+            in_block.insert(id, result.is_ok());
+            let record = TxRecord {
+                height,
+                index: index as u32,
+                result: result.clone(),
+            };
+            batch.put_cf(txs, id, encode(&record));
+        }
+        let stored = StoredBlock {
+            digest: block.digest,
+            parent: block.parent,
+            timestamp_ms: block.timestamp_ms,
+            proposer: block.proposer,
+            txs: block.txs.iter().map(SignedTx::encode).collect(),
+            results: outcome.results.clone(),
+            new_epoch: outcome.new_epoch,
+            state_root: outcome.state_root,
+        };
+        batch.put_cf(blocks, height.to_be_bytes(), encode(&stored));
+        batch.put_cf(meta, KEY_STATE, encode(&(height, &next)));
+        self.db.write_opt(batch, &synced())?;
+        *self
+            .state
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(next);
+        Ok(outcome)
+    }
+
+    /// The committed block at `height`, if any.
+    pub fn block(&self, height: u64) -> Result<Option<BlockRecord>, LedgerError> {
+        let Some(bytes) = self.db.get_cf(self.cf(CF_BLOCKS)?, height.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let stored: StoredBlock = decode("block", &bytes)?;
+        let txs = stored
+            .txs
+            .iter()
+            .map(|b| SignedTx::decode(b))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| LedgerError::Corrupt(format!("a transaction of block {height}: {e}")))?;
+        if txs.len() != stored.results.len() {
+            return Err(LedgerError::Corrupt(format!(
+                "block {height} has {} transactions and {} results",
+                txs.len(),
+                stored.results.len()
+            )));
+        }
+        Ok(Some(BlockRecord {
+            height,
+            digest: stored.digest,
+            parent: stored.parent,
+            timestamp_ms: stored.timestamp_ms,
+            proposer: stored.proposer,
+            txs,
+            results: stored.results,
+            new_epoch: stored.new_epoch,
+            state_root: stored.state_root,
+        }))
+    }
+
+    /// Where the committed transaction `id` is and how it fared.
+    pub fn tx(&self, id: &[u8; 32]) -> Result<Option<TxRecord>, LedgerError> {
+        match self.db.get_cf(self.cf(CF_TXS)?, id)? {
+            Some(bytes) => Ok(Some(decode("tx index entry", &bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes memtables to disk so the next open replays no log. Not needed
+    /// for durability (every commit is synced), only for a faster start.
+    pub fn flush(&self) -> Result<(), LedgerError> {
+        for name in [CF_BLOCKS, CF_TXS, CF_META] {
+            self.db.flush_cf(self.cf(name)?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use cairn_protocol::chain::{Address, Allocation, Transaction, TxBody};
+    use ed25519_dalek::SigningKey;
+
+    pub(crate) fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    pub(crate) fn addr(seed: u8) -> Address {
+        Address::of(&key(seed).verifying_key())
+    }
+
+    /// A devnet genesis: epochs of 3 blocks, keys 1..=3 funded.
+    pub(crate) fn genesis() -> Genesis {
+        let mut g = Genesis::devnet(
+            "test-chain",
+            vec![addr(100)],
+            (1..=3)
+                .map(|s| Allocation {
+                    address: addr(s),
+                    amount: 1_000_000,
+                })
+                .collect(),
+        );
+        g.epoch_blocks = 3;
+        g
+    }
+
+    pub(crate) fn transfer(from: u8, nonce: u64, to: u8, amount: u64) -> SignedTx {
+        Transaction {
+            chain_id: "test-chain".into(),
+            signer: addr(from),
+            nonce,
+            fee: 1,
+            body: TxBody::Transfer {
+                to: addr(to),
+                amount,
+            },
+        }
+        .sign(&key(from))
+    }
+
+    pub(crate) fn digest(height: u64) -> [u8; 32] {
+        *blake3::hash(&height.to_le_bytes()).as_bytes()
+    }
+
+    pub(crate) fn block(height: u64, txs: Vec<SignedTx>) -> FinalizedBlock {
+        FinalizedBlock {
+            height,
+            digest: digest(height),
+            parent: digest(height.saturating_sub(1)),
+            timestamp_ms: 1_700_000_000_000 + height,
+            proposer: vec![7; 32],
+            txs,
+        }
+    }
+
+    #[test]
+    fn commits_a_sequence_and_matches_a_replay_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = genesis();
+        let store = LedgerStore::open(dir.path(), &g).unwrap();
+        assert_eq!(store.height(), 0);
+        let mut reference = ChainState::from_genesis(&g).unwrap();
+        let blocks = vec![
+            block(1, vec![transfer(1, 0, 2, 10), transfer(2, 0, 3, 20)]),
+            // A replay of the first transaction is refused, not fatal.
+            block(2, vec![transfer(1, 0, 2, 10), transfer(1, 1, 3, 5)]),
+            block(3, vec![]),
+            block(4, vec![transfer(3, 0, 1, 7)]),
+        ];
+        for b in blocks {
+            let expected = reference.apply_block(b.height, b.digest, &b.txs).unwrap();
+            let got = store.commit(b.clone()).unwrap();
+            assert_eq!(got, expected);
+            assert_eq!(store.height(), b.height);
+            assert_eq!(store.state().root(), reference.root());
+        }
+        assert!(matches!(
+            store.block(2).unwrap().unwrap().results[0],
+            Err(Rejection::BadNonce { .. })
+        ));
+        // Height 3 opened epoch 1 with block 3's digest as its beacon.
+        assert_eq!(store.state().epoch(), 1);
+        assert_eq!(store.state().beacon(), digest(3));
+        let b = store.block(4).unwrap().unwrap();
+        assert_eq!(b.parent, digest(3));
+        assert_eq!(b.proposer, vec![7; 32]);
+        assert_eq!(b.timestamp_ms, 1_700_000_000_004);
+        assert_eq!(b.state_root, reference.root());
+        assert!(store.block(5).unwrap().is_none());
+        assert!(store.block(0).unwrap().is_none());
+    }
+
+    #[test]
+    fn redelivery_is_a_no_op_and_gaps_and_conflicts_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LedgerStore::open(dir.path(), &genesis()).unwrap();
+        let b1 = block(1, vec![transfer(1, 0, 2, 10)]);
+        let first = store.commit(b1.clone()).unwrap();
+        let root = store.state().root();
+        // At-least-once delivery: the same block again changes nothing.
+        assert_eq!(store.commit(b1.clone()).unwrap(), first);
+        assert_eq!(store.state().root(), root);
+        assert_eq!(store.state().account(&addr(1)).nonce, 1);
+        store.commit(block(2, vec![])).unwrap();
+        assert_eq!(store.commit(b1.clone()).unwrap(), first);
+        assert_eq!(store.height(), 2);
+
+        let e = store.commit(block(4, vec![])).unwrap_err();
+        assert!(matches!(e, LedgerError::Gap { height: 2, got: 4 }), "{e}");
+        let e = store.commit(block(0, vec![])).unwrap_err();
+        assert!(matches!(e, LedgerError::ZeroHeight), "{e}");
+        let mut other = b1.clone();
+        other.digest = [9; 32];
+        let e = store.commit(other).unwrap_err();
+        assert!(matches!(e, LedgerError::Conflict { height: 1, .. }), "{e}");
+        let mut orphan = block(3, vec![]);
+        orphan.parent = [9; 32];
+        let e = store.commit(orphan).unwrap_err();
+        assert!(
+            matches!(e, LedgerError::ParentMismatch { height: 3, .. }),
+            "{e}"
+        );
+        assert_eq!(store.height(), 2);
+        assert_eq!(store.state().root(), {
+            store.block(2).unwrap().unwrap().state_root
+        });
+    }
+
+    #[test]
+    fn reopen_restores_height_and_root_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = genesis();
+        let (root, height) = {
+            let store = LedgerStore::open(dir.path(), &g).unwrap();
+            for h in 1..=5 {
+                store
+                    .commit(block(h, vec![transfer(1, h - 1, 2, h)]))
+                    .unwrap();
+            }
+            store.flush().unwrap();
+            (store.state().root(), store.height())
+        };
+        let store = LedgerStore::open(dir.path(), &g).unwrap();
+        assert_eq!(store.height(), height);
+        assert_eq!(store.state().root(), root);
+        assert_eq!(store.state().account(&addr(1)).nonce, 5);
+        // And it carries on from there.
+        store.commit(block(6, vec![transfer(1, 5, 2, 1)])).unwrap();
+        assert_eq!(store.height(), 6);
+    }
+
+    #[test]
+    fn another_genesis_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = genesis();
+        drop(LedgerStore::open(dir.path(), &g).unwrap());
+        let mut other_chain = g.clone();
+        other_chain.chain_id = "elsewhere".into();
+        let e = LedgerStore::open(dir.path(), &other_chain).unwrap_err();
+        assert!(matches!(e, LedgerError::GenesisMismatch { .. }), "{e}");
+        assert!(e.to_string().contains("elsewhere"), "{e}");
+        // Same chain id, different parameters: still another chain.
+        let mut other_params = g.clone();
+        other_params.min_fee = 5;
+        let e = LedgerStore::open(dir.path(), &other_params).unwrap_err();
+        assert!(matches!(e, LedgerError::GenesisMismatch { .. }), "{e}");
+        let mut invalid = g.clone();
+        invalid.validators.clear();
+        let e = LedgerStore::open(dir.path(), &invalid).unwrap_err();
+        assert!(matches!(e, LedgerError::Genesis(_)), "{e}");
+        assert!(LedgerStore::open(dir.path(), &g).is_ok());
+    }
+
+    #[test]
+    fn tx_index_points_at_the_inclusion_that_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LedgerStore::open(dir.path(), &genesis()).unwrap();
+        let t1 = transfer(1, 0, 2, 10);
+        let t2 = transfer(2, 0, 1, 10);
+        let broke = transfer(2, 1, 1, 5_000_000);
+        store
+            .commit(block(1, vec![t1.clone(), t2.clone(), broke.clone()]))
+            .unwrap();
+        // t1 again (a replay, refused) must not move its index entry.
+        store.commit(block(2, vec![t1.clone()])).unwrap();
+        let r = store.tx(&t1.id()).unwrap().unwrap();
+        assert_eq!((r.height, r.index, r.result), (1, 0, Ok(())));
+        let r = store.tx(&t2.id()).unwrap().unwrap();
+        assert_eq!((r.height, r.index), (1, 1));
+        let r = store.tx(&broke.id()).unwrap().unwrap();
+        assert_eq!((r.height, r.index), (1, 2));
+        assert!(matches!(r.result, Err(Rejection::InsufficientFunds { .. })));
+        assert!(store.tx(&[0; 32]).unwrap().is_none());
+    }
+
+    /// Run as a child process by `a_crash_after_commit_loses_nothing`: commits
+    /// two blocks and aborts without flushing or closing the database.
+    #[test]
+    fn crash_child() {
+        let Some(dir) = std::env::var_os("CAIRN_LEDGER_CRASH_DIR") else {
+            return;
+        };
+        let store = LedgerStore::open(Path::new(&dir), &genesis()).unwrap();
+        store.commit(block(1, vec![transfer(1, 0, 2, 10)])).unwrap();
+        store.commit(block(2, vec![transfer(1, 1, 2, 10)])).unwrap();
+        std::fs::write(Path::new(&dir).join("root"), store.state().root()).unwrap();
+        std::process::abort();
+    }
+
+    #[test]
+    fn a_crash_after_commit_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "ledger::store::tests::crash_child",
+                "--nocapture",
+            ])
+            .env("CAIRN_LEDGER_CRASH_DIR", dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(!status.success(), "the child should have aborted");
+        let root = std::fs::read(dir.path().join("root")).unwrap();
+        let store = LedgerStore::open(dir.path(), &genesis()).unwrap();
+        assert_eq!(store.height(), 2);
+        assert_eq!(store.state().root().to_vec(), root);
+        assert!(store.block(2).unwrap().is_some());
+        assert_eq!(store.state().account(&addr(1)).nonce, 2);
+    }
+}
