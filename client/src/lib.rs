@@ -9,6 +9,7 @@
 //! |---|---|
 //! | [`client`] | [`Client`]: put, get, get_range, stat, rm |
 //! | [`upload`] | the upload pipeline: encode, place, race slow nodes, journal |
+//! | [`deal`] | a storage deal for an upload: per-node commitments and the nodes' signed receipts |
 //! | [`download`] | the download pipeline: data shards first, race, decode, in order |
 //! | [`status`] / [`remove`] | `stat` and `rm` |
 //! | [`journal`] | what an interrupted upload already stored |
@@ -35,11 +36,13 @@
 //!
 //! * Finding nodes on its own: the node list comes from the config (the
 //!   chain's registry replaces it later).
-//! * Paying nodes: storage deals arrive with the chain.
+//! * Paying nodes: [`deal`] gathers what opens a storage deal, but
+//!   submitting it is the chain client's job.
 
 pub mod bench;
 pub mod client;
 pub mod config;
+pub mod deal;
 pub mod devnet;
 pub mod download;
 pub mod error;
@@ -58,4 +61,4 @@ pub use config::ClientConfig;
 pub use download::GetReport;
 pub use error::Error;
 pub use status::FileStatus;
-pub use upload::PutReport;
+pub use upload::{PlacedShard, PutReport};

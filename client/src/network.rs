@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_node::net::client::{ClientError, ClientSettings, NodeAddr, ShardClient};
-use cairn_protocol::chain::Address;
+use cairn_protocol::chain::{Address, Sig};
 use cairn_protocol::placement::{place, Candidate};
-use cairn_protocol::wire::{ErrorKind, NodeInfo};
+use cairn_protocol::wire::{ErrorKind, NodeInfo, ReceiptRequest};
 use cairn_protocol::ContentId;
 use ed25519_dalek::SigningKey;
 use libp2p::PeerId;
@@ -218,6 +218,21 @@ impl Network {
         owner: &SigningKey,
     ) -> Result<bool, ClientError> {
         let r = self.client.delete(&self.nodes[node], id, owner).await;
+        self.note(node, &r);
+        r
+    }
+
+    /// Node `node`'s deal receipt for `shards`, verified against its key.
+    pub async fn receipt(
+        &self,
+        node: NodeIndex,
+        request: &ReceiptRequest,
+        shards: &[(ContentId, u64)],
+    ) -> Result<Sig, ClientError> {
+        let r = self
+            .client
+            .receipt(&self.nodes[node], request, shards)
+            .await;
         self.note(node, &r);
         r
     }

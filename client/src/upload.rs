@@ -18,8 +18,12 @@
 //!
 //! Memory: the encoder thread holds one segment, one more waits in the
 //! channel, and `parallelism` are being stored; each is `n · S` bytes.
+//!
+//! The report says where every shard and manifest copy went
+//! ([`PutReport::placement`]): a storage deal ([`crate::deal`]) commits each
+//! of those nodes to what it holds.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -28,6 +32,7 @@ use cairn_protocol::chain::Address;
 use cairn_protocol::encoder::{EncodedSegment, EncoderConfig};
 use cairn_protocol::{Capability, CodingParams, ContentId, FileKey, Manifest, ReadEncoder};
 use futures::stream::{FuturesUnordered, StreamExt};
+use libp2p::PeerId;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
 
@@ -61,6 +66,21 @@ pub struct PutReport {
     /// Nodes holding the manifest.
     pub manifest_copies: usize,
     pub seconds: f64,
+    /// Where each shard of the file, and each copy of its manifest, is
+    /// stored (for a resumed upload, where the earlier run stored it): one
+    /// entry per stored object and node. Left out of the JSON report: it
+    /// is as long as the file has shards.
+    #[serde(skip)]
+    pub placement: Vec<PlacedShard>,
+}
+
+/// A stored object (a shard or a manifest copy) and the node that
+/// acknowledged it: what a storage deal asks that node to commit to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PlacedShard {
+    pub node: PeerId,
+    pub id: ContentId,
+    pub size: u64,
 }
 
 fn as_text<S: serde::Serializer>(c: &Capability, s: S) -> Result<S::Ok, S::Error> {
@@ -136,7 +156,10 @@ struct Shared {
     placement: Mutex<Placement>,
     journal: Option<Mutex<Journal>>,
     /// (segment, shard) → node, from an earlier run.
-    resumed: std::collections::HashMap<(u64, u16), NodeIndex>,
+    resumed: HashMap<(u64, u16), NodeIndex>,
+    /// (segment, shard) → the node that acknowledged it, this run or an
+    /// earlier one: the file's placement once the upload completes.
+    locations: Mutex<HashMap<(u64, u16), NodeIndex>>,
     progress: Arc<dyn Progress>,
     counters: Mutex<Counters>,
 }
@@ -176,7 +199,7 @@ pub(crate) async fn upload(
     params.check_fits(network.len())?;
     progress.start(plan.total);
 
-    let resumed = journal
+    let resumed: HashMap<(u64, u16), NodeIndex> = journal
         .as_ref()
         .map(|j| {
             j.done()
@@ -194,6 +217,7 @@ pub(crate) async fn upload(
         slow_after: plan.slow_after,
         placement: Mutex::new(Placement::new(network.ranked(&plan.placement_seed, n), n)),
         journal: journal.map(Mutex::new),
+        locations: Mutex::new(resumed.clone()),
         resumed,
         progress: progress.clone(),
         counters: Mutex::new(Counters::default()),
@@ -288,6 +312,7 @@ pub(crate) async fn upload(
     let manifest = manifest.with_placement(hint)?;
     let (manifest_id, sealed) = manifest.seal(&plan.key);
     let minimum = plan.manifest_copies.min(params.m() + 1).max(1);
+    let sealed_len = sealed.len() as u64;
     let copies = store_manifest(
         network,
         manifest_id,
@@ -297,6 +322,12 @@ pub(crate) async fn upload(
         plan.owner,
     )
     .await?;
+    let mut placement = shard_placement(network, &manifest, &lock(&shared.locations))?;
+    placement.extend(copies.iter().map(|&i| PlacedShard {
+        node: network.nodes()[i].peer,
+        id: manifest_id,
+        size: sealed_len,
+    }));
 
     if let Some(j) = &shared.journal {
         lock(j).sync()?;
@@ -313,9 +344,45 @@ pub(crate) async fn upload(
         bytes_sent: counters.bytes,
         hedged: counters.hedged,
         replaced: counters.replaced,
-        manifest_copies: copies,
+        manifest_copies: copies.len(),
         seconds: started.elapsed().as_secs_f64(),
+        placement,
     })
+}
+
+/// Every shard of `manifest` with the node `locations` says holds it.
+fn shard_placement(
+    network: &Network,
+    manifest: &Manifest,
+    locations: &HashMap<(u64, u16), NodeIndex>,
+) -> Result<Vec<PlacedShard>, Error> {
+    let mut out = Vec::with_capacity(manifest.shards().len());
+    for s in 0..manifest.segment_count() {
+        // The manifest was just built from these segments: both exist.
+        let (Some(geometry), Some(ids)) =
+            (manifest.layout().segment(s), manifest.segment_shards(s))
+        else {
+            return Err(Error::Cancelled);
+        };
+        for (j, id) in ids.iter().enumerate() {
+            // Every shard of every segment was acknowledged, or the upload
+            // would have failed before its manifest was built.
+            let Some(&node) = locations.get(&(s, j as u16)) else {
+                return Err(Error::UploadIncomplete {
+                    segment: s,
+                    placed: j,
+                    need: ids.len(),
+                    reasons: format!("no node recorded for shard {j}"),
+                });
+            };
+            out.push(PlacedShard {
+                node: network.nodes()[node].peer,
+                id: *id,
+                size: geometry.shard_size as u64,
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn join(
@@ -484,6 +551,7 @@ fn record(
         c.stored += 1;
         c.bytes += size;
     }
+    lock(&shared.locations).insert((segment, j as u16), node);
     if let Some(journal) = &shared.journal {
         let peer = shared.network.nodes()[node].peer.to_string();
         lock(journal)
@@ -494,7 +562,7 @@ fn record(
 }
 
 /// Stores the sealed manifest on up to `copies` nodes, best ranked for its
-/// id first; fails below `minimum`.
+/// id first; fails below `minimum`. Returns the nodes that hold it.
 async fn store_manifest(
     network: &Network,
     id: ContentId,
@@ -502,7 +570,7 @@ async fn store_manifest(
     copies: usize,
     minimum: usize,
     owner: Option<Address>,
-) -> Result<usize, Error> {
+) -> Result<Vec<NodeIndex>, Error> {
     let ranking = network.ranked(id.digest(), network.len());
     let mut next = ranking.into_iter();
     let store = |node: NodeIndex| {
@@ -510,11 +578,11 @@ async fn store_manifest(
         async move { (node, network.store(node, id, sealed, owner).await) }
     };
     let mut running: FuturesUnordered<_> = next.by_ref().take(copies).map(store).collect();
-    let mut stored = 0;
+    let mut stored = Vec::new();
     let mut reasons = Vec::new();
     while let Some((node, result)) = running.next().await {
         match result {
-            Ok(_) => stored += 1,
+            Ok(_) => stored.push(node),
             Err(e) => {
                 reasons.push(reason(network, node, &e));
                 if let Some(spare) = next.next() {
@@ -523,9 +591,9 @@ async fn store_manifest(
             }
         }
     }
-    if stored < minimum {
+    if stored.len() < minimum {
         return Err(Error::ManifestUnstored {
-            stored,
+            stored: stored.len(),
             need: minimum,
             reasons: summarize(&reasons),
         });

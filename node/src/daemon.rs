@@ -95,6 +95,7 @@ impl RuntimeInfo {
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
     let keypair = identity::load(&config.identity_path())?;
     let peer_id = keypair.public().to_peer_id();
+    let chain_key = Arc::new(identity::ChainKey::from_keypair(&keypair)?);
     let store_dir = config.store_dir();
     let store = {
         let dir = store_dir.clone();
@@ -110,7 +111,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let store = Arc::new(store);
     let usage = store.usage();
     let cleaned = store.open_report();
-    tracing::info!(%peer_id, shards = usage.shards, used = usage.used, capacity = usage.capacity, orphans_deleted = cleaned.orphans, lost = cleaned.lost, "shard store open");
+    tracing::info!(%peer_id, chain_address = %chain_key.address(), shards = usage.shards, used = usage.used, capacity = usage.capacity, orphans_deleted = cleaned.orphans, lost = cleaned.lost, "shard store open");
     let metrics = Metrics::new();
 
     let mut swarm = build_swarm(
@@ -150,6 +151,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let scrub_status = Arc::new(Mutex::new(ScrubStatus::default()));
     let source = Arc::new(StatusSource {
         peer_id,
+        chain_address: chain_key.address(),
         store: store.clone(),
         metrics: metrics.clone(),
         listen: RwLock::new(Vec::new()),
@@ -190,7 +192,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     ];
 
     let mut node = EventLoop {
-        service: ShardService::new(store.clone(), metrics.clone(), peer_id),
+        service: ShardService::new(store.clone(), metrics.clone(), peer_id, chain_key),
         metrics,
         source,
         runtime_path: config.data_dir.join(RUNTIME_FILE),

@@ -18,6 +18,7 @@ use axum::http::header;
 use axum::response::{Html, IntoResponse, Json};
 use axum::routing::get;
 use axum::Router;
+use cairn_protocol::chain::Address;
 use cairn_protocol::units::format_size;
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
@@ -30,6 +31,8 @@ use crate::store::{ShardStore, Usage};
 /// What the status endpoints read.
 pub struct StatusSource {
     pub peer_id: PeerId,
+    /// The node's account on the chain (its identity key's public half).
+    pub chain_address: Address,
     pub store: Arc<ShardStore>,
     pub metrics: Arc<Metrics>,
     pub listen: RwLock<Vec<Multiaddr>>,
@@ -42,6 +45,8 @@ pub struct StatusSource {
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub peer_id: String,
+    /// Hex, as the chain's JSON writes addresses.
+    pub chain_address: Address,
     pub version: &'static str,
     pub listen: Vec<String>,
     pub connected_peers: usize,
@@ -54,6 +59,7 @@ impl StatusSource {
     pub fn status(&self) -> Status {
         Status {
             peer_id: self.peer_id.to_string(),
+            chain_address: self.chain_address,
             version: env!("CARGO_PKG_VERSION"),
             listen: self
                 .listen
@@ -152,6 +158,7 @@ td{{padding:.2em 1em .2em 0}} .bar{{background:#eee;height:1em}} .fill{{backgrou
 <h1>cairn-node</h1>
 <table>
 <tr><td>peer id</td><td><code>{peer}</code></td></tr>
+<tr><td>chain address</td><td><code>{address}</code></td></tr>
 <tr><td>version</td><td>{version}</td></tr>
 <tr><td>uptime</td><td>{uptime} s</td></tr>
 <tr><td>connected peers</td><td>{peers}</td></tr>
@@ -164,6 +171,7 @@ td{{padding:.2em 1em .2em 0}} .bar{{background:#eee;height:1em}} .fill{{backgrou
 <p><a href="/metrics">metrics</a> · <a href="/status">status (JSON)</a></p>
 </body></html>"#,
         peer = escape(&st.peer_id),
+        address = st.chain_address,
         version = st.version,
         uptime = st.uptime_secs,
         peers = st.connected_peers,

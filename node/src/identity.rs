@@ -1,5 +1,8 @@
-//! The node's ed25519 identity: its libp2p peer id, and later the key that
-//! signs its chain transactions.
+//! The node's ed25519 identity: its libp2p peer id, and the key that signs
+//! its chain transactions and deal receipts ([`ChainKey`]). One key per
+//! node: the chain address is the public half of the libp2p key, so a
+//! client that knows a node's peer id knows its address ([`peer_address`])
+//! without asking it.
 //!
 //! Stored as the 32-byte secret seed in hex, in a file only its owner may
 //! read (mode 0600). Like ssh, the node refuses to start with a key file that
@@ -10,7 +13,11 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use cairn_protocol::chain::{Address, Sig};
+use cairn_protocol::wire::ReceiptRequest;
+use ed25519_dalek::{Signer, SigningKey};
 use libp2p::identity::Keypair;
+use libp2p::PeerId;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
@@ -30,6 +37,66 @@ pub enum IdentityError {
     Malformed { path: PathBuf },
     #[error("identity key {path} already exists; refusing to overwrite it")]
     Exists { path: PathBuf },
+    #[error("the node's identity key is not an ed25519 key")]
+    NotEd25519,
+}
+
+/// The node's identity key as a chain account.
+///
+/// It signs deal receipts and nothing else: [`ChainKey::sign_receipt`]
+/// takes a receipt request, never raw bytes, so no peer can get this key's
+/// signature over a message of its choosing (a transaction, say).
+/// Receipts are domain-separated by `receipt_message`'s prefix.
+pub struct ChainKey {
+    key: SigningKey,
+}
+
+impl ChainKey {
+    /// The chain key of a libp2p identity; the same secret, so signatures
+    /// are plain Ed25519 that `ed25519-dalek`'s `verify_strict` accepts.
+    pub fn from_keypair(keypair: &Keypair) -> Result<Self, IdentityError> {
+        let ed = keypair
+            .clone()
+            .try_into_ed25519()
+            .map_err(|_| IdentityError::NotEd25519)?;
+        let mut seed: Seed = Zeroizing::new([0u8; 32]);
+        seed.copy_from_slice(ed.secret().as_ref());
+        Ok(Self {
+            key: SigningKey::from_bytes(&seed),
+        })
+    }
+
+    /// The node's account on the chain.
+    pub fn address(&self) -> Address {
+        Address::of(&self.key.verifying_key())
+    }
+
+    /// The node's acceptance receipt for `request`. The caller must have
+    /// checked that the node holds what the request lists.
+    pub fn sign_receipt(&self, request: &ReceiptRequest) -> Sig {
+        Sig(self.key.sign(&request.message(self.address())).to_bytes())
+    }
+}
+
+impl std::fmt::Debug for ChainKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainKey")
+            .field("address", &self.address())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The chain address of the node with this peer id: an ed25519 peer id
+/// embeds its public key. `None` for peer ids of other key types (hashed,
+/// so the key cannot be read back).
+pub fn peer_address(peer: &PeerId) -> Option<Address> {
+    let multihash: &libp2p::multihash::Multihash<64> = peer.as_ref();
+    // Code 0 is the identity multihash: the digest is the key itself.
+    if multihash.code() != 0 {
+        return None;
+    }
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
+    Some(Address(key.try_into_ed25519().ok()?.to_bytes()))
 }
 
 /// Generates a new key and writes it to `path` (mode 0600, never overwriting).
@@ -104,6 +171,113 @@ mod tests {
         let b = load(&path).unwrap();
         assert_eq!(a.public().to_peer_id(), b.public().to_peer_id());
         assert!(matches!(create(&path), Err(IdentityError::Exists { .. })));
+    }
+
+    #[test]
+    fn the_chain_address_is_the_peer_ids_key_and_its_receipts_open_a_deal() {
+        use cairn_protocol::chain::{
+            merkle, Allocation, ChainState, Genesis, Rejection, Transaction, TxBody,
+        };
+        use cairn_protocol::ContentId;
+
+        let dir = tempfile::tempdir().unwrap();
+        let keypair = create(&dir.path().join("id.key")).unwrap();
+        let chain_key = ChainKey::from_keypair(&keypair).unwrap();
+        let node = chain_key.address();
+        let peer = keypair.public().to_peer_id();
+        assert_eq!(peer_address(&peer), Some(node));
+        assert_eq!(
+            keypair.public().try_into_ed25519().unwrap().to_bytes(),
+            node.0
+        );
+        assert!(!format!("{chain_key:?}").contains(&hex::encode(
+            keypair
+                .clone()
+                .try_into_ed25519()
+                .unwrap()
+                .secret()
+                .as_ref()
+        )));
+
+        // The chain's own check: a genesis, the node registers, the owner
+        // opens a deal carrying the node's receipt.
+        let owner_key = SigningKey::from_bytes(&[4; 32]);
+        let owner = Address::of(&owner_key.verifying_key());
+        let validator = Address([1; 32]);
+        let genesis = Genesis::devnet(
+            "receipts",
+            vec![validator],
+            vec![
+                Allocation {
+                    address: owner,
+                    amount: 1_000_000,
+                },
+                Allocation {
+                    address: node,
+                    amount: 1_000_000,
+                },
+            ],
+        );
+        let mut state = ChainState::from_genesis(&genesis).unwrap();
+        let register = Transaction {
+            chain_id: "receipts".into(),
+            signer: node,
+            nonce: 0,
+            fee: 1,
+            body: TxBody::RegisterNode {
+                peer_id: peer.to_bytes(),
+                addresses: vec!["/ip4/127.0.0.1/udp/1/quic-v1".into()],
+                capacity: 1 << 30,
+                stake: 1_000,
+            },
+        };
+        let node_signing = ChainKey::from_keypair(&keypair).unwrap().key;
+        state.apply_tx(&register.sign(&node_signing)).unwrap();
+
+        let shards: Vec<_> = (0..3u8)
+            .map(|i| (ContentId::of(&[i]), 100 + i as u64))
+            .collect();
+        let request = ReceiptRequest {
+            chain_id: "receipts".into(),
+            owner,
+            owner_nonce: 0,
+            size: 303,
+            price_per_epoch: 5,
+            start_epoch: 0,
+            end_epoch: 4,
+            root: merkle::root(&shards).unwrap(),
+            shards: 3,
+            bytes: 303,
+        };
+        let receipt = chain_key.sign_receipt(&request);
+        let open = |request: &ReceiptRequest, receipt: Sig| {
+            let mut terms = request.terms();
+            terms.commitments = vec![request.commitment(node, receipt)];
+            Transaction {
+                chain_id: "receipts".into(),
+                signer: owner,
+                nonce: request.owner_nonce,
+                fee: 1,
+                body: TxBody::OpenDeal(terms),
+            }
+            .sign(&owner_key)
+        };
+        // A receipt for other terms does not open this deal.
+        let mut other = request.clone();
+        other.price_per_epoch = 6;
+        assert_eq!(
+            state.clone().apply_tx(&open(&other, receipt.clone())),
+            Err(Rejection::BadReceipt(node))
+        );
+        state.apply_tx(&open(&request, receipt)).unwrap();
+    }
+
+    #[test]
+    fn other_key_types_have_no_address() {
+        // A sha2-256 peer id (how large keys are named) hides its key.
+        let digest = libp2p::multihash::Multihash::<64>::wrap(0x12, &[7; 32]).unwrap();
+        let hashed = PeerId::from_multihash(digest).unwrap();
+        assert_eq!(peer_address(&hashed), None);
     }
 
     #[test]

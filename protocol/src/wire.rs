@@ -9,8 +9,9 @@
 //! The header is small and bounded ([`MAX_HEADER_LEN`]); the body is raw bytes
 //! whose length the header declares before a byte of it is read, so a reader
 //! can refuse, budget or drain it without buffering the unknown. Bodies are a
-//! shard's bytes (store) or a bao encoding of a shard range (fetch), which the
-//! reader verifies against the shard id alone.
+//! shard's bytes (store), a bao encoding of a shard range (fetch), which the
+//! reader verifies against the shard id alone, or the (shard id, size) list a
+//! deal receipt covers (receipt).
 //!
 //! A new incompatible version gets a new protocol name (`/cairn/shards/2`);
 //! libp2p's protocol negotiation then picks what both sides speak.
@@ -20,7 +21,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::chain::{Address, Sig};
+use crate::chain::{
+    merkle, receipt_message, Address, Commitment, DealTerms, Sig, MAX_CHAIN_ID_LEN,
+};
 use crate::id::ContentId;
 use crate::params::MAX_SHARD_SIZE;
 
@@ -36,6 +39,10 @@ pub const MAX_ERROR_TEXT: usize = 512;
 pub const MAX_RANGE_BODY: u64 = MAX_SHARD_SIZE as u64 + MAX_SHARD_SIZE as u64 / 256 + 4096;
 /// How far a delete request's time may be from the node's clock, in seconds.
 pub const DELETE_WINDOW_SECS: u64 = 300;
+/// Most shards one deal receipt covers (one node's part of one deal).
+pub const MAX_RECEIPT_SHARDS: u32 = 65_536;
+/// Bytes of one entry of a receipt request's body: digest ‖ u64 BE size.
+pub const RECEIPT_ENTRY_LEN: usize = 32 + 8;
 
 /// What a client asks a storage node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +57,144 @@ pub enum Request {
     Info,
     /// Forget this shard; signed by the owner that stored it.
     Delete(DeleteRequest),
+    /// Sign a deal receipt (version 1 of [`receipt_message`]) for the
+    /// `shards` (shard id, size) pairs that follow as the body, each
+    /// [`RECEIPT_ENTRY_LEN`] bytes ([`encode_receipt_shards`]). A later
+    /// receipt format gets a new variant, so an older node refuses it as
+    /// unreadable instead of signing something it does not understand.
+    ReceiptV1(ReceiptRequest),
+}
+
+/// A request for a node's acceptance receipt: every field of
+/// [`receipt_message`] except the node's own address, which the node adds.
+/// The commitment's shard count is also the length of the body's list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptRequest {
+    /// At most [`MAX_CHAIN_ID_LEN`] bytes.
+    pub chain_id: String,
+    /// The deal's owner: it must own every listed shard at the node.
+    pub owner: Address,
+    /// The owner's nonce for the transaction that opens the deal.
+    pub owner_nonce: u64,
+    /// The deal's terms ([`DealTerms`] without the commitments).
+    pub size: u64,
+    pub price_per_epoch: u64,
+    pub start_epoch: u64,
+    pub end_epoch: u64,
+    /// The node's commitment: [`merkle::root`] over the listed pairs, in order.
+    pub root: [u8; 32],
+    /// Pairs listed, 1 to [`MAX_RECEIPT_SHARDS`].
+    pub shards: u32,
+    /// Sum of the listed sizes.
+    pub bytes: u64,
+}
+
+impl ReceiptRequest {
+    /// The deal's terms as the chain sees them, without commitments (the
+    /// receipt does not cover other nodes' commitments).
+    pub fn terms(&self) -> DealTerms {
+        DealTerms {
+            size: self.size,
+            price_per_epoch: self.price_per_epoch,
+            start_epoch: self.start_epoch,
+            end_epoch: self.end_epoch,
+            commitments: Vec::new(),
+        }
+    }
+
+    /// The commitment of node `node` this request describes, with `receipt`.
+    pub fn commitment(&self, node: Address, receipt: Sig) -> Commitment {
+        Commitment {
+            node,
+            root: self.root,
+            shards: self.shards,
+            bytes: self.bytes,
+            receipt,
+        }
+    }
+
+    /// The bytes node `node` signs: exactly what the chain's state machine
+    /// verifies when the deal opens.
+    pub fn message(&self, node: Address) -> Vec<u8> {
+        // receipt_message reads neither the terms' commitments nor the
+        // commitment's receipt, so placeholders stand in for them.
+        receipt_message(
+            &self.chain_id,
+            &self.owner,
+            self.owner_nonce,
+            &self.terms(),
+            &self.commitment(node, Sig([0; 64])),
+        )
+    }
+
+    /// Checks that the commitment fields describe `shards` exactly: count,
+    /// byte sum and Merkle root, with no shard listed twice.
+    pub fn check_shards(&self, shards: &[(ContentId, u64)]) -> Result<(), WireError> {
+        let malformed = |m: String| Err(WireError::new(ErrorKind::Malformed, m));
+        if shards.len() != self.shards as usize {
+            return malformed(format!(
+                "{} shards listed, the commitment says {}",
+                shards.len(),
+                self.shards
+            ));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(shards.len());
+        let mut bytes = 0u64;
+        for (id, size) in shards {
+            if !seen.insert(*id) {
+                return malformed(format!("shard {id} is listed twice"));
+            }
+            bytes = match bytes.checked_add(*size) {
+                Some(b) => b,
+                None => return malformed("shard sizes overflow".into()),
+            };
+        }
+        if bytes != self.bytes {
+            return malformed(format!(
+                "listed shards hold {bytes} bytes, the commitment says {}",
+                self.bytes
+            ));
+        }
+        if merkle::root(shards) != Some(self.root) {
+            return malformed("the commitment's root is not the root of the listed shards".into());
+        }
+        Ok(())
+    }
+}
+
+/// Encodes a receipt request's body: per shard, its digest and its size as
+/// u64 big-endian.
+pub fn encode_receipt_shards(shards: &[(ContentId, u64)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(shards.len() * RECEIPT_ENTRY_LEN);
+    for (id, size) in shards {
+        out.extend_from_slice(id.digest());
+        out.extend_from_slice(&size.to_be_bytes());
+    }
+    out
+}
+
+/// Decodes a receipt request's body; its length must be a whole number of
+/// entries.
+pub fn decode_receipt_shards(body: &[u8]) -> Result<Vec<(ContentId, u64)>, WireError> {
+    if body.len() % RECEIPT_ENTRY_LEN != 0 {
+        return Err(WireError::new(
+            ErrorKind::Malformed,
+            format!(
+                "receipt body of {} bytes is not a whole number of entries",
+                body.len()
+            ),
+        ));
+    }
+    Ok(body
+        .chunks_exact(RECEIPT_ENTRY_LEN)
+        .map(|entry| {
+            let mut digest = [0u8; 32];
+            digest.copy_from_slice(&entry[..32]);
+            let mut size = [0u8; 8];
+            size.copy_from_slice(&entry[32..]);
+            (ContentId::from_digest(digest), u64::from_be_bytes(size))
+        })
+        .collect())
 }
 
 /// A store request's header.
@@ -115,6 +260,11 @@ pub enum Response {
         existed: bool,
     },
     Error(WireError),
+    /// The node's ed25519 signature over [`ReceiptRequest::message`] with
+    /// its own address.
+    Receipt {
+        signature: Sig,
+    },
 }
 
 /// What a node says about itself.
@@ -129,6 +279,9 @@ pub struct NodeInfo {
     pub shards: u64,
     /// Largest shard the node accepts.
     pub max_shard_size: u64,
+    /// The node's account on the chain: the public half of its libp2p
+    /// ed25519 identity, which also signs its deal receipts.
+    pub chain_address: Address,
 }
 
 /// A refusal, with a kind a program can act on and text a person can read.
@@ -209,6 +362,7 @@ impl Request {
     pub fn body_len(&self) -> u64 {
         match self {
             Self::Store(s) => s.size,
+            Self::ReceiptV1(r) => r.shards as u64 * RECEIPT_ENTRY_LEN as u64,
             _ => 0,
         }
     }
@@ -221,6 +375,7 @@ impl Request {
             Self::Has { .. } => "has",
             Self::Info => "info",
             Self::Delete(_) => "delete",
+            Self::ReceiptV1(_) => "receipt",
         }
     }
 
@@ -245,6 +400,23 @@ impl Request {
                 ErrorKind::TooLarge,
                 format!("{} ids asked, at most {MAX_HAS_IDS}", ids.len()),
             )),
+            Self::ReceiptV1(r) if r.shards > MAX_RECEIPT_SHARDS => Err(WireError::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "receipt for {} shards, at most {MAX_RECEIPT_SHARDS}",
+                    r.shards
+                ),
+            )),
+            Self::ReceiptV1(r) if r.shards == 0 => Err(WireError::new(
+                ErrorKind::Malformed,
+                "a receipt covers at least one shard",
+            )),
+            Self::ReceiptV1(r) if r.chain_id.is_empty() || r.chain_id.len() > MAX_CHAIN_ID_LEN => {
+                Err(WireError::new(
+                    ErrorKind::Malformed,
+                    format!("chain id must be 1 to {MAX_CHAIN_ID_LEN} bytes"),
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -410,6 +582,88 @@ mod tests {
         let e = WireError::new(ErrorKind::Internal, "é".repeat(MAX_ERROR_TEXT));
         assert!(e.message.len() <= MAX_ERROR_TEXT);
         assert!(Response::Error(e).check().is_ok());
+    }
+
+    fn receipt_request(shards: &[(ContentId, u64)]) -> ReceiptRequest {
+        ReceiptRequest {
+            chain_id: "test".into(),
+            owner: Address([5; 32]),
+            owner_nonce: 7,
+            size: 1 << 30,
+            price_per_epoch: 10,
+            start_epoch: 1,
+            end_epoch: 9,
+            root: merkle::root(shards).unwrap_or([0; 32]),
+            shards: shards.len() as u32,
+            bytes: shards.iter().map(|s| s.1).sum(),
+        }
+    }
+
+    #[test]
+    fn receipt_requests_round_trip_and_check_their_list() {
+        let shards: Vec<_> = (0..5).map(|i| (id(i), 1000 + i as u64)).collect();
+        let r = receipt_request(&shards);
+        let header = Request::ReceiptV1(r.clone());
+        let framed = encode_header(&header);
+        assert_eq!(decode_header::<Request>(&framed[4..]).unwrap(), header);
+        assert_eq!(header.body_len(), 5 * RECEIPT_ENTRY_LEN as u64);
+        assert!(header.check().is_ok());
+        let body = encode_receipt_shards(&shards);
+        assert_eq!(body.len() as u64, header.body_len());
+        assert_eq!(decode_receipt_shards(&body).unwrap(), shards);
+        assert!(decode_receipt_shards(&body[1..]).is_err());
+        r.check_shards(&shards).unwrap();
+
+        let malformed = |r: &ReceiptRequest, s: &[(ContentId, u64)]| {
+            assert_eq!(r.check_shards(s).unwrap_err().kind, ErrorKind::Malformed);
+        };
+        let mut wrong_size = shards.clone();
+        wrong_size[2].1 += 1;
+        malformed(&r, &wrong_size);
+        let mut swapped = shards.clone();
+        swapped.swap(0, 1);
+        malformed(&r, &swapped);
+        malformed(&r, &shards[..4]);
+        let mut twice = shards.clone();
+        twice[4] = twice[3];
+        malformed(&receipt_request(&twice), &twice);
+        let overflow = [(id(1), u64::MAX), (id(2), 1)];
+        let mut o = receipt_request(&overflow[..1]);
+        o.shards = 2;
+        malformed(&o, &overflow);
+
+        let mut many = r.clone();
+        many.shards = MAX_RECEIPT_SHARDS + 1;
+        assert_eq!(
+            Request::ReceiptV1(many).check().unwrap_err().kind,
+            ErrorKind::TooLarge
+        );
+        let mut none = r.clone();
+        none.shards = 0;
+        assert!(Request::ReceiptV1(none).check().is_err());
+        let mut long = r.clone();
+        long.chain_id = "x".repeat(MAX_CHAIN_ID_LEN + 1);
+        assert!(Request::ReceiptV1(long).check().is_err());
+        // The largest list fits a body, well inside the shard limit.
+        let mut max = r;
+        max.shards = MAX_RECEIPT_SHARDS;
+        assert!(Request::ReceiptV1(max.clone()).check().is_ok());
+        assert!(Request::ReceiptV1(max).body_len() < MAX_SHARD_SIZE as u64);
+    }
+
+    #[test]
+    fn a_receipt_message_is_the_chains() {
+        let shards = [(id(1), 10)];
+        let r = receipt_request(&shards);
+        let node = Address([9; 32]);
+        let mut terms = r.terms();
+        let c = r.commitment(node, Sig([1; 64]));
+        terms.commitments = vec![c.clone()];
+        assert_eq!(
+            r.message(node),
+            receipt_message(&r.chain_id, &r.owner, r.owner_nonce, &terms, &c)
+        );
+        assert_ne!(r.message(node), r.message(Address([8; 32])));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod common;
 
 mod cli;
+mod deal;
 mod faults;
 mod liar;
 mod privacy;

@@ -5,7 +5,8 @@
 //! clone; every call is one request on its own stream, so many can run at
 //! once over one connection. Fetched ranges are verified against the shard
 //! id before they are returned: a lying or rotten node yields an error,
-//! never bytes.
+//! never bytes. Likewise a deal receipt is checked against the node's chain
+//! address, read from its peer id, before it is returned.
 
 // `ClientError` names the peer in every variant (a PeerId is ~80 bytes);
 // requests cross the network, so moving a larger `Result` costs nothing
@@ -22,7 +23,8 @@ use bytes::Bytes;
 use cairn_protocol::chain::{Address, Sig};
 use cairn_protocol::shard::{verify_range, VerifyError};
 use cairn_protocol::wire::{
-    delete_message, DeleteRequest, NodeInfo, Request, Response, StoreRequest, WireError,
+    delete_message, encode_receipt_shards, DeleteRequest, NodeInfo, ReceiptRequest, Request,
+    Response, StoreRequest, WireError,
 };
 use cairn_protocol::ContentId;
 use ed25519_dalek::{Signer, SigningKey};
@@ -83,6 +85,10 @@ pub enum ClientError {
     Protocol { peer: PeerId, reason: String },
     #[error("node {peer} sent bytes that do not verify: {error}")]
     Verify { peer: PeerId, error: VerifyError },
+    #[error("node {peer} sent a receipt that does not verify against its key {address}")]
+    BadReceipt { peer: PeerId, address: Address },
+    #[error("invalid request: {0}")]
+    Invalid(String),
     #[error("network task stopped")]
     Closed,
     #[error("{0}")]
@@ -327,6 +333,54 @@ impl ShardClient {
             .header
         {
             Response::Deleted { id: got, existed } if got == id => Ok(existed),
+            other => Err(unexpected(node, &other)),
+        }
+    }
+
+    /// Asks `node` to sign a deal receipt for `shards` (in this order; the
+    /// request's root, count and bytes must describe them) and checks the
+    /// signature against the node's chain address, which its peer id
+    /// embeds, before returning it: the result opens the deal on the chain
+    /// as `request.commitment(address, sig)`.
+    pub async fn receipt(
+        &self,
+        node: &NodeAddr,
+        request: &ReceiptRequest,
+        shards: &[(ContentId, u64)],
+    ) -> Result<Sig, ClientError> {
+        let address = crate::identity::peer_address(&node.peer).ok_or_else(|| {
+            ClientError::Invalid(format!(
+                "peer id {} does not embed an ed25519 key, so it has no chain address",
+                node.peer
+            ))
+        })?;
+        if shards.len() != request.shards as usize {
+            return Err(ClientError::Invalid(format!(
+                "{} shards listed for a commitment of {}",
+                shards.len(),
+                request.shards
+            )));
+        }
+        let header = Request::ReceiptV1(request.clone());
+        let body = Bytes::from(encode_receipt_shards(shards));
+        match self.ask(node, header, body).await?.header {
+            Response::Receipt { signature } => {
+                let key = address
+                    .verifying_key()
+                    .map_err(|_| ClientError::BadReceipt {
+                        peer: node.peer,
+                        address,
+                    })?;
+                key.verify_strict(
+                    &request.message(address),
+                    &ed25519_dalek::Signature::from_bytes(&signature.0),
+                )
+                .map_err(|_| ClientError::BadReceipt {
+                    peer: node.peer,
+                    address,
+                })?;
+                Ok(signature)
+            }
             other => Err(unexpected(node, &other)),
         }
     }

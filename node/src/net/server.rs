@@ -11,13 +11,14 @@ use std::time::Instant;
 use bytes::Bytes;
 use cairn_protocol::shard::Outboard;
 use cairn_protocol::wire::{
-    delete_message, DeleteRequest, ErrorKind, NodeInfo, Request, Response, StoreRequest, WireError,
-    DELETE_WINDOW_SECS,
+    decode_receipt_shards, delete_message, DeleteRequest, ErrorKind, NodeInfo, ReceiptRequest,
+    Request, Response, StoreRequest, WireError, DELETE_WINDOW_SECS,
 };
 use cairn_protocol::ContentId;
 use libp2p::PeerId;
 
 use super::codec::{ShardRequest, ShardResponse};
+use crate::identity::ChainKey;
 use crate::metrics::Metrics;
 use crate::store::{now, PutOptions, ShardStore, StoreError};
 
@@ -27,14 +28,21 @@ pub struct ShardService {
     store: Arc<ShardStore>,
     metrics: Arc<Metrics>,
     local_peer: PeerId,
+    chain_key: Arc<ChainKey>,
 }
 
 impl ShardService {
-    pub fn new(store: Arc<ShardStore>, metrics: Arc<Metrics>, local_peer: PeerId) -> Self {
+    pub fn new(
+        store: Arc<ShardStore>,
+        metrics: Arc<Metrics>,
+        local_peer: PeerId,
+        chain_key: Arc<ChainKey>,
+    ) -> Self {
         Self {
             store,
             metrics,
             local_peer,
+            chain_key,
         }
     }
 
@@ -77,6 +85,7 @@ impl ShardService {
             Request::Has { ids } => self.has(&ids),
             Request::Info => self.info(),
             Request::Delete(d) => self.delete(d),
+            Request::ReceiptV1(r) => self.receipt(r, &body),
         }
     }
 
@@ -151,7 +160,66 @@ impl ShardService {
             used: usage.used,
             shards: usage.shards,
             max_shard_size: cairn_protocol::params::MAX_SHARD_SIZE as u64,
+            chain_address: self.chain_key.address(),
         }))
+    }
+
+    /// Signs a deal receipt, but only once the request's commitment is
+    /// exactly the list it sends and every listed shard is here, of that
+    /// size, owned by the deal's owner: a receipt makes the node answerable
+    /// for the shards on the chain.
+    fn receipt(&self, request: ReceiptRequest, body: &[u8]) -> ShardResponse {
+        let refuse = |kind, message: String| ShardResponse::error(kind, message);
+        let shards = match decode_receipt_shards(body) {
+            Ok(s) => s,
+            Err(e) => return ShardResponse::new(Response::Error(e)),
+        };
+        // The cheap, store-free checks first.
+        if let Err(e) = request.check_shards(&shards) {
+            return ShardResponse::new(Response::Error(e));
+        }
+        if request.end_epoch <= request.start_epoch {
+            return refuse(
+                ErrorKind::Malformed,
+                "the deal ends before it starts".into(),
+            );
+        }
+        if request.bytes > request.size {
+            return refuse(
+                ErrorKind::Malformed,
+                format!(
+                    "this node's {} bytes exceed the deal's size {}",
+                    request.bytes, request.size
+                ),
+            );
+        }
+        for (id, size) in &shards {
+            let meta = match self.store.meta(id) {
+                Ok(Some(meta)) => meta,
+                Ok(None) => {
+                    return refuse(
+                        ErrorKind::NotFound,
+                        format!("shard {id} is not stored here"),
+                    )
+                }
+                Err(e) => return self.store_error(e),
+            };
+            if meta.size != *size {
+                return refuse(
+                    ErrorKind::Malformed,
+                    format!("shard {id} is {} bytes here, not {size}", meta.size),
+                );
+            }
+            if !meta.owners.contains(&request.owner) {
+                return refuse(
+                    ErrorKind::Unauthorized,
+                    format!("{} is not an owner of shard {id}", request.owner),
+                );
+            }
+        }
+        ShardResponse::new(Response::Receipt {
+            signature: self.chain_key.sign_receipt(&request),
+        })
     }
 
     fn delete(&self, request: DeleteRequest) -> ShardResponse {

@@ -21,7 +21,7 @@ use crate::common::{bytes, edit_config, init, wait_until, TestNode};
 
 /// What the hostile peer writes on a stream.
 #[derive(Debug, Clone)]
-enum Raw {
+pub(crate) enum Raw {
     /// These bytes, then close.
     Send(Vec<u8>),
     /// These bytes, then nothing, ever.
@@ -81,10 +81,10 @@ impl request_response::Codec for RawCodec {
     }
 }
 
-type Answer = oneshot::Sender<Result<Vec<u8>, String>>;
+pub(crate) type Answer = oneshot::Sender<Result<Vec<u8>, String>>;
 
 /// Starts the hostile peer; returns its id and a way to send raw streams.
-fn hostile_peer() -> (PeerId, mpsc::UnboundedSender<(NodeAddr, Raw, Answer)>) {
+pub(crate) fn hostile_peer() -> (PeerId, mpsc::UnboundedSender<(NodeAddr, Raw, Answer)>) {
     let mut swarm: Swarm<request_response::Behaviour<RawCodec>> =
         libp2p::SwarmBuilder::with_new_identity()
             .with_tokio()
@@ -136,7 +136,7 @@ fn hostile_peer() -> (PeerId, mpsc::UnboundedSender<(NodeAddr, Raw, Answer)>) {
     (peer, tx)
 }
 
-async fn send(
+pub(crate) async fn send(
     tx: &mpsc::UnboundedSender<(NodeAddr, Raw, Answer)>,
     node: &NodeAddr,
     raw: Raw,
@@ -155,7 +155,7 @@ fn store_header(id: ContentId, size: u64) -> Vec<u8> {
     }))
 }
 
-fn error_kind(answer: &[u8]) -> Option<ErrorKind> {
+pub(crate) fn error_kind(answer: &[u8]) -> Option<ErrorKind> {
     let len = u32::from_be_bytes(answer.get(..4)?.try_into().ok()?) as usize;
     match decode_header::<Response>(answer.get(4..4 + len)?).ok()? {
         Response::Error(e) => Some(e.kind),

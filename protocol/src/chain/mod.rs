@@ -44,5 +44,6 @@ pub use state::{
 };
 pub use tx::{
     receipt_message, Address, Commitment, DealTerms, Sig, SignedTx, Transaction, TxBody,
-    MAX_ADDRESSES, MAX_ADDRESS_LEN, MAX_COMMITMENTS, MAX_PEER_ID_LEN, MAX_TX_BYTES,
+    MAX_ADDRESSES, MAX_ADDRESS_LEN, MAX_CHAIN_ID_LEN, MAX_COMMITMENTS, MAX_PEER_ID_LEN,
+    MAX_TX_BYTES,
 };

@@ -1,0 +1,358 @@
+//! Storage deals for an upload: what each node commits to, and its signed
+//! acceptance receipt.
+//!
+//! A deal on the chain names, per node, a Merkle root over the (shard id,
+//! size) pairs the node holds for it ([`cairn_protocol::chain::merkle`]),
+//! signed by the node. This module turns an upload's placement
+//! ([`PutReport::placement`](crate::PutReport::placement)) into those
+//! per-node groups and the deal's terms ([`plan`]), then asks every node
+//! for its receipt ([`collect_receipts`]). The result goes into
+//! [`DealTerms::commitments`] and the owner's `OpenDeal` transaction;
+//! submitting it is the chain client's business, not this module's.
+//!
+//! ```text
+//! placement ─plan─▶ DealPlan { terms, per-node groups } ─collect_receipts─▶ Vec<Commitment>
+//! ```
+//!
+//! A node signs only for shards it holds, of those sizes, stored with the
+//! deal's owner among their owners (the upload stores them with the
+//! account's address), so receipts must be asked for with the account that
+//! uploaded.
+
+use std::collections::BTreeMap;
+
+use cairn_node::identity::peer_address;
+use cairn_node::net::client::ClientError;
+use cairn_protocol::chain::{merkle, Address, Commitment, DealTerms, MAX_COMMITMENTS};
+use cairn_protocol::wire::{ReceiptRequest, MAX_RECEIPT_SHARDS};
+use cairn_protocol::ContentId;
+use futures::stream::{self, StreamExt};
+use libp2p::PeerId;
+
+use crate::error::summarize;
+use crate::network::{reason, Network};
+use crate::upload::PlacedShard;
+
+/// Why a deal could not be planned or its receipts collected.
+#[derive(Debug, thiserror::Error)]
+pub enum DealError {
+    #[error("nothing was placed: a deal needs at least one shard")]
+    Empty,
+    #[error("the deal must end after it starts (epochs {start}..{end})")]
+    Epochs { start: u64, end: u64 },
+    #[error("node {node} holds {shards} shards of the upload; one receipt covers at most {MAX_RECEIPT_SHARDS}: split the file into several deals")]
+    TooManyShards { node: PeerId, shards: usize },
+    #[error("the upload spans {nodes} nodes; a deal has at most {MAX_COMMITMENTS}")]
+    TooManyNodes { nodes: usize },
+    #[error("the deal's size overflows")]
+    Overflow,
+    #[error("node {0} has no chain address (its peer id does not embed an ed25519 key)")]
+    NoAddress(PeerId),
+    #[error("node {0} is not in this client's network")]
+    UnknownNode(PeerId),
+    #[error("{failed} of {nodes} nodes gave no receipt ({reasons}); a deal needs them all")]
+    Receipts {
+        failed: usize,
+        nodes: usize,
+        reasons: String,
+        /// Each failure, for a caller that wants to act per node.
+        errors: Vec<(PeerId, ClientError)>,
+    },
+}
+
+/// One node's part of a deal, before it signs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeShards {
+    pub node: PeerId,
+    /// The node's chain account (the key its peer id embeds).
+    pub address: Address,
+    /// What the node holds for the deal, each shard once, ordered by id:
+    /// the leaves of its commitment.
+    pub shards: Vec<(ContentId, u64)>,
+    /// [`merkle::root`] over `shards`.
+    pub root: [u8; 32],
+    /// Sum of the sizes in `shards`.
+    pub bytes: u64,
+}
+
+/// A deal ready for receipts: its terms (no commitments yet) and each
+/// node's part, ordered by chain address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DealPlan {
+    /// `size` is the sum of every node's bytes; `commitments` is empty.
+    pub terms: DealTerms,
+    pub nodes: Vec<NodeShards>,
+}
+
+/// Groups an upload's placement by node and states the deal's terms.
+/// Pure: the same placement, in any order, gives the same plan. An id
+/// listed twice for one node counts once: the node stores it once.
+pub fn plan(
+    placement: &[PlacedShard],
+    price_per_epoch: u64,
+    start_epoch: u64,
+    end_epoch: u64,
+) -> Result<DealPlan, DealError> {
+    if placement.is_empty() {
+        return Err(DealError::Empty);
+    }
+    if end_epoch <= start_epoch {
+        return Err(DealError::Epochs {
+            start: start_epoch,
+            end: end_epoch,
+        });
+    }
+    // Keyed by id, so a repeat on one node collapses and the leaves come
+    // out in id order.
+    let mut by_node: BTreeMap<PeerId, BTreeMap<ContentId, u64>> = BTreeMap::new();
+    for p in placement {
+        by_node.entry(p.node).or_default().insert(p.id, p.size);
+    }
+    if by_node.len() > MAX_COMMITMENTS {
+        return Err(DealError::TooManyNodes {
+            nodes: by_node.len(),
+        });
+    }
+    let mut nodes = Vec::with_capacity(by_node.len());
+    let mut size = 0u64;
+    for (node, held) in by_node {
+        if held.len() > MAX_RECEIPT_SHARDS as usize {
+            return Err(DealError::TooManyShards {
+                node,
+                shards: held.len(),
+            });
+        }
+        let address = peer_address(&node).ok_or(DealError::NoAddress(node))?;
+        let shards: Vec<(ContentId, u64)> = held.into_iter().collect();
+        let bytes = shards
+            .iter()
+            .try_fold(0u64, |sum, (_, s)| sum.checked_add(*s))
+            .ok_or(DealError::Overflow)?;
+        size = size.checked_add(bytes).ok_or(DealError::Overflow)?;
+        // Not empty: every node in the map has at least one shard.
+        let root = merkle::root(&shards).ok_or(DealError::Empty)?;
+        nodes.push(NodeShards {
+            node,
+            address,
+            shards,
+            root,
+            bytes,
+        });
+    }
+    // The chain sees addresses, not peer ids: order by what it sees.
+    nodes.sort_by_key(|n| n.address);
+    Ok(DealPlan {
+        terms: DealTerms {
+            size,
+            price_per_epoch,
+            start_epoch,
+            end_epoch,
+            commitments: Vec::new(),
+        },
+        nodes,
+    })
+}
+
+impl DealPlan {
+    /// What node part `i` is asked to sign for a deal of `owner` opened
+    /// with `owner_nonce` on chain `chain_id`.
+    pub fn receipt_request(
+        &self,
+        i: usize,
+        chain_id: &str,
+        owner: Address,
+        owner_nonce: u64,
+    ) -> Option<ReceiptRequest> {
+        let n = self.nodes.get(i)?;
+        Some(ReceiptRequest {
+            chain_id: chain_id.into(),
+            owner,
+            owner_nonce,
+            size: self.terms.size,
+            price_per_epoch: self.terms.price_per_epoch,
+            start_epoch: self.terms.start_epoch,
+            end_epoch: self.terms.end_epoch,
+            root: n.root,
+            shards: n.shards.len() as u32,
+            bytes: n.bytes,
+        })
+    }
+}
+
+/// Asks every node of `plan` for its receipt, at most `parallelism` at a
+/// time, and returns the commitments in the plan's order, each signature
+/// already checked against its node's address. The deal is to be opened by
+/// `owner` (the account that stored the shards) with its transaction nonce
+/// `owner_nonce` on chain `chain_id`: a receipt is good for that
+/// transaction only. Fails, naming every node that did not sign, unless
+/// all did.
+pub async fn collect_receipts(
+    network: &Network,
+    plan: &DealPlan,
+    chain_id: &str,
+    owner: Address,
+    owner_nonce: u64,
+    parallelism: usize,
+) -> Result<Vec<Commitment>, DealError> {
+    let ask = |i: usize| async move {
+        let part = &plan.nodes[i];
+        let index = network
+            .index_of(&part.node.to_bytes())
+            .ok_or(DealError::UnknownNode(part.node))?;
+        let request = plan
+            .receipt_request(i, chain_id, owner, owner_nonce)
+            .ok_or(DealError::UnknownNode(part.node))?;
+        let result = network
+            .receipt(index, &request, &part.shards)
+            .await
+            .map(|sig| request.commitment(part.address, sig))
+            .map_err(|e| (index, e));
+        Ok::<_, DealError>(result)
+    };
+    let results: Vec<_> = stream::iter(0..plan.nodes.len())
+        .map(ask)
+        .buffered(parallelism.max(1))
+        .collect()
+        .await;
+    let mut commitments = Vec::with_capacity(results.len());
+    let mut errors = Vec::new();
+    let mut reasons = Vec::new();
+    for result in results {
+        match result? {
+            Ok(c) => commitments.push(c),
+            Err((index, e)) => {
+                reasons.push(reason(network, index, &e));
+                errors.push((network.nodes()[index].peer, e));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(DealError::Receipts {
+            failed: errors.len(),
+            nodes: plan.nodes.len(),
+            reasons: summarize(&reasons),
+            errors,
+        });
+    }
+    Ok(commitments)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use std::collections::{HashMap, HashSet};
+
+    fn peers(n: usize) -> Vec<PeerId> {
+        (0..n)
+            .map(|_| {
+                libp2p::identity::Keypair::generate_ed25519()
+                    .public()
+                    .to_peer_id()
+            })
+            .collect()
+    }
+
+    /// Random placements: shards of random sizes on random nodes, some
+    /// placed on several nodes, some twice on one node.
+    #[test]
+    fn groups_match_what_each_node_holds() {
+        let nodes = peers(12);
+        for seed in 0..200u64 {
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let count = rng.gen_range(1..300);
+            let mut placement = Vec::new();
+            for i in 0..count {
+                let id = ContentId::of(&[seed.to_le_bytes(), (i as u64).to_le_bytes()].concat());
+                let size = rng.gen_range(1..1_000_000u64);
+                for _ in 0..rng.gen_range(1..4) {
+                    let node = nodes[rng.gen_range(0..nodes.len())];
+                    placement.push(PlacedShard { node, id, size });
+                }
+            }
+            let plan = plan(&placement, 7, 2, 9).unwrap();
+
+            // What each node holds, straight from the placement.
+            let mut held: HashMap<PeerId, HashSet<(ContentId, u64)>> = HashMap::new();
+            for p in &placement {
+                held.entry(p.node).or_default().insert((p.id, p.size));
+            }
+            assert_eq!(plan.nodes.len(), held.len(), "seed {seed}");
+            let mut total = 0;
+            for part in &plan.nodes {
+                let want = &held[&part.node];
+                let got: HashSet<_> = part.shards.iter().copied().collect();
+                assert_eq!(got.len(), part.shards.len(), "a shard counted twice");
+                assert_eq!(&got, want, "seed {seed}");
+                assert_eq!(Some(part.root), merkle::root(&part.shards));
+                assert_eq!(part.bytes, want.iter().map(|s| s.1).sum::<u64>());
+                assert_eq!(Some(part.address), peer_address(&part.node));
+                total += part.bytes;
+            }
+            assert_eq!(plan.terms.size, total);
+            assert_eq!(
+                (
+                    plan.terms.price_per_epoch,
+                    plan.terms.start_epoch,
+                    plan.terms.end_epoch
+                ),
+                (7, 2, 9)
+            );
+            assert!(plan.terms.commitments.is_empty());
+            assert!(plan.nodes.windows(2).all(|w| w[0].address < w[1].address));
+            // Every request carries its node's commitment and the terms.
+            for (i, part) in plan.nodes.iter().enumerate() {
+                let r = plan.receipt_request(i, "c", Address([1; 32]), 3).unwrap();
+                assert_eq!((r.root, r.bytes, r.size), (part.root, part.bytes, total));
+                assert_eq!(r.shards as usize, part.shards.len());
+            }
+            // The order of the placement does not matter.
+            let mut shuffled = placement.clone();
+            shuffled.reverse();
+            assert_eq!(super::plan(&shuffled, 7, 2, 9).unwrap(), plan);
+        }
+    }
+
+    #[test]
+    fn impossible_deals_are_refused() {
+        let nodes = peers(1);
+        let one = [PlacedShard {
+            node: nodes[0],
+            id: ContentId::of(b"a"),
+            size: 10,
+        }];
+        assert!(matches!(plan(&[], 1, 0, 1), Err(DealError::Empty)));
+        assert!(matches!(plan(&one, 1, 5, 5), Err(DealError::Epochs { .. })));
+        let huge: Vec<_> = (0..2u8)
+            .map(|i| PlacedShard {
+                node: nodes[0],
+                id: ContentId::of(&[i]),
+                size: u64::MAX,
+            })
+            .collect();
+        assert!(matches!(plan(&huge, 1, 0, 1), Err(DealError::Overflow)));
+        let many: Vec<_> = peers(MAX_COMMITMENTS + 1)
+            .into_iter()
+            .map(|node| PlacedShard {
+                node,
+                id: ContentId::of(b"a"),
+                size: 1,
+            })
+            .collect();
+        assert!(matches!(
+            plan(&many, 1, 0, 1),
+            Err(DealError::TooManyNodes { .. })
+        ));
+        let crowded: Vec<_> = (0..=MAX_RECEIPT_SHARDS)
+            .map(|i| PlacedShard {
+                node: nodes[0],
+                id: ContentId::of(&i.to_le_bytes()),
+                size: 1,
+            })
+            .collect();
+        assert!(matches!(
+            plan(&crowded, 1, 0, 1),
+            Err(DealError::TooManyShards { .. })
+        ));
+    }
+}
