@@ -54,6 +54,8 @@ fn field(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 struct RawConfig {
     #[serde(default)]
     nodes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    chain: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     key_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,6 +81,9 @@ struct RawConfig {
 pub struct ClientConfig {
     /// Storage nodes the client may place shards on and read from.
     pub nodes: Vec<NodeAddr>,
+    /// Validators' chain APIs (`http://host:port`), tried in order; empty:
+    /// no chain configured.
+    pub chain: Vec<String>,
     /// The account key file (the recovery phrase, mode 0600).
     pub key_file: PathBuf,
     /// Upload journals, so an interrupted `put` resumes.
@@ -105,6 +110,7 @@ impl ClientConfig {
     pub fn new(dir: &Path, nodes: Vec<NodeAddr>) -> Self {
         Self {
             nodes,
+            chain: Vec::new(),
             key_file: dir.join("account.key"),
             state_dir: dir.join("state"),
             params: CodingParams::default(),
@@ -146,6 +152,11 @@ impl ClientConfig {
                 ));
             }
             config.nodes.push(node);
+        }
+        for (i, url) in raw.chain.iter().enumerate() {
+            crate::chain::Endpoint::parse(url)
+                .map_err(|e| field(format!("chain[{i}]"), e.to_string()))?;
+            config.chain.push(url.clone());
         }
         if let Some(p) = raw.key_file {
             config.key_file = dir.join(p);
@@ -204,6 +215,7 @@ impl ClientConfig {
     pub fn render(&self) -> String {
         let raw = RawConfig {
             nodes: self.nodes.iter().map(ToString::to_string).collect(),
+            chain: self.chain.clone(),
             key_file: Some(self.key_file.clone()),
             state_dir: Some(self.state_dir.clone()),
             data_shards: Some(self.params.k() as u16),
@@ -315,10 +327,12 @@ mod tests {
         let mut config = ClientConfig::new(Path::new("/d"), vec![node.clone()]);
         config.params = CodingParams::new(3, 7).unwrap();
         config.parallelism = 6;
+        config.chain = vec!["http://127.0.0.1:4100".into()];
         let back = ClientConfig::parse(&config.render(), Path::new("/elsewhere")).unwrap();
         assert_eq!(back.nodes, vec![node]);
         assert_eq!(back.params, config.params);
         assert_eq!(back.parallelism, 6);
+        assert_eq!(back.chain, config.chain);
         assert_eq!(back.key_file, PathBuf::from("/d/account.key"));
         assert_eq!(back.segment_size, config.segment_size);
     }
@@ -346,5 +360,6 @@ mod tests {
         assert!(error_of("slow_after_ms = 1").contains("slow_after_ms"));
         assert!(error_of("colour = 1").contains("colour"));
         assert!(error_of("nodes = 3").starts_with("config error"));
+        assert!(error_of("chain = [\"ftp://x\"]").contains("chain[0]"));
     }
 }

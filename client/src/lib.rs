@@ -8,6 +8,7 @@
 //! | module | holds |
 //! |---|---|
 //! | [`client`] | [`Client`]: put, get, get_range, stat, rm |
+//! | [`chain`] | [`ChainClient`](chain::ChainClient): the validators' HTTP API: state, deals, submitting transactions |
 //! | [`upload`] | the upload pipeline: encode, place, race slow nodes, journal |
 //! | [`deal`] | a storage deal for an upload: per-node commitments and the nodes' signed receipts |
 //! | [`download`] | the download pipeline: data shards first, race, decode, in order |
@@ -40,6 +41,7 @@
 //!   submitting it is the chain client's job.
 
 pub mod bench;
+pub mod chain;
 pub mod client;
 pub mod config;
 pub mod deal;

@@ -35,6 +35,24 @@ enum Command {
     /// Run a local network of storage nodes on 127.0.0.1.
     #[command(subcommand)]
     Devnet(cmd::devnet::DevnetCommand),
+    /// The chain: status, the devnet faucet, transfers (validators from the
+    /// config's `chain` list).
+    #[command(subcommand)]
+    Chain(cmd::chain::ChainCommand),
+    /// Show an account's balance and nonce (default: your own).
+    Account {
+        /// The account's address (64 hex digits).
+        address: Option<String>,
+    },
+    /// List open storage deals (default: your own).
+    Deals {
+        /// Only this owner's deals.
+        #[arg(long, value_name = "ADDRESS", conflicts_with = "all")]
+        owner: Option<String>,
+        /// Every open deal on the chain.
+        #[arg(long)]
+        all: bool,
+    },
     /// Encrypt, erasure-code and store files; prints one capability per file.
     Put {
         #[arg(required = true)]
@@ -146,6 +164,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Keys(command) => cmd::keys::run(command, &cli.global),
         Command::Devnet(command) => cmd::devnet::run(command, &cli.global),
+        Command::Chain(command) => cmd::chain::run(command, &cli.global),
+        Command::Account { address } => cmd::chain::account(&cli.global, address.as_deref()),
+        Command::Deals { owner, all } => cmd::chain::deals(&cli.global, owner.as_deref(), all),
         Command::Put {
             files,
             data_shards,

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+pub mod chain;
 pub mod devnet;
 pub mod keys;
 pub mod transfer;
