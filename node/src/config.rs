@@ -55,6 +55,8 @@ struct RawConfig {
     scrub: RawScrub,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    chain: Option<RawChain>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,6 +67,18 @@ struct RawNetwork {
     bootstrap: Vec<String>,
     #[serde(default)]
     external: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawChain {
+    genesis: Option<PathBuf>,
+    #[serde(default)]
+    validator: bool,
+    listen: Option<String>,
+    #[serde(default)]
+    peers: Vec<String>,
+    block_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -109,6 +123,24 @@ pub struct Config {
     /// Bytes per second the scrubber may read.
     pub scrub_rate: u64,
     pub limits: Limits,
+    /// The chain this node follows, if any.
+    pub chain: Option<ChainConfig>,
+}
+
+/// The `[chain]` section: the genesis file and, for a validator, where it
+/// meets the other validators.
+#[derive(Debug, Clone)]
+pub struct ChainConfig {
+    /// The genesis file (JSON); relative paths are taken from the config
+    /// file's directory.
+    pub genesis: PathBuf,
+    /// Run consensus (`cairn-node run --validator` turns this on too).
+    pub validator: bool,
+    /// Where this validator listens for the other validators.
+    pub listen: SocketAddr,
+    /// The validators' addresses: `<chain address>@<host:port>`.
+    pub peers: Vec<(cairn_protocol::chain::Address, SocketAddr)>,
+    pub block_interval: Duration,
 }
 
 /// Bounds on what peers can make the node hold or do at once.
@@ -147,9 +179,14 @@ impl Config {
             source,
         })?;
         let mut config = Self::parse(&text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
         if config.data_dir.is_relative() {
-            let base = path.parent().unwrap_or(Path::new("."));
             config.data_dir = base.join(&config.data_dir);
+        }
+        if let Some(chain) = config.chain.as_mut() {
+            if chain.genesis.is_relative() {
+                chain.genesis = base.join(&chain.genesis);
+            }
         }
         Ok(config)
     }
@@ -257,7 +294,12 @@ impl Config {
                 defaults.gc_interval.as_secs() as usize,
             )? as u64),
         };
+        let chain = match raw.chain {
+            None => None,
+            Some(c) => Some(chain_config(c)?),
+        };
         Ok(Self {
+            chain,
             data_dir: raw.data_dir,
             capacity,
             log_level,
@@ -281,10 +323,59 @@ impl Config {
         self.data_dir.join("chain").join("db")
     }
 
+    /// Where a validator's consensus journals and block archives live.
+    pub fn engine_dir(&self) -> PathBuf {
+        self.data_dir.join("chain").join("engine")
+    }
+
     /// The identity key file.
     pub fn identity_path(&self) -> PathBuf {
         self.data_dir.join(IDENTITY_FILE)
     }
+}
+
+fn chain_config(c: RawChain) -> Result<ChainConfig, ConfigError> {
+    let genesis = c
+        .genesis
+        .filter(|g| !g.as_os_str().is_empty())
+        .ok_or_else(|| field("chain.genesis", "names the genesis file and is required"))?;
+    let listen = match c.listen.as_deref() {
+        None => SocketAddr::from(([127, 0, 0, 1], 4200)),
+        Some(text) => text
+            .parse()
+            .map_err(|e| field("chain.listen", format!("'{text}': {e}")))?,
+    };
+    let mut peers = Vec::new();
+    for (i, text) in c.peers.iter().enumerate() {
+        let name = format!("chain.peers[{i}]");
+        let (address, socket) = text.split_once('@').ok_or_else(|| {
+            field(
+                &name,
+                format!("'{text}': expected <chain address>@<host:port>"),
+            )
+        })?;
+        let address = address
+            .parse()
+            .map_err(|e| field(&name, format!("'{address}': {e}")))?;
+        let socket = socket
+            .parse()
+            .map_err(|e| field(&name, format!("'{socket}': {e}")))?;
+        peers.push((address, socket));
+    }
+    let block_interval = Duration::from_millis(c.block_interval_ms.unwrap_or(1000));
+    if block_interval < Duration::from_millis(50) || block_interval > Duration::from_secs(60) {
+        return Err(field(
+            "chain.block_interval_ms",
+            "must be between 50 and 60000",
+        ));
+    }
+    Ok(ChainConfig {
+        genesis,
+        validator: c.validator,
+        listen,
+        peers,
+        block_interval,
+    })
 }
 
 fn positive(name: &str, value: Option<usize>, default: usize) -> Result<usize, ConfigError> {

@@ -65,6 +65,8 @@ pub enum DaemonError {
     },
     #[error("startup task failed: {0}")]
     Task(String),
+    #[error("chain: {0}")]
+    Chain(String),
     #[error("cannot write {path}: {source}")]
     Runtime {
         path: PathBuf,
@@ -96,6 +98,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let keypair = identity::load(&config.identity_path())?;
     let peer_id = keypair.public().to_peer_id();
     let chain_key = Arc::new(identity::ChainKey::from_keypair(&keypair)?);
+    let validator_secret = match keypair.clone().try_into_ed25519() {
+        Ok(ed) => {
+            zeroize::Zeroizing::new(<[u8; 32]>::try_from(ed.secret().as_ref()).unwrap_or([0; 32]))
+        }
+        Err(_) => return Err(identity::IdentityError::NotEd25519.into()),
+    };
     let store_dir = config.store_dir();
     let store = {
         let dir = store_dir.clone();
@@ -147,6 +155,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
 
+    let (ledger, validator) = match config.chain.as_ref().filter(|c| c.validator) {
+        Some(chain) => {
+            let (ledger, validator) = start_validator(&config, chain, &validator_secret).await?;
+            (Some(ledger), Some(validator))
+        }
+        None => (None, None),
+    };
+    drop(validator_secret);
+
     let (stop_tx, stop_rx) = watch::channel(false);
     let scrub_status = Arc::new(Mutex::new(ScrubStatus::default()));
     let source = Arc::new(StatusSource {
@@ -162,13 +179,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let http = match config.http {
         Some(addr) => {
             let mut stop = stop_rx.clone();
-            // No ledger yet: the consensus engine that would feed one is
-            // wired separately (docs/chain.md).
-            let (bound, task) = crate::http::serve(addr, source.clone(), None, async move {
-                let _ = stop.changed().await;
-            })
-            .await
-            .map_err(|source| DaemonError::Http { addr, source })?;
+            let (bound, task) =
+                crate::http::serve(addr, source.clone(), ledger.clone(), async move {
+                    let _ = stop.changed().await;
+                })
+                .await
+                .map_err(|source| DaemonError::Http { addr, source })?;
             tracing::info!(addr = %bound, "HTTP status and metrics");
             Some((bound, task))
         }
@@ -205,6 +221,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let result = node.run(&mut swarm, shutdown).await;
 
     let _ = stop_tx.send(true);
+    if let Some(validator) = validator {
+        tokio::task::spawn_blocking(move || validator.stop())
+            .await
+            .ok();
+    }
     for task in upkeep {
         let _ = task.await;
     }
@@ -225,6 +246,53 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     .ok();
     tracing::info!("stopped");
     result
+}
+
+/// Opens the ledger and starts consensus beside the node.
+async fn start_validator(
+    config: &Config,
+    chain: &crate::config::ChainConfig,
+    secret: &[u8; 32],
+) -> Result<
+    (
+        Arc<crate::ledger::Ledger>,
+        crate::validator::ValidatorHandle,
+    ),
+    DaemonError,
+> {
+    let text = std::fs::read_to_string(&chain.genesis)
+        .map_err(|e| DaemonError::Chain(format!("cannot read {}: {e}", chain.genesis.display())))?;
+    let genesis: cairn_protocol::chain::Genesis = serde_json::from_str(&text)
+        .map_err(|e| DaemonError::Chain(format!("{}: {e}", chain.genesis.display())))?;
+    genesis
+        .validate()
+        .map_err(|e| DaemonError::Chain(format!("{}: {e}", chain.genesis.display())))?;
+    let dir = config.ledger_dir();
+    let ledger = {
+        let genesis = genesis.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::ledger::Ledger::open(&dir, &genesis, Default::default())
+        })
+        .await
+        .map_err(|e| DaemonError::Task(e.to_string()))?
+        .map_err(|e| DaemonError::Chain(e.to_string()))?
+    };
+    let ledger = Arc::new(ledger);
+    tracing::info!(chain_id = %genesis.chain_id, height = ledger.store().height(), listen = %chain.listen, "ledger open; starting the validator");
+    let handle = crate::validator::spawn(
+        crate::validator::ValidatorSettings {
+            genesis,
+            listen: chain.listen,
+            peers: chain.peers.clone(),
+            engine_dir: config.engine_dir(),
+            block_interval: chain.block_interval,
+            timing: cairn_chain::Timing::default(),
+        },
+        *secret,
+        ledger.clone(),
+    )
+    .map_err(|e| DaemonError::Chain(e.to_string()))?;
+    Ok((ledger, handle))
 }
 
 type Responder = (PeerId, ResponseChannel<ShardResponse>, ShardResponse);

@@ -43,3 +43,4 @@ pub mod maintenance;
 pub mod metrics;
 pub mod net;
 pub mod store;
+pub mod validator;

@@ -50,11 +50,18 @@ enum Command {
         /// The config file `init` wrote.
         #[arg(long)]
         config: PathBuf,
+        /// Also run consensus as a validator (needs `[chain]` with a
+        /// genesis file naming this node's chain address).
+        #[arg(long)]
+        validator: bool,
     },
-    /// Print the node's peer id.
+    /// Print the node's peer id (and, with --json, its chain address too).
     Id {
         #[arg(long)]
         config: PathBuf,
+        /// Print {"peer_id": ..., "chain_address": ...}.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -83,11 +90,22 @@ fn real_main() -> anyhow::Result<()> {
             http,
             bootstrap,
         } => init(data_dir, capacity, port, host, &http, bootstrap),
-        Command::Run { config } => run(config),
-        Command::Id { config } => {
+        Command::Run { config, validator } => run(config, validator),
+        Command::Id { config, json } => {
             let config = Config::load(&config)?;
             let key = identity::load(&config.identity_path())?;
-            println!("{}", key.public().to_peer_id());
+            if json {
+                let address = identity::ChainKey::from_keypair(&key)?.address();
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "peer_id": key.public().to_peer_id().to_string(),
+                        "chain_address": address.to_string(),
+                    })
+                );
+            } else {
+                println!("{}", key.public().to_peer_id());
+            }
             Ok(())
         }
     }
@@ -146,8 +164,17 @@ fn init(
     Ok(())
 }
 
-fn run(config_path: PathBuf) -> anyhow::Result<()> {
-    let config = Config::load(&config_path)?;
+fn run(config_path: PathBuf, validator: bool) -> anyhow::Result<()> {
+    let mut config = Config::load(&config_path)?;
+    if validator {
+        match config.chain.as_mut() {
+            Some(chain) => chain.validator = true,
+            None => anyhow::bail!(
+                "--validator needs a [chain] section with `genesis` in {}",
+                config_path.display()
+            ),
+        }
+    }
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log_level))
         .context("log_level")?;

@@ -107,6 +107,17 @@ impl Ledger {
         self.mempool().select(&state, max_txs, max_bytes)
     }
 
+    /// Transactions for a block built on `state` (the state after the
+    /// proposal's parent, which may be above the committed head).
+    pub fn propose_on(
+        &self,
+        state: &cairn_protocol::chain::ChainState,
+        max_txs: usize,
+        max_bytes: usize,
+    ) -> Vec<SignedTx> {
+        self.mempool().select(state, max_txs, max_bytes)
+    }
+
     /// Commits a finalized block (see [`LedgerStore::commit`]) and drops
     /// what it made stale from the mempool.
     pub fn commit(&self, block: FinalizedBlock) -> Result<BlockOutcome, LedgerError> {

@@ -86,11 +86,13 @@ pub enum LedgerError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FinalizedBlock {
     pub height: u64,
-    /// The block's digest, as the engine computes it; it becomes the epoch
-    /// beacon when the block opens an epoch.
+    /// The block's digest, as the engine computes it.
     pub digest: [u8; 32],
     /// The digest of the block at `height - 1` (checked from height 2 on;
     /// the parent of height 1 is whatever the engine calls its genesis).
+    /// It becomes the epoch beacon when the block opens an epoch: the
+    /// block's own digest commits to the state root, so it cannot feed the
+    /// state (see cairn_chain::ledger::apply).
     pub parent: [u8; 32],
     /// The proposer's clock, in milliseconds since the Unix epoch (for
     /// display only: the state machine never reads a clock).
@@ -386,7 +388,7 @@ impl LedgerStore {
         // what is on disk.
         let mut next = (*current).clone();
         let outcome = next
-            .apply_block(height, block.digest, &block.txs)
+            .apply_block(height, block.parent, &block.txs)
             .map_err(|reason| LedgerError::Apply { height, reason })?;
 
         let (blocks, txs, meta) = (self.cf(CF_BLOCKS)?, self.cf(CF_TXS)?, self.cf(CF_META)?);
@@ -559,7 +561,7 @@ pub(crate) mod tests {
             block(4, vec![transfer(3, 0, 1, 7)]),
         ];
         for b in blocks {
-            let expected = reference.apply_block(b.height, b.digest, &b.txs).unwrap();
+            let expected = reference.apply_block(b.height, b.parent, &b.txs).unwrap();
             let got = store.commit(b.clone()).unwrap();
             assert_eq!(got, expected);
             assert_eq!(store.height(), b.height);
@@ -569,9 +571,9 @@ pub(crate) mod tests {
             store.block(2).unwrap().unwrap().results[0],
             Err(Rejection::BadNonce { .. })
         ));
-        // Height 3 opened epoch 1 with block 3's digest as its beacon.
+        // Height 3 opened epoch 1 with its parent's digest as the beacon.
         assert_eq!(store.state().epoch(), 1);
-        assert_eq!(store.state().beacon(), digest(3));
+        assert_eq!(store.state().beacon(), digest(2));
         let b = store.block(4).unwrap().unwrap();
         assert_eq!(b.parent, digest(3));
         assert_eq!(b.proposer, vec![7; 32]);

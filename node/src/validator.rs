@@ -1,0 +1,281 @@
+//! A validator: the chain engine ([`cairn_chain`]) on real sockets, next to
+//! the node's ledger.
+//!
+//! The engine runs on commonware's tokio runtime in a thread of its own
+//! (that runtime owns its executor and its storage directory), talks to the
+//! other validators over commonware's authenticated p2p (`lookup`: a fixed
+//! set of peers with known addresses, ed25519 identities, encrypted
+//! streams), and commits finalized blocks to the node's [`Ledger`], which
+//! the HTTP API reads. The validator's key is the node's identity key.
+//!
+//! Consensus journals and block archives live under `chain/engine/` in the
+//! data directory; the ledger (state, blocks by height, tx index) under
+//! `chain/db/`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_chain::{Block, ChainApp, Channels, Head, LedgerError as EngineLedgerError, Timing};
+use cairn_protocol::chain::{Address, ChainState, Genesis, SignedTx};
+use commonware_codec::DecodeExt;
+use commonware_cryptography::{ed25519, ChaCha20Poly1305, Signer};
+use commonware_p2p::{authenticated::lookup, Address as PeerAddress, AddressableManager};
+use commonware_runtime::{Quota, Runner, Spawner, Supervisor};
+use commonware_stream::{
+    cups::{self, Cups},
+    sake::{self, Sake},
+};
+use commonware_utils::{ordered::Map, NZUsize, NZU32};
+
+use crate::ledger::{FinalizedBlock, Ledger};
+
+/// Largest message between validators: a whole block plus certificates.
+const MAX_MESSAGE: u32 = 8 << 20;
+
+/// What a validator needs besides its key and ledger.
+#[derive(Debug, Clone)]
+pub struct ValidatorSettings {
+    pub genesis: Genesis,
+    /// Where this validator listens for the others.
+    pub listen: SocketAddr,
+    /// Every validator's address (this one's included or not), by chain
+    /// address; each must be a genesis validator.
+    pub peers: Vec<(Address, SocketAddr)>,
+    /// Consensus journals and block archives.
+    pub engine_dir: PathBuf,
+    /// Least time between blocks.
+    pub block_interval: Duration,
+    pub timing: Timing,
+}
+
+/// Why a validator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidatorError {
+    #[error("this node's key {0} is not a validator in the genesis file")]
+    NotAValidator(Address),
+    #[error("peer {0} is not a validator in the genesis file")]
+    UnknownPeer(Address),
+    #[error("genesis: {0}")]
+    Genesis(String),
+    #[error("validator key: {0}")]
+    Key(String),
+    #[error("cannot start the validator thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running validator; dropping it does not stop it, [`Self::stop`] does.
+#[derive(Debug)]
+pub struct ValidatorHandle {
+    stop: Option<futures::channel::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ValidatorHandle {
+    /// Asks the engine to stop and waits for its thread (at most ~10 s).
+    pub fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn public_key(address: &Address) -> Result<ed25519::PublicKey, ValidatorError> {
+    ed25519::PublicKey::decode(bytes::Bytes::copy_from_slice(&address.0))
+        .map_err(|e| ValidatorError::Key(format!("{address}: {e}")))
+}
+
+/// The engine's view of the node's ledger.
+struct NodeLedger {
+    ledger: Arc<Ledger>,
+    genesis_head: Head,
+}
+
+impl NodeLedger {
+    fn head_of(&self, state: Arc<ChainState>) -> Result<Head, EngineLedgerError> {
+        let height = state.height();
+        if height == 0 {
+            return Ok(self.genesis_head.clone());
+        }
+        let record = self
+            .ledger
+            .store()
+            .block(height)
+            .map_err(|e| EngineLedgerError::Storage(e.to_string()))?
+            .ok_or_else(|| EngineLedgerError::Storage(format!("block {height} missing")))?;
+        Ok(Head {
+            height,
+            digest: record.digest,
+            timestamp_ms: record.timestamp_ms,
+            state_root: record.state_root,
+            state,
+        })
+    }
+}
+
+impl cairn_chain::Ledger for NodeLedger {
+    fn head(&self) -> Head {
+        // An unreadable head means the ledger's own RocksDB is broken; the
+        // genesis head then makes every block fail to commit, which halts
+        // this validator loudly instead of guessing.
+        self.head_of(self.ledger.store().state())
+            .unwrap_or_else(|_| self.genesis_head.clone())
+    }
+
+    fn commit(&mut self, block: &Block) -> Result<Head, EngineLedgerError> {
+        let height = block.height.get();
+        self.ledger
+            .commit(FinalizedBlock {
+                height,
+                digest: block.id(),
+                parent: block.parent.0,
+                timestamp_ms: block.timestamp_ms,
+                proposer: Vec::new(),
+                txs: block.txs.clone(),
+            })
+            .map_err(|e| EngineLedgerError::Apply(e.to_string()))?;
+        self.head_of(self.ledger.store().state())
+    }
+
+    fn pending(&mut self, state: &ChainState, max_txs: usize, max_bytes: usize) -> Vec<SignedTx> {
+        self.ledger.propose_on(state, max_txs, max_bytes)
+    }
+}
+
+/// Starts the validator thread. `secret` is the node's ed25519 secret key.
+pub fn spawn(
+    settings: ValidatorSettings,
+    secret: [u8; 32],
+    ledger: Arc<Ledger>,
+) -> Result<ValidatorHandle, ValidatorError> {
+    let signer = ed25519::PrivateKey::decode(bytes::Bytes::copy_from_slice(&secret))
+        .map_err(|e| ValidatorError::Key(e.to_string()))?;
+    let me = signer.public_key();
+    let mut my_address = [0u8; 32];
+    my_address.copy_from_slice(me.as_ref());
+    let my_address = Address(my_address);
+    let genesis = &settings.genesis;
+    if !genesis.validators.contains(&my_address) {
+        return Err(ValidatorError::NotAValidator(my_address));
+    }
+    let validators = genesis
+        .validators
+        .iter()
+        .map(public_key)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut peers = Vec::new();
+    for (address, socket) in &settings.peers {
+        if !genesis.validators.contains(address) {
+            return Err(ValidatorError::UnknownPeer(*address));
+        }
+        peers.push((public_key(address)?, PeerAddress::from(*socket)));
+    }
+    if !settings.peers.iter().any(|(a, _)| *a == my_address) {
+        peers.push((me.clone(), PeerAddress::from(settings.listen)));
+    }
+    let genesis_state = ChainState::from_genesis(genesis).map_err(ValidatorError::Genesis)?;
+    let genesis_root = genesis_state.root();
+    let node_ledger = NodeLedger {
+        ledger,
+        genesis_head: Head::genesis(genesis_state),
+    };
+    let all_private = std::iter::once(settings.listen.ip())
+        .chain(settings.peers.iter().map(|(_, s)| s.ip()))
+        .all(|ip| match ip {
+            std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+            std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.is_unique_local(),
+        });
+    let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
+    let runtime = commonware_runtime::tokio::Config::new()
+        .with_worker_threads(2)
+        .with_storage_directory(settings.engine_dir.clone())
+        .with_catch_panics(false);
+    let thread = std::thread::Builder::new()
+        .name("cairn-validator".into())
+        .spawn(move || {
+            commonware_runtime::tokio::Runner::new(runtime).start(|context| async move {
+                // On loopback or a private network (a devnet) every peer
+                // shares few IPs: commonware's production limits (one
+                // handshake per IP per 5 s, private IPs refused, a 60 s
+                // reconnect cooldown) would keep such validators apart.
+                let config = if all_private {
+                    lookup::Config::local
+                } else {
+                    lookup::Config::recommended
+                };
+                let p2p = config(
+                    Cups::<_, ChaCha20Poly1305>::new(
+                        Sake {
+                            signer: signer.clone(),
+                            synchrony_bound: Duration::from_secs(5),
+                            max_handshake_age: Duration::from_secs(10),
+                            version: sake::Version::V1,
+                        },
+                        cups::Version::V1,
+                    ),
+                    cairn_chain::NAMESPACE,
+                    settings.listen,
+                    NZUsize!(validators.len().max(1) + 1),
+                    MAX_MESSAGE,
+                    NZUsize!(1024),
+                );
+                let (mut network, mut oracle) = lookup::Network::new(context.child("p2p"), p2p);
+                let peer_map: Map<_, PeerAddress> = match peers.try_into() {
+                    Ok(map) => map,
+                    Err(e) => {
+                        tracing::error!(error = ?e, "validator peer list has duplicates");
+                        return;
+                    }
+                };
+                oracle.track(0, peer_map);
+                let quota = Quota::per_second(NZU32!(4096));
+                let mut channels = Vec::new();
+                for id in Channels::ALL {
+                    channels.push(network.register(id, quota));
+                }
+                network.start();
+                let config = cairn_chain::Config {
+                    signer,
+                    validators,
+                    partition: "cairn".into(),
+                    timing: settings.timing,
+                    blocker: oracle.clone(),
+                    peers: oracle.clone(),
+                };
+                let app =
+                    ChainApp::new(Box::new(node_ledger), genesis_root, settings.block_interval);
+                let mut channels = channels.into_iter();
+                let (Some(votes), Some(certs), Some(cfill), Some(bfill), Some(blocks)) = (
+                    channels.next(),
+                    channels.next(),
+                    channels.next(),
+                    channels.next(),
+                    channels.next(),
+                ) else {
+                    return;
+                };
+                let engine = context.child("engine");
+                match cairn_chain::start(engine, config, app, votes, certs, cfill, bfill, blocks)
+                    .await
+                {
+                    Ok(_handles) => tracing::info!(listen = %settings.listen, "validator started"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "validator failed to start");
+                        return;
+                    }
+                }
+                let _ = stop_rx.await;
+                tracing::info!("validator stopping");
+                let _ = context.stop(0, Some(Duration::from_secs(10))).await;
+            });
+        })
+        .map_err(ValidatorError::Thread)?;
+    Ok(ValidatorHandle {
+        stop: Some(stop_tx),
+        thread: Some(thread),
+    })
+}

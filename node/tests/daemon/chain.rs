@@ -1,0 +1,191 @@
+//! Four `cairn-node --validator` processes on 127.0.0.1: they decide
+//! blocks, commit a transaction, keep deciding with one SIGKILLed, catch it
+//! up when it returns, stop with two down and resume when one returns, with
+//! every validator holding the same block at every height.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use cairn_protocol::chain::{Address, Allocation, Genesis, Transaction, TxBody};
+use ed25519_dalek::SigningKey;
+
+use crate::common::{init, TestNode, BIN};
+
+fn chain_address(dir: &Path) -> String {
+    let out = Command::new(BIN)
+        .args(["id", "--json", "--config"])
+        .arg(dir.join("config.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["chain_address"].as_str().unwrap().to_string()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn user() -> SigningKey {
+    SigningKey::from_bytes(&[5; 32])
+}
+
+/// Initializes four validators sharing one genesis file.
+fn validators(root: &Path) -> Vec<PathBuf> {
+    let dirs: Vec<PathBuf> = (0..4)
+        .map(|i| init(root, &format!("v{i}"), "64MiB", &[]))
+        .collect();
+    let addresses: Vec<String> = dirs.iter().map(|d| chain_address(d)).collect();
+    let genesis = Genesis::devnet(
+        "proc-test",
+        addresses
+            .iter()
+            .map(|a| a.parse::<Address>().unwrap())
+            .collect(),
+        vec![Allocation {
+            address: Address::of(&user().verifying_key()),
+            amount: 1_000_000,
+        }],
+    );
+    let genesis_path = root.join("genesis.json");
+    std::fs::write(&genesis_path, serde_json::to_vec_pretty(&genesis).unwrap()).unwrap();
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let peers: Vec<String> = addresses
+        .iter()
+        .zip(&ports)
+        .map(|(a, p)| format!("\"{a}@127.0.0.1:{p}\""))
+        .collect();
+    for (dir, port) in dirs.iter().zip(&ports) {
+        let mut text = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+        text.push_str(&format!(
+            "\n[chain]\ngenesis = \"{}\"\nvalidator = true\nlisten = \"127.0.0.1:{port}\"\npeers = [{}]\nblock_interval_ms = 300\n",
+            genesis_path.display(),
+            peers.join(", ")
+        ));
+        std::fs::write(dir.join("config.toml"), text).unwrap();
+    }
+    dirs
+}
+
+fn height(node: &TestNode) -> u64 {
+    let status: serde_json::Value = serde_json::from_str(&node.http_get("/chain/status")).unwrap();
+    status["height"].as_u64().unwrap()
+}
+
+fn block_digest(node: &TestNode, h: u64) -> String {
+    let block: serde_json::Value =
+        serde_json::from_str(&node.http_get(&format!("/chain/block/{h}"))).unwrap();
+    block["digest"].as_str().unwrap().to_string()
+}
+
+fn wait(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn post_tx(node: &TestNode, bytes: &[u8]) -> String {
+    let addr = node.info.http.as_ref().unwrap();
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST /chain/tx HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        bytes.len()
+    )
+    .unwrap();
+    s.write_all(bytes).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(
+        out.starts_with("HTTP/1.1 202") || out.starts_with("HTTP/1.0 202"),
+        "{out}"
+    );
+    out
+}
+
+#[test]
+fn four_validator_processes_decide_survive_kills_and_agree() {
+    let root = tempfile::tempdir().unwrap();
+    let dirs = validators(root.path());
+    let mut nodes: Vec<Option<TestNode>> = dirs.iter().map(|d| Some(TestNode::start(d))).collect();
+    let live =
+        |nodes: &[Option<TestNode>]| -> Vec<u64> { nodes.iter().flatten().map(height).collect() };
+
+    wait("height 5 on all four", 60, || {
+        live(&nodes).iter().all(|h| *h >= 5)
+    });
+
+    // A faucet transaction submitted to one validator is committed by all.
+    let key = user();
+    let tx = Transaction {
+        chain_id: "proc-test".into(),
+        signer: Address::of(&key.verifying_key()),
+        nonce: 0,
+        fee: 1,
+        body: TxBody::Faucet { amount: 777 },
+    }
+    .sign(&key);
+    post_tx(nodes[0].as_ref().unwrap(), &tx.encode());
+    let account = format!("/chain/account/{}", Address::of(&key.verifying_key()));
+    wait("the faucet transaction on all four", 60, || {
+        nodes.iter().flatten().all(|n| {
+            let v: serde_json::Value = serde_json::from_str(&n.http_get(&account)).unwrap();
+            v["balance"].as_u64() == Some(1_000_000 + 777 - 1)
+        })
+    });
+
+    // One SIGKILLed: the other three keep deciding.
+    nodes[3].as_mut().unwrap().kill();
+    nodes[3] = None;
+    let h = live(&nodes)[0];
+    wait("progress with one validator down", 60, || {
+        live(&nodes).iter().all(|x| *x >= h + 5)
+    });
+
+    // It restarts and catches up.
+    nodes[3] = Some(TestNode::start(&dirs[3]));
+    let h = live(&nodes)[0];
+    wait("the restarted validator catching up", 90, || {
+        height(nodes[3].as_ref().unwrap()) >= h
+    });
+
+    // Two down: no quorum, no progress.
+    for i in [2, 3] {
+        nodes[i].as_mut().unwrap().kill();
+        nodes[i] = None;
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let stalled = live(&nodes);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(live(&nodes), stalled, "blocks decided without a quorum");
+
+    // One returns: progress resumes.
+    nodes[2] = Some(TestNode::start(&dirs[2]));
+    let top = *stalled.iter().max().unwrap();
+    wait("progress once a quorum is back", 90, || {
+        live(&nodes).iter().all(|x| *x >= top + 3)
+    });
+
+    // No fork: every live validator has the same block at every height up
+    // to the lowest head.
+    let low = *live(&nodes).iter().min().unwrap();
+    for h in 1..=low {
+        let digests: Vec<String> = nodes.iter().flatten().map(|n| block_digest(n, h)).collect();
+        assert!(
+            digests.windows(2).all(|w| w[0] == w[1]),
+            "validators disagree at height {h}: {digests:?}"
+        );
+    }
+    for n in nodes.iter_mut().flatten() {
+        n.kill();
+    }
+}
