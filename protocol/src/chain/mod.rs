@@ -17,7 +17,8 @@
 //!   by its node as an acceptance receipt; every epoch the escrow pays the
 //!   nodes pro rata to the bytes they hold, and what is left returns to the
 //!   owner when the deal ends;
-//! * **epochs**, each with a beacon: the hash of the block that opens it,
+//! * **epochs**, each with a beacon: the digest of the parent of the block
+//!   that opens it (the engine passes it in),
 //!   from which storage challenges are derived ([`crate::proof`]);
 //! * **namespace roots**: one mutable pointer (an id and a version) per
 //!   account, so a recovery phrase alone finds a user's files.

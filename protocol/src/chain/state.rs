@@ -180,7 +180,8 @@ impl ChainState {
         self.epoch
     }
 
-    /// The current epoch's beacon: the hash of the block that opened it.
+    /// The current epoch's beacon: the digest the engine handed in with the
+    /// block that opened it (Cairn's engine passes that block's parent).
     pub fn beacon(&self) -> [u8; 32] {
         self.beacon
     }
