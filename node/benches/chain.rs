@@ -74,6 +74,8 @@ struct Validator {
     http: String,
 }
 
+// The child is handed to the caller, which kills and waits for it.
+#[allow(clippy::zombie_processes)]
 fn start(dir: &Path) -> Validator {
     let log = std::fs::File::create(dir.join("node.log")).unwrap();
     let child = Command::new(BIN)
