@@ -66,6 +66,7 @@ pub async fn run(
         &DevnetOptions {
             nodes: opts.nodes,
             capacity: (largest * 2).max(1 << 30),
+            validators: 0, // no consensus traffic in the measurements
             ..DevnetOptions::default()
         },
     )?

@@ -5,6 +5,7 @@
 //!   devnet.json     the running nodes: pid, peer id, addresses, data dir
 //!   client.toml     a client config naming every node (QUIC first)
 //!   account.key     the devnet's account (recovery phrase, mode 0600)
+//!   genesis.json    the chain's genesis (validators: the first 4 nodes)
 //!   node-00/        a node's data dir: config.toml, identity.key, store/,
 //!   node-01/        node.json while it runs, node.log (its stderr)
 //! ```
@@ -16,6 +17,14 @@
 //! they outlive the `cairn devnet up` that started them; [`Devnet::down`]
 //! stops them (SIGTERM, then SIGKILL after 10 s). A devnet made
 //! [`owned`](Devnet::owned) kills its nodes when dropped (tests, benches).
+//!
+//! The first `min(4, N)` nodes are validators of a devnet chain
+//! ([`DevnetOptions::validators`]): before they start, `up` writes
+//! `genesis.json` (chain id `cairn-devnet`, those nodes' chain addresses,
+//! an allocation of [`DEVNET_ALLOCATION`] to the devnet's account, the
+//! faucet on) and a `[chain]` section into each validator's `config.toml`
+//! with a fresh consensus port and every validator as a peer.
+//! `client.toml` lists the validators' HTTP APIs under `chain`.
 //!
 //! Every start listens on fresh ports (port 0). [`Devnet::restart`] pins the
 //! ports a node had, so addresses in `client.toml` stay valid across a
@@ -32,6 +41,7 @@ use std::time::{Duration, Instant};
 
 use cairn_node::daemon::{node_addr, RuntimeInfo, RUNTIME_FILE};
 use cairn_node::net::client::NodeAddr;
+use cairn_protocol::chain::{Address, Allocation, Genesis};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{self, ClientConfig, CONFIG_FILE};
@@ -45,6 +55,16 @@ pub const NODE_BIN_ENV: &str = "CAIRN_NODE_BIN";
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const NODE_CONFIG: &str = "config.toml";
 const LOG_FILE: &str = "node.log";
+/// The devnet chain's genesis file, in the devnet directory.
+pub const GENESIS_FILE: &str = "genesis.json";
+/// The devnet chain's id.
+pub const CHAIN_ID: &str = "cairn-devnet";
+/// What the genesis gives the devnet's account.
+pub const DEVNET_ALLOCATION: u64 = 1_000_000_000;
+/// Validators a devnet runs by default (fewer if it has fewer nodes).
+pub const DEFAULT_VALIDATORS: usize = 4;
+/// Milliseconds between the devnet chain's blocks.
+const BLOCK_INTERVAL_MS: u64 = 1000;
 
 /// The default devnet directory: `$XDG_DATA_HOME/cairn/devnet`.
 pub fn default_dir() -> PathBuf {
@@ -110,6 +130,9 @@ pub struct DevnetOptions {
     pub start_timeout: Duration,
     /// `RUST_LOG` for the nodes (default: their config's `info`).
     pub log_level: Option<String>,
+    /// How many of the nodes (the first ones) are chain validators, at most
+    /// `nodes`; 0: no chain.
+    pub validators: usize,
 }
 
 impl Default for DevnetOptions {
@@ -120,6 +143,7 @@ impl Default for DevnetOptions {
             node_bin: None,
             start_timeout: Duration::from_secs(30),
             log_level: None,
+            validators: DEFAULT_VALIDATORS,
         }
     }
 }
@@ -207,6 +231,9 @@ impl DevnetNode {
 struct DevnetFile {
     node_bin: PathBuf,
     nodes: Vec<DevnetNode>,
+    /// Indexes of the nodes that are chain validators (absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    validators: Vec<usize>,
 }
 
 /// What [`Devnet::status`] reports for one node.
@@ -229,6 +256,7 @@ pub struct Devnet {
     dir: PathBuf,
     node_bin: PathBuf,
     nodes: Vec<DevnetNode>,
+    validators: Vec<usize>,
     children: Vec<Option<Child>>,
     owned: bool,
     log_level: Option<String>,
@@ -254,6 +282,7 @@ impl Devnet {
         let mut net = Self {
             node_bin,
             nodes: Vec::new(),
+            validators: (0..options.validators.min(options.nodes)).collect(),
             children: Vec::new(),
             owned: true, // until fully up: a failure kills what started
             log_level: options.log_level.clone(),
@@ -275,6 +304,20 @@ impl Devnet {
                 .collect()
         });
         inits.into_iter().collect::<Result<Vec<()>, _>>()?;
+        let key_file = net.dir.join(keys::KEY_FILE);
+        if !key_file.exists() {
+            keys::create(
+                &key_file,
+                &cairn_protocol::keys::RecoveryPhrase::generate(),
+                false,
+            )?;
+        }
+        if !net.validators.is_empty() {
+            let account = keys::load(&key_file)?.address();
+            let validator_dirs: Vec<PathBuf> =
+                net.validators.iter().map(|&i| dirs[i].clone()).collect();
+            setup_chain(&net.dir, &validator_dirs, Some(account))?;
+        }
 
         // Node 0 first; the others bootstrap through it.
         set_node_ports(&dirs[0], None, &[])?;
@@ -314,14 +357,6 @@ impl Devnet {
             return Err(e); // drop kills the nodes that did start
         }
         net.write_files()?;
-        let key_file = net.dir.join(keys::KEY_FILE);
-        if !key_file.exists() {
-            keys::create(
-                &key_file,
-                &cairn_protocol::keys::RecoveryPhrase::generate(),
-                false,
-            )?;
-        }
         net.owned = false;
         Ok(net)
     }
@@ -347,6 +382,7 @@ impl Devnet {
             dir: dir.to_path_buf(),
             node_bin: file.node_bin,
             nodes: file.nodes,
+            validators: file.validators,
             children: (0..count).map(|_| None).collect(),
             owned: false,
             log_level: None,
@@ -373,6 +409,20 @@ impl Devnet {
         &self.nodes
     }
 
+    /// Indexes of the nodes that are chain validators.
+    pub fn validators(&self) -> &[usize] {
+        &self.validators
+    }
+
+    /// The validators' chain APIs, `http://host:port`.
+    pub fn chain_urls(&self) -> Vec<String> {
+        self.validators
+            .iter()
+            .filter_map(|&i| self.nodes.get(i)?.http.as_ref())
+            .map(|h| format!("http://{h}"))
+            .collect()
+    }
+
     /// Node `index`'s data directory (`dir/node-NN`).
     pub fn node_dir(&self, index: usize) -> PathBuf {
         self.dir.join(format!("node-{index:02}"))
@@ -390,10 +440,12 @@ impl Devnet {
 
     /// A client config for this devnet (as written to `client.toml`).
     pub fn client_config(&self) -> ClientConfig {
-        ClientConfig::new(
+        let mut config = ClientConfig::new(
             &self.dir,
             self.nodes.iter().filter_map(DevnetNode::addr).collect(),
-        )
+        );
+        config.chain = self.chain_urls();
+        config
     }
 
     /// Every node's address, QUIC first.
@@ -594,6 +646,7 @@ impl Devnet {
         let file = DevnetFile {
             node_bin: self.node_bin.clone(),
             nodes: self.nodes.clone(),
+            validators: self.validators.clone(),
         };
         let path = self.dir.join(DEVNET_FILE);
         let text = serde_json::to_string_pretty(&file).map_err(|e| DevnetError::BadFile {
@@ -729,6 +782,106 @@ fn init_node(bin: &Path, dir: &Path, capacity: u64) -> Result<(), DevnetError> {
             reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         })
     }
+}
+
+/// A node's chain address, from its identity key.
+fn chain_address(dir: &Path) -> Result<Address, DevnetError> {
+    let path = dir.join(NODE_CONFIG);
+    let bad = |reason: String| DevnetError::BadFile {
+        path: path.clone(),
+        reason,
+    };
+    let config = cairn_node::config::Config::load(&path).map_err(|e| bad(e.to_string()))?;
+    let keypair =
+        cairn_node::identity::load(&config.identity_path()).map_err(|e| DevnetError::BadFile {
+            path: config.identity_path(),
+            reason: e.to_string(),
+        })?;
+    let key = cairn_node::identity::ChainKey::from_keypair(&keypair).map_err(|e| {
+        DevnetError::BadFile {
+            path: config.identity_path(),
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(key.address())
+}
+
+fn free_port() -> Result<u16, DevnetError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(io("bind a port on", Path::new("127.0.0.1")))
+}
+
+/// Writes `dir/genesis.json` naming the nodes in `validators` (their data
+/// dirs) and gives each a `[chain]` section on a fresh consensus port, every
+/// validator its peer. The genesis is a function of the validators and the
+/// account, so the same devnet writes the same file at every `up`.
+fn setup_chain(
+    dir: &Path,
+    validators: &[PathBuf],
+    account: Option<Address>,
+) -> Result<(), DevnetError> {
+    let addresses = validators
+        .iter()
+        .map(|d| chain_address(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let allocations = account
+        .map(|address| Allocation {
+            address,
+            amount: DEVNET_ALLOCATION,
+        })
+        .into_iter()
+        .collect();
+    let genesis = Genesis::devnet(CHAIN_ID, addresses.clone(), allocations);
+    let genesis_path = dir.join(GENESIS_FILE);
+    let text = serde_json::to_vec_pretty(&genesis).map_err(|e| DevnetError::BadFile {
+        path: genesis_path.clone(),
+        reason: e.to_string(),
+    })?;
+    std::fs::write(&genesis_path, text).map_err(io("write", &genesis_path))?;
+    let ports = validators
+        .iter()
+        .map(|_| free_port())
+        .collect::<Result<Vec<_>, _>>()?;
+    let peers: Vec<toml::Value> = addresses
+        .iter()
+        .zip(&ports)
+        .map(|(a, p)| toml::Value::String(format!("{a}@127.0.0.1:{p}")))
+        .collect();
+    for (node_dir, port) in validators.iter().zip(&ports) {
+        let path = node_dir.join(NODE_CONFIG);
+        let text = std::fs::read_to_string(&path).map_err(io("read", &path))?;
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| DevnetError::BadFile {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut chain = toml::Table::new();
+        chain.insert(
+            "genesis".into(),
+            toml::Value::String(genesis_path.display().to_string()),
+        );
+        chain.insert("validator".into(), toml::Value::Boolean(true));
+        chain.insert(
+            "listen".into(),
+            toml::Value::String(format!("127.0.0.1:{port}")),
+        );
+        chain.insert("peers".into(), toml::Value::Array(peers.clone()));
+        chain.insert(
+            "block_interval_ms".into(),
+            toml::Value::Integer(BLOCK_INTERVAL_MS as i64),
+        );
+        table.insert("chain".into(), toml::Value::Table(chain));
+        let body = toml::to_string(&table).map_err(|e| DevnetError::BadFile {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let tmp = path.with_extension("toml.tmp");
+        std::fs::write(&tmp, body)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(io("write", &path))?;
+    }
+    Ok(())
 }
 
 /// Rewrites a node's listen addresses (`pinned`: the ones it had; `None`:

@@ -71,6 +71,9 @@ fn up_kill_restart_down() {
         .iter()
         .all(|n| n.addrs[0].to_string().contains("/quic-v1")));
     assert_eq!(config.key_file, net.key_file());
+    assert_eq!(net.validators(), &[0, 1, 2]);
+    assert_eq!(config.chain, net.chain_urls());
+    assert_eq!(config.chain.len(), 3);
     keys::load(&net.key_file()).unwrap();
     let peers: Vec<String> = net.nodes().iter().map(|n| n.peer_id.clone()).collect();
     assert_eq!(ask_info(&config.nodes), peers);
@@ -88,6 +91,7 @@ fn up_kill_restart_down() {
     assert_eq!(new.listen, old.listen, "restart keeps the ports");
     assert!(net.status()[1].alive);
     let reloaded = ClientConfig::load(&net.client_config_path()).unwrap();
+    assert_eq!(reloaded.chain, config.chain, "restart keeps the chain URLs");
     assert_eq!(ask_info(&reloaded.nodes[1..2]), vec![old.peer_id.clone()]);
 
     // Pause and resume keep the process.
@@ -221,6 +225,76 @@ fn cli_up_status_down() {
     let again = cairn(&["devnet", "status", "--dir", d], &env);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("cairn devnet up"));
+}
+
+/// `cairn devnet up --nodes 5`: the first four are validators; the chain
+/// decides blocks, and the faucet and the genesis allocation show in the
+/// devnet account's balance.
+#[test]
+fn cli_devnet_runs_a_four_validator_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let d = dir.to_str().unwrap();
+    let node_bin = find_node_bin(None).unwrap();
+    let env = [("CAIRN_NODE_BIN", node_bin.as_path())];
+    let _cleanup = Cleanup(dir.clone());
+
+    let up = json_of(&cairn(
+        &["devnet", "up", "--dir", d, "--nodes", "5", "--json"],
+        &env,
+    ));
+    assert_eq!(up["nodes"].as_array().unwrap().len(), 5);
+    assert_eq!(up["validators"], serde_json::json!([0, 1, 2, 3]));
+    let config = up["client_config"].as_str().unwrap().to_string();
+    assert_eq!(
+        ClientConfig::load(Path::new(&config)).unwrap().chain.len(),
+        4
+    );
+    assert!(dir.join("genesis.json").exists());
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let out = cairn(&["chain", "status", "--json", "--config", &config], &env);
+        if out.status.success() {
+            let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            if s["height"].as_u64().unwrap_or(0) > 2 {
+                break s;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the chain did not pass height 2 within 60 s: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        status["validators"].as_array().unwrap().len(),
+        4,
+        "{status}"
+    );
+    assert_eq!(status["chain_id"], "cairn-devnet");
+
+    let devnet_status = json_of(&cairn(&["devnet", "status", "--dir", d, "--json"], &env));
+    assert!(devnet_status["chain_height"].as_u64().unwrap() > 2);
+    let text = cairn(&["devnet", "status", "--dir", d], &env);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("chain: validators [0, 1, 2, 3], height")
+    );
+
+    let faucet = cairn(&["chain", "faucet", "1000", "--config", &config], &env);
+    assert!(
+        faucet.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&faucet.stdout),
+        String::from_utf8_lossy(&faucet.stderr)
+    );
+    let account = json_of(&cairn(&["account", "--json", "--config", &config], &env));
+    assert_eq!(account["balance"], 1_000_000_000u64 + 1000, "{account}");
+
+    let down = json_of(&cairn(&["devnet", "down", "--dir", d, "--json"], &env));
+    assert_eq!(down["stopped"], 5);
 }
 
 #[test]

@@ -1,8 +1,9 @@
 //! `cairn devnet up|down|status`: a local network of real storage nodes.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use cairn_client::chain::ChainClient;
 use cairn_client::devnet::{self, Devnet, DevnetOptions};
 use cairn_protocol::units::{format_size, parse_size};
 
@@ -83,11 +84,14 @@ pub fn run(command: DevnetCommand, global: &Global) -> anyhow::Result<()> {
             let dir = dir.unwrap_or_else(devnet::default_dir);
             let mut net = Devnet::open(&dir)?;
             let status = net.status();
+            let height = chain_height(&net);
             if global.json {
                 let out = serde_json::json!({
                     "dir": net.dir().display().to_string(),
                     "client_config": net.client_config_path().display().to_string(),
                     "nodes": status,
+                    "validators": net.validators(),
+                    "chain_height": height,
                 });
                 println!("{out}");
                 return Ok(());
@@ -124,10 +128,24 @@ pub fn run(command: DevnetCommand, global: &Global) -> anyhow::Result<()> {
                         .unwrap_or("-"),
                 );
             }
+            if !net.validators().is_empty() {
+                println!(
+                    "chain: validators {:?}, height {}",
+                    net.validators(),
+                    height.map_or("unknown (no validator answers)".into(), |h| h.to_string())
+                );
+            }
             println!("client config: {}", net.client_config_path().display());
             Ok(())
         }
     }
+}
+
+/// The chain's height from the devnet's validators, if any answers.
+fn chain_height(net: &Devnet) -> Option<u64> {
+    let chain = ChainClient::new(&net.chain_urls(), Duration::from_secs(2)).ok()?;
+    let status = super::transfer::runtime().ok()?.block_on(chain.status());
+    status.ok().map(|s| s.height)
 }
 
 fn up(global: &Global, dir: PathBuf, nodes: usize, capacity: u64) -> anyhow::Result<()> {
@@ -148,6 +166,7 @@ fn up(global: &Global, dir: PathBuf, nodes: usize, capacity: u64) -> anyhow::Res
             "client_config": config.display().to_string(),
             "key_file": net.key_file().display().to_string(),
             "nodes": net.nodes(),
+            "validators": net.validators(),
         });
         println!("{out}");
         return Ok(());
@@ -169,6 +188,14 @@ fn up(global: &Global, dir: PathBuf, nodes: usize, capacity: u64) -> anyhow::Res
         );
     }
     println!();
+    if !net.validators().is_empty() {
+        println!(
+            "chain:         {} validator(s) (nodes {:?}), genesis {}",
+            net.validators().len(),
+            net.validators(),
+            net.dir().join(devnet::GENESIS_FILE).display()
+        );
+    }
     println!("client config: {}", config.display());
     println!("use it with:   export CAIRN_CONFIG={}", config.display());
     println!("logs:          {}/node-NN/node.log", net.dir().display());
