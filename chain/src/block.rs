@@ -51,6 +51,18 @@ impl Block {
         txs: Vec<SignedTx>,
     ) -> Self {
         let encoded = txs.iter().map(SignedTx::encode).collect();
+        Self::assemble(parent, height, timestamp_ms, state_root, txs, encoded)
+    }
+
+    /// A block from its parts, its digest computed once.
+    fn assemble(
+        parent: Digest,
+        height: Height,
+        timestamp_ms: u64,
+        state_root: [u8; 32],
+        txs: Vec<SignedTx>,
+        encoded: Vec<Vec<u8>>,
+    ) -> Self {
         let mut block = Self {
             parent,
             height,
@@ -155,17 +167,14 @@ impl Read for Block {
             txs.push(tx);
             encoded.push(bytes);
         }
-        let mut block = Self {
+        Ok(Self::assemble(
             parent,
             height,
             timestamp_ms,
             state_root,
             txs,
             encoded,
-            digest: Digest([0; 32]),
-        };
-        block.digest = block.compute_digest();
-        Ok(block)
+        ))
     }
 }
 

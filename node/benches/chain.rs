@@ -10,12 +10,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cairn_node::config::render_chain_section;
 use cairn_node::daemon::RuntimeInfo;
 use cairn_protocol::chain::{Address, Allocation, Genesis, Transaction, TxBody};
 use ed25519_dalek::SigningKey;
@@ -140,19 +142,18 @@ fn main() {
     );
     let genesis_path = root.path().join("genesis.json");
     std::fs::write(&genesis_path, serde_json::to_vec(&genesis).unwrap()).unwrap();
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
-    let peers: Vec<String> = addresses
+    let peers: Vec<(Address, SocketAddr)> = addresses
         .iter()
-        .zip(&ports)
-        .map(|(a, p)| format!("\"{a}@127.0.0.1:{p}\""))
+        .map(|a| {
+            (
+                a.parse().unwrap(),
+                SocketAddr::from(([127, 0, 0, 1], free_port())),
+            )
+        })
         .collect();
-    for (dir, port) in dirs.iter().zip(&ports) {
+    for (dir, (_, listen)) in dirs.iter().zip(&peers) {
         let mut text = std::fs::read_to_string(dir.join("config.toml")).unwrap();
-        text.push_str(&format!(
-            "\n[chain]\ngenesis = \"{}\"\nvalidator = true\nlisten = \"127.0.0.1:{port}\"\npeers = [{}]\n",
-            genesis_path.display(),
-            peers.join(", ")
-        ));
+        text.push_str(&render_chain_section(&genesis_path, *listen, &peers, 1000));
         std::fs::write(dir.join("config.toml"), text).unwrap();
     }
     let mut validators: Vec<Validator> = dirs.iter().map(|d| start(d)).collect();
