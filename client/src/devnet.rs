@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 
 use cairn_node::daemon::{node_addr, RuntimeInfo, RUNTIME_FILE};
 use cairn_node::net::client::NodeAddr;
-use cairn_protocol::chain::{Address, Allocation, Genesis};
+use cairn_protocol::chain::{Address, Allocation};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{self, ClientConfig, CONFIG_FILE};
@@ -56,7 +56,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const NODE_CONFIG: &str = "config.toml";
 const LOG_FILE: &str = "node.log";
 /// The devnet chain's genesis file, in the devnet directory.
-pub const GENESIS_FILE: &str = "genesis.json";
+pub use cairn_node::local_chain::GENESIS_FILE;
 /// The devnet chain's id.
 pub const CHAIN_ID: &str = "cairn-devnet";
 /// What the genesis gives the devnet's account.
@@ -107,6 +107,8 @@ pub enum DevnetError {
     Config(#[from] config::ConfigError),
     #[error(transparent)]
     Key(#[from] keys::KeyFileError),
+    #[error("cannot set up the devnet's chain: {0}")]
+    Chain(#[from] cairn_node::local_chain::LocalChainError),
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> DevnetError + 'a {
@@ -784,35 +786,6 @@ fn init_node(bin: &Path, dir: &Path, capacity: u64) -> Result<(), DevnetError> {
     }
 }
 
-/// A node's chain address, from its identity key.
-fn chain_address(dir: &Path) -> Result<Address, DevnetError> {
-    let path = dir.join(NODE_CONFIG);
-    let bad = |reason: String| DevnetError::BadFile {
-        path: path.clone(),
-        reason,
-    };
-    let config = cairn_node::config::Config::load(&path).map_err(|e| bad(e.to_string()))?;
-    let keypair =
-        cairn_node::identity::load(&config.identity_path()).map_err(|e| DevnetError::BadFile {
-            path: config.identity_path(),
-            reason: e.to_string(),
-        })?;
-    let key = cairn_node::identity::ChainKey::from_keypair(&keypair).map_err(|e| {
-        DevnetError::BadFile {
-            path: config.identity_path(),
-            reason: e.to_string(),
-        }
-    })?;
-    Ok(key.address())
-}
-
-fn free_port() -> Result<u16, DevnetError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(io("bind a port on", Path::new("127.0.0.1")))
-}
-
 /// Writes `dir/genesis.json` naming the nodes in `validators` (their data
 /// dirs) and gives each a `[chain]` section on a fresh consensus port, every
 /// validator its peer. The genesis is a function of the validators and the
@@ -822,66 +795,17 @@ fn setup_chain(
     validators: &[PathBuf],
     account: Option<Address>,
 ) -> Result<(), DevnetError> {
-    let addresses = validators
-        .iter()
-        .map(|d| chain_address(d))
-        .collect::<Result<Vec<_>, _>>()?;
-    let allocations = account
-        .map(|address| Allocation {
-            address,
-            amount: DEVNET_ALLOCATION,
-        })
-        .into_iter()
-        .collect();
-    let genesis = Genesis::devnet(CHAIN_ID, addresses.clone(), allocations);
-    let genesis_path = dir.join(GENESIS_FILE);
-    let text = serde_json::to_vec_pretty(&genesis).map_err(|e| DevnetError::BadFile {
-        path: genesis_path.clone(),
-        reason: e.to_string(),
-    })?;
-    std::fs::write(&genesis_path, text).map_err(io("write", &genesis_path))?;
-    let ports = validators
-        .iter()
-        .map(|_| free_port())
-        .collect::<Result<Vec<_>, _>>()?;
-    let peers: Vec<toml::Value> = addresses
-        .iter()
-        .zip(&ports)
-        .map(|(a, p)| toml::Value::String(format!("{a}@127.0.0.1:{p}")))
-        .collect();
-    for (node_dir, port) in validators.iter().zip(&ports) {
-        let path = node_dir.join(NODE_CONFIG);
-        let text = std::fs::read_to_string(&path).map_err(io("read", &path))?;
-        let mut table: toml::Table = toml::from_str(&text).map_err(|e| DevnetError::BadFile {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        let mut chain = toml::Table::new();
-        chain.insert(
-            "genesis".into(),
-            toml::Value::String(genesis_path.display().to_string()),
-        );
-        chain.insert("validator".into(), toml::Value::Boolean(true));
-        chain.insert(
-            "listen".into(),
-            toml::Value::String(format!("127.0.0.1:{port}")),
-        );
-        chain.insert("peers".into(), toml::Value::Array(peers.clone()));
-        chain.insert(
-            "block_interval_ms".into(),
-            toml::Value::Integer(BLOCK_INTERVAL_MS as i64),
-        );
-        table.insert("chain".into(), toml::Value::Table(chain));
-        let body = toml::to_string(&table).map_err(|e| DevnetError::BadFile {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        let tmp = path.with_extension("toml.tmp");
-        std::fs::write(&tmp, body)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(io("write", &path))?;
-    }
-    Ok(())
+    cairn_node::local_chain::setup(dir, validators, CHAIN_ID, BLOCK_INTERVAL_MS, |genesis| {
+        genesis.allocations = account
+            .map(|address| Allocation {
+                address,
+                amount: DEVNET_ALLOCATION,
+            })
+            .into_iter()
+            .collect();
+    })
+    .map(drop)
+    .map_err(DevnetError::Chain)
 }
 
 /// Rewrites a node's listen addresses (`pinned`: the ones it had; `None`:

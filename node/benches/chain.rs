@@ -10,16 +10,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cairn_node::config::render_chain_section;
 use cairn_node::daemon::RuntimeInfo;
-use cairn_protocol::chain::{Address, Allocation, Genesis, Transaction, TxBody};
+use cairn_node::local_chain;
+use cairn_protocol::chain::{Address, Allocation, Transaction, TxBody};
 use ed25519_dalek::SigningKey;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cairn-node");
@@ -29,14 +28,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
@@ -118,44 +109,15 @@ fn main() {
             dir
         })
         .collect();
-    let addresses: Vec<String> = dirs
-        .iter()
-        .map(|d| {
-            let out = Command::new(BIN)
-                .args(["id", "--json", "--config"])
-                .arg(d.join("config.toml"))
-                .output()
-                .unwrap();
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-            v["chain_address"].as_str().unwrap().to_string()
-        })
-        .collect();
-    let genesis = Genesis::devnet(
-        "bench",
-        addresses.iter().map(|a| a.parse().unwrap()).collect(),
-        (0..senders)
+    local_chain::setup(root.path(), &dirs, "bench", 1000, |g| {
+        g.allocations = (0..senders)
             .map(|i| Allocation {
                 address: Address::of(&sender(i).verifying_key()),
                 amount: 1_000_000_000,
             })
-            .collect(),
-    );
-    let genesis_path = root.path().join("genesis.json");
-    std::fs::write(&genesis_path, serde_json::to_vec(&genesis).unwrap()).unwrap();
-    let peers: Vec<(Address, SocketAddr)> = addresses
-        .iter()
-        .map(|a| {
-            (
-                a.parse().unwrap(),
-                SocketAddr::from(([127, 0, 0, 1], free_port())),
-            )
-        })
-        .collect();
-    for (dir, (_, listen)) in dirs.iter().zip(&peers) {
-        let mut text = std::fs::read_to_string(dir.join("config.toml")).unwrap();
-        text.push_str(&render_chain_section(&genesis_path, *listen, &peers, 1000));
-        std::fs::write(dir.join("config.toml"), text).unwrap();
-    }
+            .collect();
+    })
+    .unwrap();
     let mut validators: Vec<Validator> = dirs.iter().map(|d| start(d)).collect();
     let apis: Vec<String> = validators.iter().map(|v| v.http.clone()).collect();
     let deadline = Instant::now() + Duration::from_secs(60);

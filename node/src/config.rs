@@ -334,21 +334,6 @@ impl Config {
     }
 }
 
-/// The `[chain]` section of a validator's config, as text to append.
-pub fn render_chain_section(
-    genesis: &Path,
-    listen: SocketAddr,
-    peers: &[(cairn_protocol::chain::Address, SocketAddr)],
-    block_interval_ms: u64,
-) -> String {
-    let peers: Vec<String> = peers.iter().map(|(a, s)| format!("\"{a}@{s}\"")).collect();
-    format!(
-        "\n[chain]\ngenesis = \"{}\"\nvalidator = true\nlisten = \"{listen}\"\npeers = [{}]\nblock_interval_ms = {block_interval_ms}\n",
-        toml_escape(&genesis.display().to_string()),
-        peers.join(", ")
-    )
-}
-
 fn chain_config(c: RawChain) -> Result<ChainConfig, ConfigError> {
     let genesis = c
         .genesis

@@ -155,7 +155,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
 
-    let (ledger, validator) = match config.chain.as_ref().filter(|c| c.validator) {
+    let (ledger, mut validator) = match config.chain.as_ref().filter(|c| c.validator) {
         Some(chain) => {
             let (ledger, validator) = start_validator(&config, chain, &validator_secret).await?;
             (Some(ledger), Some(validator))
@@ -218,7 +218,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         in_flight: HashMap::new(),
         responses: mpsc::unbounded_channel(),
     };
-    let result = node.run(&mut swarm, shutdown).await;
+    // A validator that dies stops the node: half a node (shards served,
+    // consensus gone) would hide the failure from its operator.
+    let validator_failure = validator.as_mut().map(|v| v.failure());
+    let failure = std::sync::OnceLock::new();
+    let shutdown = async {
+        let validator_failed = async {
+            match validator_failure {
+                Some(f) => f.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown => {}
+            reason = validator_failed => {
+                tracing::error!(%reason, "stopping the node");
+                let _ = failure.set(reason);
+            }
+        }
+    };
+    let mut result = node.run(&mut swarm, shutdown).await;
+    if let Some(reason) = failure.get() {
+        result = result.and(Err(DaemonError::Chain(reason.clone())));
+    }
 
     let _ = stop_tx.send(true);
     if let Some(validator) = validator {

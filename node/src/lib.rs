@@ -15,6 +15,8 @@
 //! | [`net::client`] | [`ShardClient`](net::client::ShardClient): store, fetch (verified), has, info, delete |
 //! | [`http`] | `/metrics`, `/status` and a status page on loopback; `/chain/...` with a ledger |
 //! | [`ledger`] | the chain on this node: blocks, tx index and state in RocksDB, the mempool |
+//! | [`validator`] | the chain engine on real sockets, committing to the ledger |
+//! | [`local_chain`] | a validator set on one machine (devnets, tests): genesis, reserved ports, `[chain]` sections |
 //! | [`metrics`] | the Prometheus metrics |
 //! | [`daemon`] | everything wired together, with graceful shutdown |
 //!
@@ -39,6 +41,7 @@ pub mod daemon;
 pub mod http;
 pub mod identity;
 pub mod ledger;
+pub mod local_chain;
 pub mod maintenance;
 pub mod metrics;
 pub mod net;

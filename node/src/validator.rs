@@ -28,6 +28,7 @@ use commonware_stream::{
     sake::{self, Sake},
 };
 use commonware_utils::{ordered::Map, NZUsize, NZU32};
+use futures::FutureExt;
 
 use crate::ledger::{FinalizedBlock, Ledger};
 
@@ -63,16 +64,40 @@ pub enum ValidatorError {
     Key(String),
     #[error("cannot start the validator thread: {0}")]
     Thread(std::io::Error),
+    #[error("chain.listen {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running validator; dropping it does not stop it, [`Self::stop`] does.
 #[derive(Debug)]
 pub struct ValidatorHandle {
     stop: Option<futures::channel::oneshot::Sender<()>>,
+    failed: Option<futures::channel::oneshot::Receiver<String>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ValidatorHandle {
+    /// Resolves with the reason if the validator stops by itself (its
+    /// network failed, say); never resolves while it runs or after
+    /// [`Self::stop`]. The node should stop then: a validator that does not
+    /// take part is worse than one that is visibly down. Only the first call
+    /// gets the reason.
+    pub fn failure(&mut self) -> impl std::future::Future<Output = String> {
+        let failed = self.failed.take();
+        async move {
+            match failed {
+                Some(rx) => match rx.await {
+                    Ok(reason) => reason,
+                    Err(_) => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        }
+    }
+
     /// Asks the engine to stop and waits for its thread (at most ~10 s).
     pub fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
@@ -189,7 +214,14 @@ pub fn spawn(
             std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
             std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.is_unique_local(),
         });
+    // Bound before the thread starts so a taken port is a clear error at
+    // start, not a listener task that dies in the background.
+    std::net::TcpListener::bind(settings.listen).map_err(|source| ValidatorError::Listen {
+        addr: settings.listen,
+        source,
+    })?;
     let (stop_tx, stop_rx) = futures::channel::oneshot::channel::<()>();
+    let (failed_tx, failed_rx) = futures::channel::oneshot::channel::<String>();
     let runtime = commonware_runtime::tokio::Config::new()
         .with_worker_threads(2)
         .with_storage_directory(settings.engine_dir.clone())
@@ -227,7 +259,8 @@ pub fn spawn(
                 let peer_map: Map<_, PeerAddress> = match peers.try_into() {
                     Ok(map) => map,
                     Err(e) => {
-                        tracing::error!(error = ?e, "validator peer list has duplicates");
+                        let _ = failed_tx
+                            .send(format!("the validator peer list has duplicates: {e:?}"));
                         return;
                     }
                 };
@@ -237,7 +270,7 @@ pub fn spawn(
                 for id in Channels::ALL {
                     channels.push(network.register(id, quota));
                 }
-                network.start();
+                let network = network.start().fuse();
                 let config = cairn_chain::Config {
                     signer,
                     validators,
@@ -264,18 +297,27 @@ pub fn spawn(
                 {
                     Ok(_handles) => tracing::info!(listen = %settings.listen, "validator started"),
                     Err(e) => {
-                        tracing::error!(error = %e, "validator failed to start");
+                        let _ = failed_tx.send(format!("the validator failed to start: {e}"));
                         return;
                     }
                 }
-                let _ = stop_rx.await;
-                tracing::info!("validator stopping");
+                futures::pin_mut!(network);
+                let mut stop_rx = stop_rx;
+                futures::select! {
+                    _ = stop_rx => tracing::info!("validator stopping"),
+                    outcome = network => {
+                        let reason = format!("the validator's network stopped: {outcome:?}");
+                        tracing::error!("{reason}");
+                        let _ = failed_tx.send(reason);
+                    }
+                }
                 let _ = context.stop(0, Some(Duration::from_secs(10))).await;
             });
         })
         .map_err(ValidatorError::Thread)?;
     Ok(ValidatorHandle {
         stop: Some(stop_tx),
+        failed: Some(failed_rx),
         thread: Some(thread),
     })
 }

@@ -4,35 +4,14 @@
 //! every validator holding the same block at every height.
 
 use std::io::{Read, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use cairn_node::config::render_chain_section;
-use cairn_protocol::chain::{Address, Allocation, Genesis, Transaction, TxBody};
+use cairn_node::local_chain;
+use cairn_protocol::chain::{Address, Allocation, Transaction, TxBody};
 use ed25519_dalek::SigningKey;
 
-use crate::common::{init, TestNode, BIN};
-
-fn chain_address(dir: &Path) -> String {
-    let out = Command::new(BIN)
-        .args(["id", "--json", "--config"])
-        .arg(dir.join("config.toml"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["chain_address"].as_str().unwrap().to_string()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::common::{init, TestNode};
 
 fn user() -> SigningKey {
     SigningKey::from_bytes(&[5; 32])
@@ -43,34 +22,13 @@ fn validators(root: &Path) -> Vec<PathBuf> {
     let dirs: Vec<PathBuf> = (0..4)
         .map(|i| init(root, &format!("v{i}"), "64MiB", &[]))
         .collect();
-    let addresses: Vec<String> = dirs.iter().map(|d| chain_address(d)).collect();
-    let genesis = Genesis::devnet(
-        "proc-test",
-        addresses
-            .iter()
-            .map(|a| a.parse::<Address>().unwrap())
-            .collect(),
-        vec![Allocation {
+    local_chain::setup(root, &dirs, "proc-test", 300, |g| {
+        g.allocations.push(Allocation {
             address: Address::of(&user().verifying_key()),
             amount: 1_000_000,
-        }],
-    );
-    let genesis_path = root.join("genesis.json");
-    std::fs::write(&genesis_path, serde_json::to_vec_pretty(&genesis).unwrap()).unwrap();
-    let peers: Vec<(Address, SocketAddr)> = addresses
-        .iter()
-        .map(|a| {
-            (
-                a.parse().unwrap(),
-                SocketAddr::from(([127, 0, 0, 1], free_port())),
-            )
         })
-        .collect();
-    for (dir, (_, listen)) in dirs.iter().zip(&peers) {
-        let mut text = std::fs::read_to_string(dir.join("config.toml")).unwrap();
-        text.push_str(&render_chain_section(&genesis_path, *listen, &peers, 300));
-        std::fs::write(dir.join("config.toml"), text).unwrap();
-    }
+    })
+    .unwrap();
     dirs
 }
 
@@ -226,4 +184,26 @@ fn four_validator_processes_decide_survive_kills_and_agree() {
     for n in nodes.iter_mut().flatten() {
         n.kill();
     }
+}
+
+/// A validator whose consensus port is taken refuses to start, saying so,
+/// instead of serving shards with consensus silently dead.
+#[test]
+fn a_validator_whose_port_is_taken_does_not_start() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = init(root.path(), "v", "64MiB", &[]);
+    let chain =
+        local_chain::setup(root.path(), std::slice::from_ref(&dir), "busy", 300, |_| {}).unwrap();
+    let _squatter = std::net::TcpListener::bind(chain.peers[0].1).unwrap();
+    let out = std::process::Command::new(crate::common::BIN)
+        .args(["run", "--config"])
+        .arg(dir.join("config.toml"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("chain.listen {}", chain.peers[0].1)),
+        "{stderr}"
+    );
 }
