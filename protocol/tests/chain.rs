@@ -246,6 +246,30 @@ fn every_rejection_reason() {
         s.apply_tx(&t(&s, 1, 10, TxBody::DeregisterNode)),
         Err(Rejection::UnknownNode(addr(1)))
     );
+    let update = |capacity| TxBody::UpdateNode {
+        addresses: vec!["/ip4/127.0.0.1/tcp/4100".into()],
+        capacity,
+    };
+    assert_eq!(
+        s.apply_tx(&t(&s, 1, 10, update(1 << 30))),
+        Err(Rejection::UnknownNode(addr(1)))
+    );
+    assert!(matches!(
+        s.apply_tx(&t(&s, 10, 10, update(0))),
+        Err(Rejection::Malformed(_))
+    ));
+    assert_eq!(
+        s.apply_tx(&t(&s, 10, 9, update(1 << 30))),
+        Err(Rejection::FeeTooLow { min: 10, got: 9 })
+    );
+    let bad_addresses = TxBody::UpdateNode {
+        addresses: vec!["x".repeat(257)],
+        capacity: 1 << 30,
+    };
+    assert!(matches!(
+        s.apply_tx(&t(&s, 10, 10, bad_addresses)),
+        Err(Rejection::Malformed(_))
+    ));
     let huge_peer = TxBody::RegisterNode {
         peer_id: vec![1; 65],
         addresses: vec![],
@@ -335,6 +359,19 @@ fn every_rejection_reason() {
         s.apply_tx(&t(&s, 12, 10, TxBody::DeregisterNode)),
         Err(Rejection::NodeHasDeals(addr(12)))
     );
+    // A node cannot shrink below what it holds in deals (3000 bytes).
+    let before = s.root();
+    assert_eq!(
+        s.apply_tx(&t(&s, 12, 10, update(2999))),
+        Err(Rejection::CapacityBelowUsed {
+            node: addr(12),
+            used: 3000,
+            capacity: 2999
+        })
+    );
+    assert_eq!(s.root(), before);
+    s.apply_tx(&t(&s, 12, 10, update(3000))).unwrap();
+    assert_eq!(s.node(&addr(12)).unwrap().capacity, 3000);
     // Capacity.
     let mut big = deal_terms(&s, 2, &[13], 1, (0, 2));
     big.commitments[0].bytes = 2 << 30;
@@ -360,6 +397,48 @@ fn every_rejection_reason() {
         Err(Rejection::FaucetDisabled)
     );
     assert_eq!(s.held(), s.expected_supply());
+}
+
+#[test]
+fn update_node_changes_addresses_and_capacity_only() {
+    let mut s = fresh();
+    let before = s.node(&addr(10)).unwrap().clone();
+    let balance = s.account(&addr(10)).balance;
+    let addresses = vec![
+        "/ip4/10.0.0.1/udp/5000/quic-v1".to_string(),
+        "/ip4/10.0.0.1/tcp/5000".to_string(),
+    ];
+    s.apply_tx(&tx(
+        &s,
+        10,
+        10,
+        TxBody::UpdateNode {
+            addresses: addresses.clone(),
+            capacity: 2 << 30,
+        },
+    ))
+    .unwrap();
+    let after = s.node(&addr(10)).unwrap();
+    assert_eq!(after.addresses, addresses);
+    assert_eq!(after.capacity, 2 << 30);
+    assert_eq!(after.peer_id, before.peer_id);
+    assert_eq!(after.stake, before.stake);
+    assert_eq!(after.registered_at, before.registered_at);
+    assert_eq!(s.account(&addr(10)).balance, balance - 10);
+    assert_eq!(s.account(&addr(10)).nonce, 2);
+    assert_eq!(s.held(), s.expected_supply());
+    // A node may announce no addresses at all (it is unreachable for now).
+    s.apply_tx(&tx(
+        &s,
+        10,
+        10,
+        TxBody::UpdateNode {
+            addresses: vec![],
+            capacity: 1,
+        },
+    ))
+    .unwrap();
+    assert!(s.node(&addr(10)).unwrap().addresses.is_empty());
 }
 
 #[test]
@@ -408,7 +487,7 @@ fn arb_tx() -> impl Strategy<Value = (u8, u64, u8, u64)> {
     (
         prop::sample::select(vec![1u8, 2, 3, 10, 11, 12, 13, 50]),
         0u64..20,
-        0u8..6,
+        0u8..7,
         0u64..2_000_000,
     )
 }
@@ -434,6 +513,12 @@ fn build(state: &ChainState, (signer, fee, kind, amount): (u8, u64, u8, u64)) ->
             (state.epoch(), state.epoch() + 1 + amount % 7),
         )),
         4 => TxBody::DeregisterNode,
+        // Capacities around the 3000..9000 bytes deals put on a node, so some
+        // updates are refused for going below what the node holds.
+        5 => TxBody::UpdateNode {
+            addresses: vec![format!("/ip4/127.0.0.1/tcp/{}", amount % 65_536)],
+            capacity: amount % 12_000,
+        },
         _ => TxBody::RegisterNode {
             peer_id: vec![signer],
             addresses: vec![],

@@ -12,6 +12,7 @@
 //! * **accounts**: balances and nonces; genesis allocations; a devnet faucet;
 //! * **transfers**, each paying a fee (burned);
 //! * **storage nodes**: registration with stake, addresses, capacity;
+//!   updates of a registered node's addresses and capacity;
 //! * **deals**: an owner pays escrow for per-node *commitments* (a Merkle root
 //!   over the shard ids and sizes that node holds for the deal), each signed
 //!   by its node as an acceptance receipt; every epoch the escrow pays the

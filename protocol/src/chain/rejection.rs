@@ -46,4 +46,13 @@ pub enum Rejection {
     NodeFull { node: Address, free: u64, need: u64 },
     #[error("namespace version {got} is not above the current {current}")]
     StaleNamespace { current: u64, got: u64 },
+    /// An `UpdateNode` would leave the node less capacity than it holds in
+    /// deals. (Last variant: rejections are stored postcard-encoded in
+    /// blocks, so new ones go at the end.)
+    #[error("node {node} holds {used} bytes in deals: capacity {capacity} is below that")]
+    CapacityBelowUsed {
+        node: Address,
+        used: u64,
+        capacity: u64,
+    },
 }

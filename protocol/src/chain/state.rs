@@ -419,6 +419,31 @@ impl ChainState {
                 self.nodes.remove(&signer);
                 self.accounts.entry(signer).or_default().balance += refund;
             }
+            TxBody::UpdateNode {
+                addresses,
+                capacity,
+            } => {
+                let node = self
+                    .nodes
+                    .get(&signer)
+                    .ok_or(Rejection::UnknownNode(signer))?;
+                if *capacity == 0 {
+                    return Err(Rejection::Malformed("capacity must be positive".into()));
+                }
+                if *capacity < node.used {
+                    return Err(Rejection::CapacityBelowUsed {
+                        node: signer,
+                        used: node.used,
+                        capacity: *capacity,
+                    });
+                }
+                let need = debit(0)?;
+                self.charge(signer, need, tx.fee);
+                if let Some(node) = self.nodes.get_mut(&signer) {
+                    node.addresses = addresses.clone();
+                    node.capacity = *capacity;
+                }
+            }
             TxBody::OpenDeal(terms) => {
                 let escrow = self.check_deal(signer, tx.nonce, terms)?;
                 let need = debit(escrow)?;

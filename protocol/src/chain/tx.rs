@@ -192,6 +192,14 @@ pub enum TxBody {
     OpenDeal(DealTerms),
     /// Points the signer's namespace at `root`; versions only go up.
     SetNamespaceRoot { root: [u8; 32], version: u64 },
+    /// A registered node announces new addresses (e.g. new ports after a
+    /// restart) and capacity; its peer id and stake stay. The capacity may
+    /// not go below the bytes it already holds in deals. (Last variant:
+    /// postcard numbers variants in order, so new ones go at the end.)
+    UpdateNode {
+        addresses: Vec<String>,
+        capacity: u64,
+    },
 }
 
 /// An unsigned transaction.
@@ -247,14 +255,9 @@ impl Transaction {
                 if peer_id.is_empty() || peer_id.len() > MAX_PEER_ID_LEN {
                     return bad("peer id must be 1 to 64 bytes");
                 }
-                if addresses.len() > MAX_ADDRESSES
-                    || addresses
-                        .iter()
-                        .any(|a| a.is_empty() || a.len() > MAX_ADDRESS_LEN)
-                {
-                    return bad("at most 8 addresses of 1 to 256 characters");
-                }
+                check_addresses(addresses)?;
             }
+            TxBody::UpdateNode { addresses, .. } => check_addresses(addresses)?,
             TxBody::OpenDeal(terms)
                 if terms.commitments.is_empty() || terms.commitments.len() > MAX_COMMITMENTS =>
             {
@@ -264,6 +267,21 @@ impl Transaction {
         }
         Ok(())
     }
+}
+
+/// A node's announced addresses: at most [`MAX_ADDRESSES`], each 1 to
+/// [`MAX_ADDRESS_LEN`] bytes.
+fn check_addresses(addresses: &[String]) -> Result<(), Rejection> {
+    if addresses.len() > MAX_ADDRESSES
+        || addresses
+            .iter()
+            .any(|a| a.is_empty() || a.len() > MAX_ADDRESS_LEN)
+    {
+        return Err(Rejection::Malformed(
+            "at most 8 addresses of 1 to 256 characters".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl SignedTx {
@@ -371,8 +389,56 @@ mod tests {
             SignedTx::decode(&vec![0; MAX_TX_BYTES + 1]),
             Err(Rejection::TooLarge(MAX_TX_BYTES + 1))
         );
+        let mut many = signed.tx.clone();
+        many.body = TxBody::UpdateNode {
+            addresses: vec!["/ip4/1.2.3.4/tcp/1".into(); MAX_ADDRESSES + 1],
+            capacity: 1,
+        };
+        assert!(matches!(
+            SignedTx::decode(&many.clone().sign(&key).encode()),
+            Err(Rejection::Malformed(_))
+        ));
+        many.body = TxBody::UpdateNode {
+            addresses: vec![String::new()],
+            capacity: 1,
+        };
+        assert!(matches!(
+            SignedTx::decode(&many.sign(&key).encode()),
+            Err(Rejection::Malformed(_))
+        ));
         let a = Address([0xab; 32]);
         assert_eq!(a.to_string().parse::<Address>().unwrap(), a);
         assert!("zz".parse::<Address>().is_err());
+    }
+
+    /// New variants go last: the encodings of the earlier ones (stored in
+    /// blocks and signed) do not move.
+    #[test]
+    fn variant_tags_are_stable() {
+        let tag = |b: &TxBody| postcard::to_stdvec(b).unwrap()[0];
+        assert_eq!(tag(&TxBody::Faucet { amount: 0 }), 1);
+        assert_eq!(tag(&TxBody::DeregisterNode), 3);
+        assert_eq!(
+            tag(&TxBody::SetNamespaceRoot {
+                root: [0; 32],
+                version: 0
+            }),
+            5
+        );
+        let update = TxBody::UpdateNode {
+            addresses: vec!["/ip4/127.0.0.1/tcp/1".into()],
+            capacity: 7,
+        };
+        assert_eq!(tag(&update), 6);
+        let r = Rejection::CapacityBelowUsed {
+            node: Address([0; 32]),
+            used: 2,
+            capacity: 1,
+        };
+        assert_eq!(postcard::to_stdvec(&r).unwrap()[0], 20);
+        assert_eq!(
+            postcard::to_stdvec(&Rejection::StaleNamespace { current: 0, got: 0 }).unwrap()[0],
+            19
+        );
     }
 }
