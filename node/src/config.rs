@@ -79,6 +79,10 @@ struct RawChain {
     #[serde(default)]
     peers: Vec<String>,
     block_interval_ms: Option<u64>,
+    #[serde(default)]
+    api: Vec<String>,
+    register: Option<bool>,
+    stake: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -127,13 +131,14 @@ pub struct Config {
     pub chain: Option<ChainConfig>,
 }
 
-/// The `[chain]` section: the genesis file and, for a validator, where it
-/// meets the other validators.
+/// The `[chain]` section: for a validator, the genesis file and where it
+/// meets the other validators; for every node, whether and how it registers
+/// itself as a storage node ([`crate::registration`]).
 #[derive(Debug, Clone)]
 pub struct ChainConfig {
     /// The genesis file (JSON); relative paths are taken from the config
-    /// file's directory.
-    pub genesis: PathBuf,
+    /// file's directory. Required for a validator only.
+    pub genesis: Option<PathBuf>,
     /// Run consensus (`cairn-node run --validator` turns this on too).
     pub validator: bool,
     /// Where this validator listens for the other validators.
@@ -141,6 +146,14 @@ pub struct ChainConfig {
     /// The validators' addresses: `<chain address>@<host:port>`.
     pub peers: Vec<(cairn_protocol::chain::Address, SocketAddr)>,
     pub block_interval: Duration,
+    /// Validators' HTTP APIs (`http://host:port`, each checked with
+    /// [`crate::chain_client::Endpoint::parse`]) the node registers through.
+    /// Empty on a validator: its own HTTP API.
+    pub api: Vec<String>,
+    /// Register this node on the chain at start (default true).
+    pub register: bool,
+    /// The stake to lock; `None`: the chain's `min_stake`.
+    pub stake: Option<u64>,
 }
 
 /// Bounds on what peers can make the node hold or do at once.
@@ -174,18 +187,24 @@ impl Config {
     /// Reads and checks a config file. A relative `data_dir` is taken
     /// relative to the file's directory.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Self::load_with(path, false)
+    }
+
+    /// Like [`Self::load`]; `validator` turns `chain.validator` on before
+    /// the section is checked (`cairn-node run --validator`).
+    pub fn load_with(path: &Path, validator: bool) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut config = Self::parse(&text)?;
+        let mut config = Self::parse_with(&text, validator)?;
         let base = path.parent().unwrap_or(Path::new("."));
         if config.data_dir.is_relative() {
             config.data_dir = base.join(&config.data_dir);
         }
-        if let Some(chain) = config.chain.as_mut() {
-            if chain.genesis.is_relative() {
-                chain.genesis = base.join(&chain.genesis);
+        if let Some(genesis) = config.chain.as_mut().and_then(|c| c.genesis.as_mut()) {
+            if genesis.is_relative() {
+                *genesis = base.join(&*genesis);
             }
         }
         Ok(config)
@@ -193,6 +212,12 @@ impl Config {
 
     /// Parses and checks config text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        Self::parse_with(text, false)
+    }
+
+    /// Like [`Self::parse`], with `chain.validator` forced on if `validator`
+    /// (a `[chain]` section is then required).
+    pub fn parse_with(text: &str, validator: bool) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             // toml's message spans several lines with a source excerpt; the
             // first line names the key and the problem.
@@ -295,8 +320,17 @@ impl Config {
             )? as u64),
         };
         let chain = match raw.chain {
+            None if validator => {
+                return Err(field(
+                    "chain",
+                    "--validator needs a [chain] section with `genesis`",
+                ))
+            }
             None => None,
-            Some(c) => Some(chain_config(c)?),
+            Some(mut c) => {
+                c.validator |= validator;
+                Some(chain_config(c, http)?)
+            }
         };
         Ok(Self {
             chain,
@@ -334,11 +368,36 @@ impl Config {
     }
 }
 
-fn chain_config(c: RawChain) -> Result<ChainConfig, ConfigError> {
-    let genesis = c
-        .genesis
-        .filter(|g| !g.as_os_str().is_empty())
-        .ok_or_else(|| field("chain.genesis", "names the genesis file and is required"))?;
+fn chain_config(c: RawChain, http: Option<SocketAddr>) -> Result<ChainConfig, ConfigError> {
+    let genesis = c.genesis.filter(|g| !g.as_os_str().is_empty());
+    if c.validator && genesis.is_none() {
+        return Err(field(
+            "chain.genesis",
+            "names the genesis file and is required for a validator",
+        ));
+    }
+    for (i, url) in c.api.iter().enumerate() {
+        crate::chain_client::Endpoint::parse(url)
+            .map_err(|e| field(format!("chain.api[{i}]"), e.to_string()))?;
+    }
+    let register = c.register.unwrap_or(true);
+    if register && c.api.is_empty() {
+        if !c.validator {
+            return Err(field(
+                "chain.api",
+                "a node that registers on the chain needs validators' HTTP APIs, e.g. api = [\"http://10.0.0.2:4100\"] (or register = false)",
+            ));
+        }
+        if http.is_none() {
+            return Err(field(
+                "chain.api",
+                "a validator with http.listen off cannot register through its own API: list validators' APIs (or register = false)",
+            ));
+        }
+    }
+    if c.stake == Some(0) {
+        return Err(field("chain.stake", "must be more than 0"));
+    }
     let listen = match c.listen.as_deref() {
         None => SocketAddr::from(([127, 0, 0, 1], 4200)),
         Some(text) => text
@@ -375,6 +434,9 @@ fn chain_config(c: RawChain) -> Result<ChainConfig, ConfigError> {
         listen,
         peers,
         block_interval,
+        api: c.api,
+        register,
+        stake: c.stake,
     })
 }
 
@@ -535,5 +597,58 @@ mod tests {
         assert!(e.contains("limits.inbound_buffer"), "{e}");
         let e = error_of("capacity = 5");
         assert!(e.starts_with("config error:") && !e.contains('\n'), "{e}");
+    }
+
+    #[test]
+    fn chain_section() {
+        let s = sample();
+        let with = |chain: &str| format!("{s}\n[chain]\n{chain}\n");
+        // A storage node: validators' APIs, no genesis.
+        let c = Config::parse(&with(
+            "api = [\"http://127.0.0.1:4100\", \"http://10.0.0.2:4100/x\"]\nstake = 5000",
+        ))
+        .unwrap();
+        let chain = c.chain.unwrap();
+        assert!(!chain.validator && chain.register && chain.genesis.is_none());
+        assert_eq!(chain.api.len(), 2);
+        assert_eq!(chain.stake, Some(5000));
+        // Defaults: register on, stake from the chain.
+        let c = Config::parse(&with("genesis = \"g.json\"\nvalidator = true")).unwrap();
+        let chain = c.chain.unwrap();
+        assert!(chain.register && chain.api.is_empty() && chain.stake.is_none());
+        // Not registering needs nothing.
+        let c = Config::parse(&with("register = false")).unwrap();
+        assert!(!c.chain.unwrap().register);
+
+        let e = error_of(&with("validator = true"));
+        assert!(e.contains("chain.genesis") && !e.contains('\n'), "{e}");
+        let e = error_of(&with(""));
+        assert!(e.contains("chain.api") && !e.contains('\n'), "{e}");
+        let e = error_of(&with("api = [\"http://h:1\", \"https://h:1\"]"));
+        assert!(e.contains("chain.api[1]") && e.contains("https"), "{e}");
+        let e = error_of(&with("api = [\"127.0.0.1:4100\"]"));
+        assert!(e.contains("chain.api[0]") && !e.contains('\n'), "{e}");
+        let e = error_of(&with("api = [\"http://h:1\"]\nstake = 0"));
+        assert!(e.contains("chain.stake"), "{e}");
+        let e = error_of(&with("api = [\"http://h:1\"]\nstake = -1"));
+        assert!(e.contains("stake") && !e.contains('\n'), "{e}");
+        let e = error_of(&with("register = \"yes\""));
+        assert!(e.contains("register") && !e.contains('\n'), "{e}");
+        let e = error_of(&with("apis = []"));
+        assert!(e.contains("apis") && !e.contains('\n'), "{e}");
+        // A validator without HTTP cannot use its own API.
+        let no_http = with("genesis = \"g.json\"\nvalidator = true")
+            .replace("listen = \"127.0.0.1:0\"", "listen = \"off\"");
+        let e = error_of(&no_http);
+        assert!(e.contains("chain.api"), "{e}");
+        // --validator on a section without `validator = true`.
+        let c = Config::parse_with(&with("genesis = \"g.json\""), true).unwrap();
+        assert!(c.chain.unwrap().validator);
+        let e = Config::parse_with(&with("api = [\"http://h:1\"]"), true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("chain.genesis"), "{e}");
+        let e = Config::parse_with(&s, true).unwrap_err().to_string();
+        assert!(e.contains("[chain]"), "{e}");
     }
 }

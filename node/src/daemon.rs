@@ -36,6 +36,7 @@ use crate::net::{
     build_swarm, is_dialable, split_peer, CairnBehaviour, CairnBehaviourEvent, Role, ShardResponse,
     SwarmSettings, KAD_PROTOCOL,
 };
+use crate::registration::{self, RegistrationState};
 use crate::store::ShardStore;
 use crate::{identity, net};
 
@@ -175,6 +176,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         connected_peers: Default::default(),
         scrub: scrub_status.clone(),
         started: Instant::now(),
+        registration: RwLock::new(RegistrationState::Off),
     });
     let http = match config.http {
         Some(addr) => {
@@ -207,6 +209,55 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         )),
     ];
 
+    // Registration stops as soon as shutdown begins: the listeners close
+    // then, and their addresses must not reach the chain as "gone".
+    let (draining, draining_rx) = watch::channel(false);
+    let registration = match config.chain.as_ref().filter(|c| c.register) {
+        Some(chain) => {
+            let api = if chain.api.is_empty() {
+                // A validator: its own API, where the server actually bound.
+                http.as_ref()
+                    .map(|(bound, _)| {
+                        let mut own = *bound;
+                        if own.ip().is_unspecified() {
+                            own.set_ip(match own {
+                                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                            });
+                        }
+                        vec![format!("http://{own}")]
+                    })
+                    .unwrap_or_default()
+            } else {
+                chain.api.clone()
+            };
+            let settings = registration::Settings {
+                api,
+                capacity: config.capacity,
+                stake: chain.stake,
+                external: config.external.clone(),
+                listen: config.listen.clone(),
+            };
+            match registration::Registrar::new(
+                settings,
+                chain_key.clone(),
+                peer_id,
+                source.clone(),
+                metrics.clone(),
+            ) {
+                Ok(registrar) => Some(tokio::spawn(registrar.run(draining_rx))),
+                Err(reason) => {
+                    tracing::error!(%reason, "cannot register on the chain");
+                    if let Ok(mut s) = source.registration.write() {
+                        *s = RegistrationState::Failed(reason);
+                    }
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+
     let mut node = EventLoop {
         service: ShardService::new(store.clone(), metrics.clone(), peer_id, chain_key),
         metrics,
@@ -217,6 +268,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         listeners,
         in_flight: HashMap::new(),
         responses: mpsc::unbounded_channel(),
+        draining,
     };
     // A validator that dies stops the node: half a node (shards served,
     // consensus gone) would hide the failure from its operator.
@@ -242,6 +294,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         result = result.and(Err(DaemonError::Chain(reason.clone())));
     }
 
+    let _ = node.draining.send(true);
+    if let Some(task) = registration {
+        let _ = task.await;
+    }
     let _ = stop_tx.send(true);
     if let Some(validator) = validator {
         tokio::task::spawn_blocking(move || validator.stop())
@@ -282,13 +338,18 @@ async fn start_validator(
     ),
     DaemonError,
 > {
-    let text = std::fs::read_to_string(&chain.genesis)
-        .map_err(|e| DaemonError::Chain(format!("cannot read {}: {e}", chain.genesis.display())))?;
+    // The config refuses a validator without a genesis file.
+    let path = chain
+        .genesis
+        .as_ref()
+        .ok_or_else(|| DaemonError::Chain("a validator needs chain.genesis".into()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| DaemonError::Chain(format!("cannot read {}: {e}", path.display())))?;
     let genesis: cairn_protocol::chain::Genesis = serde_json::from_str(&text)
-        .map_err(|e| DaemonError::Chain(format!("{}: {e}", chain.genesis.display())))?;
+        .map_err(|e| DaemonError::Chain(format!("{}: {e}", path.display())))?;
     genesis
         .validate()
-        .map_err(|e| DaemonError::Chain(format!("{}: {e}", chain.genesis.display())))?;
+        .map_err(|e| DaemonError::Chain(format!("{}: {e}", path.display())))?;
     let dir = config.ledger_dir();
     let ledger = {
         let genesis = genesis.clone();
@@ -332,6 +393,8 @@ struct EventLoop {
         mpsc::UnboundedSender<Responder>,
         mpsc::UnboundedReceiver<Responder>,
     ),
+    /// Set when shutdown begins (stops the registration task).
+    draining: watch::Sender<bool>,
 }
 
 impl EventLoop {
@@ -380,6 +443,7 @@ impl EventLoop {
 
     fn begin_drain(&mut self, swarm: &mut Swarm<CairnBehaviour>) -> tokio::time::Instant {
         tracing::info!("shutting down: no new connections; finishing requests in flight");
+        let _ = self.draining.send(true);
         for id in self.listeners.drain(..) {
             swarm.remove_listener(id);
         }

@@ -26,6 +26,7 @@ use serde::Serialize;
 use crate::ledger::Ledger;
 use crate::maintenance::{ScrubStatus, SharedScrubStatus};
 use crate::metrics::Metrics;
+use crate::registration::RegistrationState;
 use crate::store::{ShardStore, Usage};
 
 /// What the status endpoints read.
@@ -39,6 +40,8 @@ pub struct StatusSource {
     pub connected_peers: AtomicUsize,
     pub scrub: SharedScrubStatus,
     pub started: Instant,
+    /// Where the node's registration on the chain stands.
+    pub registration: RwLock<RegistrationState>,
 }
 
 /// `/status` as JSON.
@@ -53,6 +56,8 @@ pub struct Status {
     pub uptime_secs: u64,
     pub store: Usage,
     pub scrub: ScrubStatus,
+    /// `off`, `pending`, `registered` or `failed: <reason>`.
+    pub registration: RegistrationState,
 }
 
 impl StatusSource {
@@ -74,6 +79,11 @@ impl StatusSource {
             uptime_secs: self.started.elapsed().as_secs(),
             store: self.store.usage(),
             scrub: self.scrub.lock().map(|s| s.clone()).unwrap_or_default(),
+            registration: self
+                .registration
+                .read()
+                .map(|r| r.clone())
+                .unwrap_or(RegistrationState::Off),
         }
     }
 }
@@ -165,6 +175,7 @@ td{{padding:.2em 1em .2em 0}} .bar{{background:#eee;height:1em}} .fill{{backgrou
 <tr><td>shards</td><td>{shards}</td></tr>
 <tr><td>used</td><td>{used} of {capacity} ({used_pct:.1} %)</td></tr>
 <tr><td>scrub</td><td>last pass: {last_pass}; corrupt found: {corrupt}{running}</td></tr>
+<tr><td>chain registration</td><td>{registration}</td></tr>
 </table>
 <div class="bar"><div class="fill" style="width:{used_pct:.1}%"></div></div>
 <h2>Listening on</h2><ul>{listen}</ul>
@@ -179,6 +190,7 @@ td{{padding:.2em 1em .2em 0}} .bar{{background:#eee;height:1em}} .fill{{backgrou
         used = format_size(st.store.used),
         capacity = format_size(st.store.capacity),
         corrupt = st.scrub.corrupt_found,
+        registration = escape(&st.registration.to_string()),
         running = if st.scrub.running {
             " (running now)"
         } else {

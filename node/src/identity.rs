@@ -13,7 +13,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use cairn_protocol::chain::{Address, Sig};
+use cairn_protocol::chain::{Address, Sig, SignedTx, Transaction, TxBody};
 use cairn_protocol::wire::ReceiptRequest;
 use ed25519_dalek::{Signer, SigningKey};
 use libp2p::identity::Keypair;
@@ -43,10 +43,13 @@ pub enum IdentityError {
 
 /// The node's identity key as a chain account.
 ///
-/// It signs deal receipts and nothing else: [`ChainKey::sign_receipt`]
-/// takes a receipt request, never raw bytes, so no peer can get this key's
-/// signature over a message of its choosing (a transaction, say).
-/// Receipts are domain-separated by `receipt_message`'s prefix.
+/// It signs deal receipts and the node's own transactions, and nothing
+/// else: [`ChainKey::sign_receipt`] takes a receipt request and
+/// [`ChainKey::sign_tx`] a transaction the node built itself (its
+/// registration), never raw bytes, so no peer can get this key's signature
+/// over a message of its choosing. Receipts and transactions are
+/// domain-separated by their prefixes (`receipt_message`'s and
+/// `Transaction::signing_bytes`').
 pub struct ChainKey {
     key: SigningKey,
 }
@@ -75,6 +78,19 @@ impl ChainKey {
     /// checked that the node holds what the request lists.
     pub fn sign_receipt(&self, request: &ReceiptRequest) -> Sig {
         Sig(self.key.sign(&request.message(self.address())).to_bytes())
+    }
+
+    /// A transaction from this node's account (the signer is always
+    /// [`Self::address`]), signed.
+    pub fn sign_tx(&self, chain_id: &str, nonce: u64, fee: u64, body: TxBody) -> SignedTx {
+        Transaction {
+            chain_id: chain_id.to_string(),
+            signer: self.address(),
+            nonce,
+            fee,
+            body,
+        }
+        .sign(&self.key)
     }
 }
 

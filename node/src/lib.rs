@@ -14,7 +14,9 @@
 //! | [`net`] | libp2p swarm (QUIC, TCP+noise+yamux, identify, Kademlia) and `/cairn/shards/1` |
 //! | [`net::client`] | [`ShardClient`](net::client::ShardClient): store, fetch (verified), has, info, delete |
 //! | [`http`] | `/metrics`, `/status` and a status page on loopback; `/chain/...` with a ledger |
+//! | [`chain_client`] | [`ChainClient`](chain_client::ChainClient): a validator's HTTP API, for nodes and clients |
 //! | [`ledger`] | the chain on this node: blocks, tx index and state in RocksDB, the mempool |
+//! | [`registration`] | the node registers itself on the chain at start (and updates its record) |
 //! | [`validator`] | the chain engine on real sockets, committing to the ledger |
 //! | [`local_chain`] | a validator set on one machine (devnets, tests): genesis, reserved ports, `[chain]` sections |
 //! | [`metrics`] | the Prometheus metrics |
@@ -36,6 +38,7 @@
 //! chain; NAT traversal and relays are not done: a node needs a reachable
 //! address.
 
+pub mod chain_client;
 pub mod config;
 pub mod daemon;
 pub mod http;
@@ -45,5 +48,6 @@ pub mod local_chain;
 pub mod maintenance;
 pub mod metrics;
 pub mod net;
+pub mod registration;
 pub mod store;
 pub mod validator;

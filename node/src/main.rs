@@ -165,16 +165,7 @@ fn init(
 }
 
 fn run(config_path: PathBuf, validator: bool) -> anyhow::Result<()> {
-    let mut config = Config::load(&config_path)?;
-    if validator {
-        match config.chain.as_mut() {
-            Some(chain) => chain.validator = true,
-            None => anyhow::bail!(
-                "--validator needs a [chain] section with `genesis` in {}",
-                config_path.display()
-            ),
-        }
-    }
+    let config = Config::load_with(&config_path, validator)?;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log_level))
         .context("log_level")?;

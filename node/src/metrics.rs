@@ -43,6 +43,8 @@ pub struct Metrics {
     pub expired_shards: Counter,
     pub connected_peers: Gauge,
     pub rejected_streams: Counter,
+    /// 1 once the node's registration on the chain is current, else 0.
+    pub chain_registered: Gauge,
 }
 
 impl Metrics {
@@ -130,6 +132,12 @@ impl Metrics {
             "Inbound streams refused for breaking limits (size, budget, per-peer)",
             rejected_streams.clone(),
         );
+        let chain_registered = Gauge::default();
+        registry.register(
+            "chain_registered",
+            "1 when this node is registered on the chain with its current addresses and capacity",
+            chain_registered.clone(),
+        );
         Arc::new(Self {
             registry,
             requests,
@@ -146,6 +154,7 @@ impl Metrics {
             expired_shards,
             connected_peers,
             rejected_streams,
+            chain_registered,
         })
     }
 

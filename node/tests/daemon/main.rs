@@ -9,3 +9,4 @@ mod faults;
 mod hostile;
 mod network;
 mod receipts;
+mod registration;

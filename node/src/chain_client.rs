@@ -1,0 +1,421 @@
+//! Talking to the chain: [`ChainClient`] asks validators' HTTP APIs
+//! (`/chain/...`, see docs/chain.md) for state and submits signed
+//! transactions.
+//!
+//! Validators are listed in the client config's `chain` field as plain
+//! `http://host:port` URLs: the API is meant for loopback or a trusted LAN,
+//! and everything it carries is public chain data or already signed, so it
+//! needs no TLS. A request goes to the first validator that answers; the
+//! next one is tried only when a validator cannot be reached at all.
+
+use std::time::Duration;
+
+use crate::ledger::api::{
+    AccountView, BlockView, DealList, ErrorView, NodeList, NodeView, StatusView, SubmitView,
+    TxStatus, TxView,
+};
+use bytes::Bytes;
+use cairn_protocol::chain::{Address, SignedTx, Transaction, TxBody};
+use ed25519_dalek::SigningKey;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{header, Method, Request, StatusCode};
+use serde::de::DeserializeOwned;
+
+/// Largest answer read from a validator (lists are capped server-side).
+const MAX_RESPONSE: usize = 16 << 20;
+/// How often [`ChainClient::wait_for_tx`] asks.
+const POLL: Duration = Duration::from_millis(250);
+
+/// What went wrong talking to the chain.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error("no chain configured: add chain = [\"http://…\"] to the config")]
+    NotConfigured,
+    #[error("chain URL '{url}': {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("no validator answered: {0}")]
+    Unreachable(String),
+    #[error("{url} answered {status}: {message}")]
+    Http {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("transaction refused: {reason}")]
+    Refused {
+        /// A short stable name for the reason (e.g. `stale_nonce`).
+        code: Option<String>,
+        reason: String,
+    },
+    #[error("{url}: unexpected answer: {reason}")]
+    Decode { url: String, reason: String },
+    #[error("transaction {id} was not committed within {secs} s (it may still be)")]
+    Timeout { id: String, secs: u64 },
+}
+
+/// One validator's API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// As configured, for messages.
+    pub url: String,
+    /// `host:port`, what is dialled and sent as `Host`.
+    authority: String,
+    /// A path prefix (without a trailing slash), usually empty.
+    prefix: String,
+}
+
+impl Endpoint {
+    /// Parses `http://host[:port][/prefix]`.
+    pub fn parse(url: &str) -> Result<Self, ChainError> {
+        let bad = |reason: &str| ChainError::BadUrl {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
+        let rest = match url.strip_prefix("http://") {
+            Some(rest) => rest,
+            None if url.starts_with("https://") => {
+                return Err(bad("https is not supported: the chain API is plain HTTP on loopback or a trusted network"))
+            }
+            None => return Err(bad("must start with http://")),
+        };
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if authority.is_empty()
+            || authority.contains('@')
+            || authority.contains(char::is_whitespace)
+        {
+            return Err(bad("needs a host, e.g. http://127.0.0.1:4100"));
+        }
+        // A port after the host (not inside an IPv6 literal's brackets).
+        let has_port = authority
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && !port.contains(']'));
+        let authority = if has_port {
+            let (_, port) = authority.rsplit_once(':').unwrap_or_default();
+            port.parse::<u16>()
+                .map_err(|_| bad("the port must be a number up to 65535"))?;
+            authority.to_string()
+        } else {
+            format!("{authority}:80")
+        };
+        Ok(Self {
+            url: url.to_string(),
+            authority,
+            prefix: path.trim_end_matches('/').to_string(),
+        })
+    }
+}
+
+/// An HTTP answer: status and body.
+struct Answer {
+    url: String,
+    status: StatusCode,
+    body: Bytes,
+}
+
+impl Answer {
+    fn json<T: DeserializeOwned>(&self) -> Result<T, ChainError> {
+        serde_json::from_slice(&self.body).map_err(|e| ChainError::Decode {
+            url: self.url.clone(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// The error text the API puts in its JSON, or the body as text.
+    fn message(&self) -> ErrorView {
+        serde_json::from_slice(&self.body).unwrap_or_else(|_| ErrorView {
+            error: String::from_utf8_lossy(&self.body).trim().to_string(),
+            code: None,
+        })
+    }
+
+    fn error(&self) -> ChainError {
+        ChainError::Http {
+            url: self.url.clone(),
+            status: self.status.as_u16(),
+            message: self.message().error,
+        }
+    }
+
+    /// The decoded body of a 200, or an error.
+    fn ok<T: DeserializeOwned>(self) -> Result<T, ChainError> {
+        if self.status == StatusCode::OK {
+            self.json()
+        } else {
+            Err(self.error())
+        }
+    }
+
+    /// `None` for a 404, else like [`Self::ok`].
+    fn found<T: DeserializeOwned>(self) -> Result<Option<T>, ChainError> {
+        if self.status == StatusCode::NOT_FOUND {
+            Ok(None)
+        } else {
+            self.ok().map(Some)
+        }
+    }
+}
+
+/// A client of the validators' chain API.
+#[derive(Debug, Clone)]
+pub struct ChainClient {
+    endpoints: Vec<Endpoint>,
+    timeout: Duration,
+}
+
+impl ChainClient {
+    /// A client of the validators at `urls` (`http://host:port`); each
+    /// request may take `timeout`.
+    pub fn new(urls: &[String], timeout: Duration) -> Result<Self, ChainError> {
+        if urls.is_empty() {
+            return Err(ChainError::NotConfigured);
+        }
+        let endpoints = urls
+            .iter()
+            .map(|u| Endpoint::parse(u))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { endpoints, timeout })
+    }
+
+    /// Sends one request to the first validator that answers.
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Answer, ChainError> {
+        let mut failures = Vec::new();
+        for ep in &self.endpoints {
+            let attempt = tokio::time::timeout(self.timeout, once(ep, &method, path, &body)).await;
+            match attempt {
+                Ok(Ok((status, body))) => {
+                    return Ok(Answer {
+                        url: format!("{}{path}", ep.url.trim_end_matches('/')),
+                        status,
+                        body,
+                    })
+                }
+                Ok(Err(e)) => failures.push(format!("{}: {e}", ep.url)),
+                Err(_) => failures.push(format!(
+                    "{}: no answer within {} s",
+                    ep.url,
+                    self.timeout.as_secs()
+                )),
+            }
+        }
+        Err(ChainError::Unreachable(failures.join("; ")))
+    }
+
+    async fn get(&self, path: &str) -> Result<Answer, ChainError> {
+        self.request(Method::GET, path, None).await
+    }
+
+    pub async fn status(&self) -> Result<StatusView, ChainError> {
+        self.get("/chain/status").await?.ok()
+    }
+
+    pub async fn account(&self, address: &Address) -> Result<AccountView, ChainError> {
+        self.get(&format!("/chain/account/{address}")).await?.ok()
+    }
+
+    pub async fn nodes(&self) -> Result<NodeList, ChainError> {
+        self.get("/chain/nodes").await?.ok()
+    }
+
+    /// A registered node, or `None`.
+    pub async fn node(&self, address: &Address) -> Result<Option<NodeView>, ChainError> {
+        self.get(&format!("/chain/node/{address}")).await?.found()
+    }
+
+    /// Open deals, all of them or `owner`'s.
+    pub async fn deals(&self, owner: Option<&Address>) -> Result<DealList, ChainError> {
+        let path = match owner {
+            Some(o) => format!("/chain/deals?owner={o}"),
+            None => "/chain/deals".to_string(),
+        };
+        self.get(&path).await?.ok()
+    }
+
+    /// The block at `height`, or `None` if there is none (yet).
+    pub async fn block(&self, height: u64) -> Result<Option<BlockView>, ChainError> {
+        self.get(&format!("/chain/block/{height}")).await?.found()
+    }
+
+    /// A transaction pending at the validator asked or committed; `None`
+    /// if it is neither.
+    pub async fn tx(&self, id: &[u8; 32]) -> Result<Option<TxView>, ChainError> {
+        self.get(&format!("/chain/tx/{}", hex::encode(id)))
+            .await?
+            .found()
+    }
+
+    /// Submits a signed transaction; returns its id once a validator's
+    /// mempool took it.
+    pub async fn submit(&self, tx: &SignedTx) -> Result<[u8; 32], ChainError> {
+        let answer = self
+            .request(
+                Method::POST,
+                "/chain/tx",
+                Some(("application/octet-stream", tx.encode())),
+            )
+            .await?;
+        match answer.status {
+            StatusCode::ACCEPTED => {
+                let view: SubmitView = answer.json()?;
+                let bytes = hex::decode(&view.id).ok().and_then(|b| b.try_into().ok());
+                bytes.ok_or_else(|| ChainError::Decode {
+                    url: answer.url.clone(),
+                    reason: format!("'{}' is not a transaction id", view.id),
+                })
+            }
+            StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => {
+                let e = answer.message();
+                Err(ChainError::Refused {
+                    code: e.code,
+                    reason: e.error,
+                })
+            }
+            _ => Err(answer.error()),
+        }
+    }
+
+    /// Waits until transaction `id` is in a finalized block (applied or
+    /// refused: see the view's `ok` and `error`), for at most `timeout`.
+    pub async fn wait_for_tx(
+        &self,
+        id: &[u8; 32],
+        timeout: Duration,
+    ) -> Result<TxView, ChainError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            // A validator other than the one submitted to knows the
+            // transaction only once it is committed: a 404 means "not yet".
+            if let Some(view) = self.tx(id).await? {
+                if view.status == TxStatus::Committed {
+                    return Ok(view);
+                }
+            }
+            if tokio::time::Instant::now() + POLL > deadline {
+                return Err(ChainError::Timeout {
+                    id: hex::encode(id),
+                    secs: timeout.as_secs(),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Signs `body` with `key` for this chain at the account's next nonce
+    /// (counting its pending transactions) and submits it.
+    pub async fn send(
+        &self,
+        key: &SigningKey,
+        body: TxBody,
+        fee: u64,
+    ) -> Result<SignedTx, ChainError> {
+        let status = self.status().await?;
+        let signer = Address::of(&key.verifying_key());
+        let account = self.account(&signer).await?;
+        let tx = Transaction {
+            chain_id: status.chain_id,
+            signer,
+            nonce: account.next_nonce,
+            fee,
+            body,
+        }
+        .sign(key);
+        self.submit(&tx).await?;
+        Ok(tx)
+    }
+}
+
+/// One request on a fresh connection (the API is cheap and requests are
+/// few; no pool to go stale).
+async fn once(
+    ep: &Endpoint,
+    method: &Method,
+    path: &str,
+    body: &Option<(&str, Vec<u8>)>,
+) -> Result<(StatusCode, Bytes), String> {
+    let stream = tokio::net::TcpStream::connect(&ep.authority)
+        .await
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    // Drives the connection; ends when the answer is read and `sender` drops.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut request = Request::builder()
+        .method(method.clone())
+        .uri(format!("{}{path}", ep.prefix))
+        .header(header::HOST, &ep.authority)
+        .header(header::ACCEPT, "application/json");
+    let payload = match body {
+        Some((content_type, bytes)) => {
+            request = request.header(header::CONTENT_TYPE, *content_type);
+            Bytes::from(bytes.clone())
+        }
+        None => Bytes::new(),
+    };
+    let request = request
+        .body(Full::new(payload))
+        .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = Limited::new(response.into_body(), MAX_RESPONSE)
+        .collect()
+        .await
+        .map_err(|e| format!("reading the answer: {e}"))?
+        .to_bytes();
+    Ok((status, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_or_say_why_not() {
+        let e = Endpoint::parse("http://127.0.0.1:4100").unwrap();
+        assert_eq!(
+            (e.authority.as_str(), e.prefix.as_str()),
+            ("127.0.0.1:4100", "")
+        );
+        let e = Endpoint::parse("http://node.lan/api/").unwrap();
+        assert_eq!(
+            (e.authority.as_str(), e.prefix.as_str()),
+            ("node.lan:80", "/api")
+        );
+        let e = Endpoint::parse("http://[::1]:4100").unwrap();
+        assert_eq!(e.authority, "[::1]:4100");
+        assert_eq!(
+            Endpoint::parse("http://[::1]").unwrap().authority,
+            "[::1]:80"
+        );
+        for bad in [
+            "https://x:1",
+            "127.0.0.1:4100",
+            "http://",
+            "http://h:port",
+            "http://h:99999",
+        ] {
+            assert!(Endpoint::parse(bad).is_err(), "{bad}");
+        }
+        assert!(matches!(
+            ChainClient::new(&[], Duration::from_secs(1)),
+            Err(ChainError::NotConfigured)
+        ));
+        assert_eq!(
+            ChainError::NotConfigured.to_string(),
+            "no chain configured: add chain = [\"http://…\"] to the config"
+        );
+    }
+}
