@@ -1,6 +1,6 @@
 //! The JSON shapes of the `/chain/...` HTTP API. The node serializes them,
-//! the client (`cairn_client::chain`) deserializes the same types, so the two
-//! cannot drift apart. Hashes and ids are lowercase hex; addresses are
+//! [`crate::chain_client`] (nodes, and the client as `cairn_client::chain`)
+//! deserializes the same types, so the two cannot drift apart. Hashes and ids are lowercase hex; addresses are
 //! [`Address`]'s hex text.
 
 use cairn_protocol::chain::{
