@@ -2,19 +2,23 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use cairn_protocol::encoder::EncoderConfig;
 use cairn_protocol::{Capability, CodingParams, FileKey};
 use rand::RngCore;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::chain::{ChainClient, ChainError};
 use crate::config::ClientConfig;
+use crate::deal::{self, DealOptions, OpenedDeal};
 use crate::download::{self, DownloadPlan, GetReport, Output};
 use crate::error::Error;
 use crate::journal::{Header, Journal, UploadIdentity};
 use crate::keys::{self, Account};
 use crate::network::Network;
 use crate::progress::{Progress, Silent};
+use crate::registry::{self, NodeSource};
 use crate::remove::{self, RemoveReport};
 use crate::status::{self, FileStatus};
 use crate::upload::{self, PutReport, UploadPlan};
@@ -80,20 +84,86 @@ pub struct Client {
     config: ClientConfig,
     network: Network,
     account: Account,
+    chain: Option<ChainClient>,
+    node_source: NodeSource,
 }
+
+/// How long the registry lookup of [`Client::open`] may take.
+const REGISTRY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Client {
     /// Loads the account key named by the config and starts the network
-    /// task. Must run inside a tokio runtime.
+    /// task with the config's nodes. Must run inside a tokio runtime.
     pub fn connect(config: ClientConfig) -> Result<Self, Error> {
+        Self::with_nodes(config, NodeSource::Config(None))
+    }
+
+    /// Like [`Self::connect`], but with a chain configured the nodes come
+    /// from the chain's registry ([`crate::registry`]); the config's
+    /// `nodes` are used when no validator answers or nothing is registered
+    /// ([`Self::node_source`] says which, and why).
+    pub async fn open(mut config: ClientConfig) -> Result<Self, Error> {
+        if config.chain.is_empty() {
+            return Self::connect(config);
+        }
+        let chain = ChainClient::new(&config.chain, REGISTRY_TIMEOUT)?;
+        let source = match registry::registered_nodes(&chain).await {
+            Ok(nodes) if !nodes.is_empty() => {
+                config.nodes = nodes;
+                NodeSource::Registry
+            }
+            Ok(_) => NodeSource::Config(Some("no storage node is registered on the chain".into())),
+            Err(e) => NodeSource::Config(Some(format!("the registry could not be read: {e}"))),
+        };
+        Self::with_nodes(config, source)
+    }
+
+    fn with_nodes(config: ClientConfig, node_source: NodeSource) -> Result<Self, Error> {
         let account = keys::load(&config.key_file)?;
         let network = Network::start(&config)?;
         network.probe();
+        let chain = if config.chain.is_empty() {
+            None
+        } else {
+            Some(ChainClient::new(&config.chain, config.request_timeout)?)
+        };
         Ok(Self {
             config,
             network,
             account,
+            chain,
+            node_source,
         })
+    }
+
+    /// Where the node list came from.
+    pub fn node_source(&self) -> &NodeSource {
+        &self.node_source
+    }
+
+    /// The chain, if the config names one.
+    pub fn chain(&self) -> Option<&ChainClient> {
+        self.chain.as_ref()
+    }
+
+    /// Opens a storage deal for what `report`'s upload stored, owned by
+    /// this account and paid from its balance (see [`deal::open`]). Needs a
+    /// chain in the config, and every node that holds a shard of the file
+    /// registered on it.
+    pub async fn open_deal(
+        &self,
+        report: &PutReport,
+        options: &DealOptions,
+    ) -> Result<OpenedDeal, Error> {
+        let chain = self.chain.as_ref().ok_or(ChainError::NotConfigured)?;
+        Ok(deal::open(
+            &self.network,
+            chain,
+            &self.account.signing_key(),
+            &report.placement,
+            options,
+        )
+        .await?)
     }
 
     pub fn config(&self) -> &ClientConfig {

@@ -17,6 +17,8 @@ use cairn_protocol::units::{format_size, parse_size};
 use cairn_protocol::CodingParams;
 use serde::{Deserialize, Serialize};
 
+use crate::deal::DealOptions;
+
 /// Name of the client config file (in a config or devnet directory).
 pub const CONFIG_FILE: &str = "client.toml";
 
@@ -74,6 +76,12 @@ struct RawConfig {
     slow_after_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     manifest_copies: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    open_deals: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deal_epochs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    price_per_gib_epoch: Option<u64>,
 }
 
 /// A checked client configuration.
@@ -103,6 +111,11 @@ pub struct ClientConfig {
     /// Copies of each manifest (capped at the nodes available); by default
     /// the file's parity count plus three, so the manifest outlives the file.
     pub manifest_copies: Option<usize>,
+    /// With a chain configured, `cairn put` opens a storage deal for every
+    /// file it stores.
+    pub open_deals: bool,
+    /// The terms of those deals.
+    pub deal: DealOptions,
 }
 
 impl ClientConfig {
@@ -119,6 +132,8 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(60),
             slow_after: Duration::from_secs(5),
             manifest_copies: None,
+            open_deals: true,
+            deal: DealOptions::default(),
         }
     }
 
@@ -208,6 +223,18 @@ impl ClientConfig {
             }
             config.manifest_copies = Some(c);
         }
+        if let Some(open) = raw.open_deals {
+            config.open_deals = open;
+        }
+        if let Some(e) = raw.deal_epochs {
+            if !(1..=10_000_000).contains(&e) {
+                return Err(field("deal_epochs", format!("{e} is outside 1..=10000000")));
+            }
+            config.deal.epochs = e;
+        }
+        if let Some(p) = raw.price_per_gib_epoch {
+            config.deal.price_per_gib_epoch = p;
+        }
         Ok(config)
     }
 
@@ -225,6 +252,9 @@ impl ClientConfig {
             request_timeout_secs: Some(self.request_timeout.as_secs()),
             slow_after_ms: Some(self.slow_after.as_millis() as u64),
             manifest_copies: self.manifest_copies,
+            open_deals: Some(self.open_deals),
+            deal_epochs: Some(self.deal.epochs),
+            price_per_gib_epoch: Some(self.deal.price_per_gib_epoch),
         };
         let body = toml::to_string(&raw)
             .unwrap_or_else(|e| unreachable!("a config of strings and numbers serializes: {e}"));
@@ -333,6 +363,8 @@ mod tests {
         assert_eq!(back.params, config.params);
         assert_eq!(back.parallelism, 6);
         assert_eq!(back.chain, config.chain);
+        assert_eq!(back.deal, config.deal);
+        assert!(back.open_deals);
         assert_eq!(back.key_file, PathBuf::from("/d/account.key"));
         assert_eq!(back.segment_size, config.segment_size);
     }
@@ -361,5 +393,7 @@ mod tests {
         assert!(error_of("colour = 1").contains("colour"));
         assert!(error_of("nodes = 3").starts_with("config error"));
         assert!(error_of("chain = [\"ftp://x\"]").contains("chain[0]"));
+        assert!(error_of("deal_epochs = 0").contains("deal_epochs"));
+        assert!(error_of("price_per_gib_epoch = -1").starts_with("config error"));
     }
 }

@@ -6,13 +6,20 @@
 //! signed by the node. This module turns an upload's placement
 //! ([`PutReport::placement`](crate::PutReport::placement)) into those
 //! per-node groups and the deal's terms ([`plan`]), then asks every node
-//! for its receipt ([`collect_receipts`]). The result goes into
-//! [`DealTerms::commitments`] and the owner's `OpenDeal` transaction;
-//! submitting it is the chain client's business, not this module's.
+//! for its receipt ([`collect_receipts`]). [`open`] does it all: plan,
+//! receipts, the owner's signed `OpenDeal` transaction with the escrow,
+//! and waiting until a finalized block applied it.
 //!
 //! ```text
 //! placement ─plan─▶ DealPlan { terms, per-node groups } ─collect_receipts─▶ Vec<Commitment>
+//!           ─▶ OpenDeal tx (signed, nonce fixed before the receipts) ─▶ committed deal
 //! ```
+//!
+//! The price follows the size: `price_per_gib_epoch` per GiB stored (all
+//! shards and manifest copies, i.e. the expanded size), rounded up, at
+//! least 1 per epoch; the escrow is the price times the deal's epochs, as
+//! in Sia's file contracts where the renter locks the whole payment up
+//! front.
 //!
 //! A node signs only for shards it holds, of those sizes, stored with the
 //! deal's owner among their owners (the upload stores them with the
@@ -23,7 +30,12 @@ use std::collections::BTreeMap;
 
 use cairn_node::identity::peer_address;
 use cairn_node::net::client::ClientError;
-use cairn_protocol::chain::{merkle, Address, Commitment, DealTerms, MAX_COMMITMENTS};
+use std::time::Duration;
+
+use cairn_node::chain_client::{ChainClient, ChainError};
+use cairn_protocol::chain::{
+    merkle, Address, Commitment, DealId, DealTerms, Transaction, TxBody, MAX_COMMITMENTS,
+};
 use cairn_protocol::wire::{ReceiptRequest, MAX_RECEIPT_SHARDS};
 use cairn_protocol::ContentId;
 use futures::stream::{self, StreamExt};
@@ -50,6 +62,10 @@ pub enum DealError {
     NoAddress(PeerId),
     #[error("node {0} is not in this client's network")]
     UnknownNode(PeerId),
+    #[error("the chain refused the deal: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    Chain(#[from] ChainError),
     #[error("{failed} of {nodes} nodes gave no receipt ({reasons}); a deal needs them all")]
     Receipts {
         failed: usize,
@@ -177,6 +193,109 @@ impl DealPlan {
             bytes: n.bytes,
         })
     }
+}
+
+/// How long a deal is and what it pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DealOptions {
+    /// Epochs paid for, from the epoch after the current one.
+    pub epochs: u64,
+    /// Paid per GiB stored and epoch (rounded up; at least 1 per epoch).
+    pub price_per_gib_epoch: u64,
+    /// How long to wait for the transaction to be committed.
+    pub commit_timeout: Duration,
+}
+
+impl Default for DealOptions {
+    fn default() -> Self {
+        Self {
+            epochs: 1000,
+            price_per_gib_epoch: 1000,
+            commit_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A deal the chain opened.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OpenedDeal {
+    /// Hex, as `/chain/deal/{id}` and `cairn deals` show it.
+    pub id: String,
+    /// The `OpenDeal` transaction's id (hex).
+    pub tx: String,
+    /// The block that applied it.
+    pub height: u64,
+    pub nodes: usize,
+    pub size_bytes: u64,
+    pub price_per_epoch: u64,
+    pub start_epoch: u64,
+    pub end_epoch: u64,
+    pub escrow: u64,
+}
+
+/// The price per epoch of a deal over `size` bytes.
+pub fn price_per_epoch(size: u64, price_per_gib_epoch: u64) -> u64 {
+    let gib = 1u128 << 30;
+    let price = (u128::from(size) * u128::from(price_per_gib_epoch)).div_ceil(gib);
+    u64::try_from(price).unwrap_or(u64::MAX).max(1)
+}
+
+/// Opens a deal for an upload's `placement`, owned by `key`'s account:
+/// plans it, collects every node's receipt for the account's next nonce,
+/// signs and submits the `OpenDeal` transaction, and waits until a
+/// finalized block applied it.
+pub async fn open(
+    network: &Network,
+    chain: &ChainClient,
+    key: &ed25519_dalek::SigningKey,
+    placement: &[PlacedShard],
+    options: &DealOptions,
+) -> Result<OpenedDeal, DealError> {
+    let status = chain.status().await?;
+    let owner = Address::of(&key.verifying_key());
+    let nonce = chain.account(&owner).await?.next_nonce;
+    let start = status.epoch.saturating_add(1);
+    let end = start.saturating_add(options.epochs.max(1));
+    // The price depends on the planned size (a shard placed twice on one
+    // node counts once), and receipts sign the price: set it first.
+    let mut plan = plan(placement, 1, start, end)?;
+    plan.terms.price_per_epoch = price_per_epoch(plan.terms.size, options.price_per_gib_epoch);
+    let commitments = collect_receipts(network, &plan, &status.chain_id, owner, nonce, 8).await?;
+    let mut terms = plan.terms;
+    terms.commitments = commitments;
+    let nodes = terms.commitments.len();
+    let (size_bytes, price_per_epoch, start_epoch, end_epoch) = (
+        terms.size,
+        terms.price_per_epoch,
+        terms.start_epoch,
+        terms.end_epoch,
+    );
+    let tx = Transaction {
+        chain_id: status.chain_id,
+        signer: owner,
+        nonce,
+        fee: status.min_fee,
+        body: TxBody::OpenDeal(terms),
+    }
+    .sign(key);
+    let id = chain.submit(&tx).await?;
+    let view = chain.wait_for_tx(&id, options.commit_timeout).await?;
+    if view.ok != Some(true) {
+        return Err(DealError::Refused(
+            view.error.unwrap_or_else(|| "no reason given".into()),
+        ));
+    }
+    Ok(OpenedDeal {
+        id: hex::encode(DealId::new(&owner, nonce).0),
+        tx: hex::encode(id),
+        height: view.height.unwrap_or_default(),
+        nodes,
+        size_bytes,
+        price_per_epoch,
+        start_epoch,
+        end_epoch,
+        escrow: price_per_epoch.saturating_mul(end_epoch - start_epoch),
+    })
 }
 
 /// Asks every node of `plan` for its receipt, at most `parallelism` at a
@@ -311,6 +430,18 @@ mod tests {
             shuffled.reverse();
             assert_eq!(super::plan(&shuffled, 7, 2, 9).unwrap(), plan);
         }
+    }
+
+    #[test]
+    fn the_price_follows_the_size_rounded_up() {
+        let gib = 1u64 << 30;
+        assert_eq!(price_per_epoch(gib, 1000), 1000);
+        assert_eq!(price_per_epoch(gib + 1, 1000), 1001);
+        assert_eq!(price_per_epoch(gib / 2, 1000), 500);
+        assert_eq!(price_per_epoch(1, 1000), 1);
+        assert_eq!(price_per_epoch(0, 1000), 1);
+        assert_eq!(price_per_epoch(10 * gib, 0), 1);
+        assert_eq!(price_per_epoch(u64::MAX, u64::MAX), u64::MAX);
     }
 
     #[test]

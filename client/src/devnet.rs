@@ -39,6 +39,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cairn_node::chain_client::ChainClient;
 use cairn_node::daemon::{node_addr, RuntimeInfo, RUNTIME_FILE};
 use cairn_node::net::client::NodeAddr;
 use cairn_protocol::chain::{Address, Allocation};
@@ -108,7 +109,9 @@ pub enum DevnetError {
     #[error(transparent)]
     Key(#[from] keys::KeyFileError),
     #[error("cannot set up the devnet's chain: {0}")]
-    Chain(#[from] cairn_node::local_chain::LocalChainError),
+    LocalChain(#[from] cairn_node::local_chain::LocalChainError),
+    #[error("devnet chain: {0}")]
+    Chain(String),
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> DevnetError + 'a {
@@ -321,46 +324,126 @@ impl Devnet {
             setup_chain(&net.dir, &validator_dirs, Some(account))?;
         }
 
-        // Node 0 first; the others bootstrap through it.
-        set_node_ports(&dirs[0], None, &[])?;
-        let (first, child) = net.start_node(0)?;
-        net.nodes.push(first);
-        net.children.push(Some(child));
+        // Node 0 first; the others bootstrap through it. Validators before
+        // storage nodes, which register through the validators' APIs.
+        let validators = net.validators.len().max(1).min(options.nodes);
+        net.start_batch(0..1, &[], None)?;
         let bootstrap: Vec<String> = net.nodes[0].listen.clone();
+        net.start_batch(1..validators, &bootstrap, None)?;
+        let chain_api = net.chain_urls();
+        net.start_batch(validators..options.nodes, &bootstrap, Some(&chain_api))?;
+        if !net.validators.is_empty() {
+            net.wait_for_registrations()?;
+        }
+        net.write_files()?;
+        net.owned = false;
+        Ok(net)
+    }
+
+    /// Starts nodes `range` (the next ones after those running) in
+    /// parallel, bootstrapping through `bootstrap`; storage nodes get
+    /// `chain_api` to register through (`Some(&[])`: no chain).
+    fn start_batch(
+        &mut self,
+        range: std::ops::Range<usize>,
+        bootstrap: &[String],
+        chain_api: Option<&[String]>,
+    ) -> Result<(), DevnetError> {
         let started: Vec<Result<(DevnetNode, Child), DevnetError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (1..options.nodes)
+            let handles: Vec<_> = range
                 .map(|i| {
-                    let net = &net;
-                    let bootstrap = &bootstrap;
+                    let net = &*self;
                     s.spawn(move || {
-                        set_node_ports(&net.node_dir(i), None, bootstrap)?;
+                        let dir = net.node_dir(i);
+                        set_node_ports(&dir, None, bootstrap)?;
+                        if let Some(urls) = chain_api {
+                            set_chain_api(&dir, urls)?;
+                        }
                         net.start_node(i)
                     })
                 })
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(panicked(&net.dir))))
+                .map(|h| h.join().unwrap_or_else(|_| Err(panicked(&self.dir))))
                 .collect()
         });
         let mut first_error = None;
         for r in started {
             match r {
                 Ok((node, child)) => {
-                    net.nodes.push(node);
-                    net.children.push(Some(child));
+                    self.nodes.push(node);
+                    self.children.push(Some(child));
                 }
                 Err(e) => {
                     first_error.get_or_insert(e);
                 }
             }
         }
-        if let Some(e) = first_error {
-            return Err(e); // drop kills the nodes that did start
+        match first_error {
+            Some(e) => Err(e), // dropping the devnet kills the nodes that did start
+            None => Ok(()),
         }
-        net.write_files()?;
-        net.owned = false;
-        Ok(net)
+    }
+
+    /// Waits until every node is in the chain's registry with the
+    /// addresses it listens on now, so clients find them all.
+    fn wait_for_registrations(&self) -> Result<(), DevnetError> {
+        let urls = self.chain_urls();
+        let want: Vec<(String, Vec<String>)> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut bare: Vec<String> = n
+                    .listen
+                    .iter()
+                    .filter_map(|a| a.split("/p2p/").next().map(String::from))
+                    .collect();
+                bare.sort();
+                (n.peer_id.clone(), bare)
+            })
+            .collect();
+        let deadline = Instant::now() + self.start_timeout.max(Duration::from_secs(30));
+        // Its own runtime on its own thread: `up` may be called from
+        // inside another runtime.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(io("start a runtime for", &self.dir))?;
+                runtime.block_on(async {
+                    let chain = ChainClient::new(&urls, Duration::from_secs(2))
+                        .map_err(|e| DevnetError::Chain(e.to_string()))?;
+                    let mut missing = want.len();
+                    while Instant::now() < deadline {
+                        if let Ok(list) = chain.nodes().await {
+                            missing = want
+                                .iter()
+                                .filter(|(peer, listening)| {
+                                    !list.nodes.iter().any(|n| {
+                                        let mut registered = n.addresses.clone();
+                                        registered.sort();
+                                        n.peer_id.as_deref() == Some(peer.as_str())
+                                            && registered == *listening
+                                    })
+                                })
+                                .count();
+                            if missing == 0 {
+                                return Ok(());
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(DevnetError::Chain(format!(
+                        "{missing} of {} nodes did not register on the chain in time; see their node.log",
+                        want.len()
+                    )))
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| Err(panicked(&self.dir)))
+        })
     }
 
     /// The devnet recorded in `dir` (running or not).
@@ -805,7 +888,34 @@ fn setup_chain(
             .collect();
     })
     .map(drop)
-    .map_err(DevnetError::Chain)
+    .map_err(DevnetError::LocalChain)
+}
+
+/// Points a storage node at the validators' APIs to register through
+/// (`[chain] api`), or with no validators removes its `[chain]` section.
+fn set_chain_api(dir: &Path, urls: &[String]) -> Result<(), DevnetError> {
+    let path = dir.join(NODE_CONFIG);
+    let text = std::fs::read_to_string(&path).map_err(io("read", &path))?;
+    let bad = |reason: String| DevnetError::BadFile {
+        path: path.clone(),
+        reason,
+    };
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    if urls.is_empty() {
+        table.remove("chain");
+    } else {
+        let mut chain = toml::Table::new();
+        chain.insert(
+            "api".into(),
+            toml::Value::Array(urls.iter().cloned().map(toml::Value::String).collect()),
+        );
+        table.insert("chain".into(), toml::Value::Table(chain));
+    }
+    let body = toml::to_string(&table).map_err(|e| bad(e.to_string()))?;
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, body)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(io("write", &path))
 }
 
 /// Rewrites a node's listen addresses (`pinned`: the ones it had; `None`:

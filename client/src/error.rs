@@ -10,7 +10,9 @@ use cairn_protocol::params::ParamsError;
 use cairn_protocol::range::RangeError;
 use cairn_protocol::ContentId;
 
+use crate::chain::ChainError;
 use crate::config::ConfigError;
+use crate::deal::DealError;
 use crate::keys::KeyFileError;
 
 /// A client failure. The message is one line and says what to try.
@@ -77,6 +79,10 @@ pub enum Error {
     RemoveIncomplete { reasons: String },
     #[error("cancelled")]
     Cancelled,
+    #[error("chain: {0}")]
+    Chain(#[from] ChainError),
+    #[error("storage deal: {0}")]
+    Deal(#[from] DealError),
 }
 
 impl From<ClientError> for Error {

@@ -10,11 +10,12 @@
 //! | [`client`] | [`Client`]: put, get, get_range, stat, rm |
 //! | [`chain`] | [`ChainClient`](chain::ChainClient): the validators' HTTP API: state, deals, submitting transactions |
 //! | [`upload`] | the upload pipeline: encode, place, race slow nodes, journal |
-//! | [`deal`] | a storage deal for an upload: per-node commitments and the nodes' signed receipts |
+//! | [`deal`] | a storage deal for an upload: per-node commitments, the nodes' signed receipts, the `OpenDeal` transaction |
 //! | [`download`] | the download pipeline: data shards first, race, decode, in order |
 //! | [`status`] / [`remove`] | `stat` and `rm` |
 //! | [`journal`] | what an interrupted upload already stored |
 //! | [`network`] | the known nodes and the connection task |
+//! | [`registry`] | storage nodes from the chain's registry |
 //! | [`error`] | [`Error`]: every failure, with what to do |
 //! | [`progress`] | progress reports for bars |
 //! | [`config`] | the client's TOML config: nodes, redundancy, parallelism |
@@ -35,10 +36,11 @@
 //!
 //! ## Non-goals (for now)
 //!
-//! * Finding nodes on its own: the node list comes from the config (the
-//!   chain's registry replaces it later).
-//! * Paying nodes: [`deal`] gathers what opens a storage deal, but
-//!   submitting it is the chain client's job.
+//! * Discovering nodes without a chain: without one, the node list comes
+//!   from the config; with one, from its registry ([`Client::open`]).
+//! * Proving storage and repairing: a deal ([`Client::open_deal`]) records
+//!   what each node committed to; storage proofs and repair orders are
+//!   built on it next.
 
 pub mod bench;
 pub mod chain;
@@ -53,6 +55,7 @@ pub mod keys;
 pub mod network;
 pub mod progress;
 pub mod quickstart;
+pub mod registry;
 pub mod remove;
 pub mod rss;
 pub mod status;
@@ -60,6 +63,7 @@ pub mod upload;
 
 pub use client::{Client, GetOptions, PutOptions};
 pub use config::ClientConfig;
+pub use deal::{DealOptions, OpenedDeal};
 pub use download::GetReport;
 pub use error::Error;
 pub use status::FileStatus;

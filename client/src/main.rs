@@ -63,6 +63,9 @@ enum Command {
         /// Parity shards per segment (m).
         #[arg(long = "parity-shards")]
         parity_shards: Option<u16>,
+        /// Store without opening a storage deal on the chain.
+        #[arg(long = "no-deal")]
+        no_deal: bool,
     },
     /// Download a file by its capability (resumes an interrupted download).
     Get {
@@ -171,7 +174,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             files,
             data_shards,
             parity_shards,
-        } => cmd::transfer::put(&cli.global, &files, data_shards, parity_shards),
+            no_deal,
+        } => cmd::transfer::put(&cli.global, &files, data_shards, parity_shards, no_deal),
         Command::Get {
             capability,
             output,

@@ -4,6 +4,8 @@
 //! Needs the `cairn-node` binary next to the test binary's directory
 //! (`cargo build -p cairn-node`) or in `$CAIRN_NODE_BIN`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -443,4 +445,125 @@ fn a_node_that_fails_to_start_is_reported_with_its_log() {
     let err = Devnet::up(&tmp.path().join("other"), &opts).unwrap_err();
     assert!(matches!(err, DevnetError::Init { .. }), "{err}");
     assert!(err.to_string().contains("init says no"), "{err}");
+}
+
+/// The (shard id, size) pairs a node keeps on disk: every
+/// `store/shards/ab/cd/<hex>.shard` file, read behind the node's back.
+fn shards_on_disk(node_dir: &Path) -> Vec<(cairn_protocol::ContentId, u64)> {
+    let mut found = Vec::new();
+    let mut stack = vec![node_dir.join("store").join("shards")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let name = path.file_name().unwrap().to_str().unwrap();
+            let Some(hex_id) = name.strip_suffix(".shard") else {
+                continue;
+            };
+            let digest: [u8; 32] = hex::decode(hex_id).unwrap().try_into().unwrap();
+            let size = std::fs::metadata(&path).unwrap().len();
+            found.push((cairn_protocol::ContentId::from_digest(digest), size));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// `cairn put` on a devnet with a chain: the storage nodes registered
+/// themselves, the client placed shards on registered nodes and opened a
+/// deal; every commitment on chain is the Merkle root over exactly the
+/// shards that node keeps on disk, and every node holding data is in it.
+#[test]
+fn cli_put_opens_a_deal_matching_what_the_nodes_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let d = dir.to_str().unwrap();
+    let node_bin = find_node_bin(None).unwrap();
+    let env = [("CAIRN_NODE_BIN", node_bin.as_path())];
+    let _cleanup = Cleanup(dir.clone());
+
+    let up = json_of(&cairn(
+        &["devnet", "up", "--dir", d, "--nodes", "6", "--json"],
+        &env,
+    ));
+    let config = up["client_config"].as_str().unwrap().to_string();
+    // `up` returns once every node is registered.
+    let nodes = json_of(&cairn(
+        &["chain", "nodes", "--json", "--config", &config],
+        &env,
+    ));
+    assert_eq!(nodes["total"], 6, "{nodes}");
+
+    let file = tmp.path().join("data.bin");
+    let bytes: Vec<u8> = (0..700_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let put = json_of(&cairn(
+        &["put", file.to_str().unwrap(), "--json", "--config", &config],
+        &env,
+    ));
+    let report = &put["files"][0];
+    let deal = &report["deal"];
+    let deal_id = deal["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no deal: {put}"));
+
+    let deals = json_of(&cairn(&["deals", "--json", "--config", &config], &env));
+    let on_chain = deals["deals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == deal_id)
+        .unwrap_or_else(|| panic!("deal {deal_id} not on chain: {deals}"))
+        .clone();
+    let commitments = on_chain["commitments"].as_array().unwrap();
+    assert_eq!(commitments.len() as u64, deal["nodes"].as_u64().unwrap());
+    let mut total = 0;
+    let mut nodes_with_data = 0;
+    for i in 0..6 {
+        let node_dir = dir.join(format!("node-{i:02}"));
+        let held = shards_on_disk(&node_dir);
+        let address = cairn_node::local_chain::chain_address(&node_dir)
+            .unwrap()
+            .to_string();
+        let commitment = commitments.iter().find(|c| c["node"] == address.as_str());
+        if held.is_empty() {
+            assert!(commitment.is_none(), "node {i} holds nothing but committed");
+            continue;
+        }
+        nodes_with_data += 1;
+        let c =
+            commitment.unwrap_or_else(|| panic!("node {i} holds shards but is not in the deal"));
+        let root = cairn_protocol::chain::merkle::root(&held).unwrap();
+        assert_eq!(c["root"], hex::encode(root), "node {i}");
+        assert_eq!(c["shards"].as_u64().unwrap(), held.len() as u64, "node {i}");
+        let bytes_held: u64 = held.iter().map(|(_, s)| s).sum();
+        assert_eq!(c["bytes"].as_u64().unwrap(), bytes_held, "node {i}");
+        total += bytes_held;
+    }
+    assert_eq!(nodes_with_data, commitments.len());
+    assert_eq!(on_chain["size"].as_u64().unwrap(), total);
+    assert!(on_chain["escrow"].as_u64().unwrap() > 0);
+
+    // The file reads back through the registry's nodes.
+    let out = tmp.path().join("back.bin");
+    let cap = report["capability"].as_str().unwrap();
+    json_of(&cairn(
+        &[
+            "get",
+            cap,
+            "-o",
+            out.to_str().unwrap(),
+            "--json",
+            "--config",
+            &config,
+        ],
+        &env,
+    ));
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+
+    let down = json_of(&cairn(&["devnet", "down", "--dir", d, "--json"], &env));
+    assert_eq!(down["stopped"], 6);
 }

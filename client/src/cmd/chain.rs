@@ -7,6 +7,7 @@ use anyhow::Context;
 use cairn_client::chain::ChainClient;
 use cairn_client::keys;
 use cairn_protocol::chain::{Address, TxBody};
+use cairn_protocol::units::format_size;
 
 use super::transfer::{load_config, runtime};
 use super::Global;
@@ -18,6 +19,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum ChainCommand {
     /// Height, epoch, validators and mempool of the chain.
     Status,
+    /// The storage nodes registered on the chain (what clients place on).
+    Nodes,
     /// Devnet only: mint AMOUNT to your account and wait for the block.
     Faucet { amount: u64 },
     /// Send AMOUNT to the account TO (64 hex digits) and wait for the block.
@@ -55,6 +58,32 @@ pub fn run(command: ChainCommand, global: &Global) -> anyhow::Result<()> {
     let chain = client(global)?;
     let rt = runtime()?;
     match command {
+        ChainCommand::Nodes => {
+            let list = rt.block_on(chain.nodes())?;
+            if global.json {
+                println!("{}", serde_json::to_string(&list)?);
+                return Ok(());
+            }
+            if list.nodes.is_empty() {
+                println!("no storage node is registered");
+            }
+            for n in &list.nodes {
+                println!(
+                    "{}  {}  {} of {} used, stake {}, {} deal(s), {}",
+                    n.peer_id.as_deref().unwrap_or(&n.peer_id_hex),
+                    n.status,
+                    format_size(n.used),
+                    format_size(n.capacity),
+                    n.stake,
+                    n.active_deals,
+                    n.addresses.join(" ")
+                );
+            }
+            if list.total > list.nodes.len() {
+                println!("({} more not shown)", list.total - list.nodes.len());
+            }
+            Ok(())
+        }
         ChainCommand::Status => {
             let s = rt.block_on(chain.status())?;
             if global.json {

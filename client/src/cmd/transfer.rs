@@ -52,6 +52,25 @@ fn bar(hidden: bool, prefix: &str) -> ProgressBar {
     bar
 }
 
+fn spinner(hidden: bool, message: &str) -> ProgressBar {
+    if hidden {
+        return ProgressBar::hidden();
+    }
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_message(message.to_string());
+    spinner.enable_steady_tick(Duration::from_millis(120));
+    spinner
+}
+
+/// Says on stderr when a configured chain's registry could not be used.
+fn note_node_source(global: &Global, client: &Client) {
+    if let cairn_client::registry::NodeSource::Config(Some(why)) = client.node_source() {
+        if !global.json {
+            eprintln!("note: using the nodes listed in the config: {why}");
+        }
+    }
+}
+
 /// Runs `work`, or stops on ctrl-c with `interrupted` as the error.
 async fn interruptible<T>(
     work: impl std::future::Future<Output = Result<T, cairn_client::Error>>,
@@ -68,6 +87,7 @@ pub fn put(
     files: &[PathBuf],
     data_shards: Option<u16>,
     parity_shards: Option<u16>,
+    no_deal: bool,
 ) -> anyhow::Result<()> {
     let config = load_config(global)?;
     let explicit = match (data_shards, parity_shards) {
@@ -86,7 +106,9 @@ pub fn put(
         }
     }
     runtime()?.block_on(async {
-        let client = Client::connect(config)?;
+        let client = Client::open(config).await?;
+        note_node_source(global, &client);
+        let deals = client.chain().is_some() && client.config().open_deals && !no_deal;
         let mut reports = Vec::new();
         for file in files {
             let bar = bar(global.json, "put");
@@ -134,6 +156,31 @@ pub fn put(
             }
             let mut value = serde_json::to_value(&report)?;
             value["path"] = serde_json::Value::String(file.display().to_string());
+            if deals {
+                let spinner = spinner(global.json, "opening a storage deal");
+                let deal = client.open_deal(&report, &client.config().deal).await;
+                spinner.finish_and_clear();
+                let deal = deal.with_context(|| {
+                    format!(
+                        "{} is stored (its capability is {}), but no deal was opened; store it again to retry",
+                        file.display(),
+                        report.capability
+                    )
+                })?;
+                if !global.json {
+                    eprintln!(
+                        "  deal {} opened at height {}: {} nodes, {} epochs ({}..{}), escrow {}",
+                        deal.id,
+                        deal.height,
+                        deal.nodes,
+                        deal.end_epoch - deal.start_epoch,
+                        deal.start_epoch,
+                        deal.end_epoch,
+                        deal.escrow
+                    );
+                }
+                value["deal"] = serde_json::to_value(&deal)?;
+            }
             reports.push(value);
         }
         if global.json {
@@ -147,7 +194,8 @@ pub fn get(global: &Global, cap: &str, out: &Path, force: bool) -> anyhow::Resul
     let cap = parse_capability(cap)?;
     let config = load_config(global)?;
     runtime()?.block_on(async {
-        let client = Client::connect(config)?;
+        let client = Client::open(config).await?;
+        note_node_source(global, &client);
         let bar = bar(global.json, "get");
         let options = GetOptions {
             progress: Some(Arc::new(bar.clone())),
@@ -191,7 +239,8 @@ pub fn cat(global: &Global, cap: &str, offset: u64, length: Option<u64>) -> anyh
     let cap = parse_capability(cap)?;
     let config = load_config(global)?;
     runtime()?.block_on(async {
-        let client = Client::connect(config)?;
+        let client = Client::open(config).await?;
+        note_node_source(global, &client);
         let mut stdout = tokio::io::stdout();
         if offset == 0 && length.is_none() {
             client
@@ -217,7 +266,8 @@ pub fn stat(global: &Global, cap: &str) -> anyhow::Result<()> {
     let cap = parse_capability(cap)?;
     let config = load_config(global)?;
     runtime()?.block_on(async {
-        let client = Client::connect(config)?;
+        let client = Client::open(config).await?;
+        note_node_source(global, &client);
         let status = client.stat(&cap).await?;
         if global.json {
             println!("{}", serde_json::to_string(&status)?);
@@ -265,7 +315,8 @@ pub fn rm(global: &Global, cap: &str) -> anyhow::Result<()> {
     let cap = parse_capability(cap)?;
     let config = load_config(global)?;
     runtime()?.block_on(async {
-        let client = Client::connect(config)?;
+        let client = Client::open(config).await?;
+        note_node_source(global, &client);
         let report = client.rm(&cap).await?;
         if global.json {
             println!("{}", serde_json::to_string(&report)?);
