@@ -103,18 +103,7 @@ impl Client {
     /// `nodes` are used when no validator answers or nothing is registered
     /// ([`Self::node_source`] says which, and why).
     pub async fn open(mut config: ClientConfig) -> Result<Self, Error> {
-        if config.chain.is_empty() {
-            return Self::connect(config);
-        }
-        let chain = ChainClient::new(&config.chain, REGISTRY_TIMEOUT)?;
-        let source = match registry::registered_nodes(&chain).await {
-            Ok(nodes) if !nodes.is_empty() => {
-                config.nodes = nodes;
-                NodeSource::Registry
-            }
-            Ok(_) => NodeSource::Config(Some("no storage node is registered on the chain".into())),
-            Err(e) => NodeSource::Config(Some(format!("the registry could not be read: {e}"))),
-        };
+        let source = registry::resolve_nodes(&mut config, REGISTRY_TIMEOUT).await;
         Self::with_nodes(config, source)
     }
 

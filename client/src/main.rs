@@ -153,10 +153,26 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+    let cli = Cli::parse();
+    let json = cli.global.json;
+    let result = run(cli);
+    // A command that fell back from the registry to the config's nodes says
+    // why once: inside the error line, or as a note after success.
+    let fallback = cmd::transfer::node_fallback();
+    match result {
+        Ok(()) => {
+            if let (Some(why), false) = (fallback, json) {
+                eprintln!("note: the nodes listed in the config were used: {why}");
+            }
+            ExitCode::SUCCESS
+        }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            match fallback {
+                Some(why) => {
+                    eprintln!("error: {e:#} (the nodes listed in the config were used: {why})")
+                }
+                None => eprintln!("error: {e:#}"),
+            }
             ExitCode::FAILURE
         }
     }

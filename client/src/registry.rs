@@ -10,11 +10,15 @@
 //! network input: an entry whose peer id does not parse, or with no address
 //! that parses, is skipped, and so is an address naming another peer.
 
+use std::time::Duration;
+
 use cairn_node::chain_client::{ChainClient, ChainError};
 use cairn_node::ledger::api::NodeView;
 use cairn_node::net::client::NodeAddr;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
+
+use crate::config::ClientConfig;
 
 /// Where a client's node list came from.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -62,6 +66,26 @@ fn dialable(text: &str, peer: &PeerId) -> Option<Multiaddr> {
         addr.pop();
     }
     (!addr.is_empty()).then_some(addr)
+}
+
+/// With a chain in `config`, replaces its `nodes` with the registry's,
+/// unless no validator answers or nothing is registered; says which.
+pub async fn resolve_nodes(config: &mut ClientConfig, timeout: Duration) -> NodeSource {
+    if config.chain.is_empty() {
+        return NodeSource::Config(None);
+    }
+    let chain = match ChainClient::new(&config.chain, timeout) {
+        Ok(chain) => chain,
+        Err(e) => return NodeSource::Config(Some(e.to_string())),
+    };
+    match registered_nodes(&chain).await {
+        Ok(nodes) if !nodes.is_empty() => {
+            config.nodes = nodes;
+            NodeSource::Registry
+        }
+        Ok(_) => NodeSource::Config(Some("no storage node is registered on the chain".into())),
+        Err(e) => NodeSource::Config(Some(format!("the registry could not be read: {e}"))),
+    }
 }
 
 /// The registry's active, dialable nodes.

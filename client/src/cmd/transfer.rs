@@ -62,13 +62,21 @@ fn spinner(hidden: bool, message: &str) -> ProgressBar {
     spinner
 }
 
-/// Says on stderr when a configured chain's registry could not be used.
-fn note_node_source(global: &Global, client: &Client) {
+/// Why this command used the config's nodes instead of a configured
+/// chain's registry; `main` reports it.
+static NODE_FALLBACK: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Notes when a configured chain's registry could not be used.
+fn note_node_source(client: &Client) {
     if let cairn_client::registry::NodeSource::Config(Some(why)) = client.node_source() {
-        if !global.json {
-            eprintln!("note: using the nodes listed in the config: {why}");
-        }
+        let _ = NODE_FALLBACK.set(why.clone());
     }
+}
+
+/// Why the last command used the config's nodes, if a chain was configured
+/// and its registry could not be used.
+pub fn node_fallback() -> Option<&'static str> {
+    NODE_FALLBACK.get().map(String::as_str)
 }
 
 /// Runs `work`, or stops on ctrl-c with `interrupted` as the error.
@@ -107,7 +115,7 @@ pub fn put(
     }
     runtime()?.block_on(async {
         let client = Client::open(config).await?;
-        note_node_source(global, &client);
+        note_node_source(&client);
         let deals = client.chain().is_some() && client.config().open_deals && !no_deal;
         let mut reports = Vec::new();
         for file in files {
@@ -195,7 +203,7 @@ pub fn get(global: &Global, cap: &str, out: &Path, force: bool) -> anyhow::Resul
     let config = load_config(global)?;
     runtime()?.block_on(async {
         let client = Client::open(config).await?;
-        note_node_source(global, &client);
+        note_node_source(&client);
         let bar = bar(global.json, "get");
         let options = GetOptions {
             progress: Some(Arc::new(bar.clone())),
@@ -240,7 +248,7 @@ pub fn cat(global: &Global, cap: &str, offset: u64, length: Option<u64>) -> anyh
     let config = load_config(global)?;
     runtime()?.block_on(async {
         let client = Client::open(config).await?;
-        note_node_source(global, &client);
+        note_node_source(&client);
         let mut stdout = tokio::io::stdout();
         if offset == 0 && length.is_none() {
             client
@@ -267,7 +275,7 @@ pub fn stat(global: &Global, cap: &str) -> anyhow::Result<()> {
     let config = load_config(global)?;
     runtime()?.block_on(async {
         let client = Client::open(config).await?;
-        note_node_source(global, &client);
+        note_node_source(&client);
         let status = client.stat(&cap).await?;
         if global.json {
             println!("{}", serde_json::to_string(&status)?);
@@ -316,7 +324,7 @@ pub fn rm(global: &Global, cap: &str) -> anyhow::Result<()> {
     let config = load_config(global)?;
     runtime()?.block_on(async {
         let client = Client::open(config).await?;
-        note_node_source(global, &client);
+        note_node_source(&client);
         let report = client.rm(&cap).await?;
         if global.json {
             println!("{}", serde_json::to_string(&report)?);
@@ -353,8 +361,13 @@ struct NodeLine {
 }
 
 pub fn nodes(global: &Global) -> anyhow::Result<()> {
-    let config = load_config(global)?;
+    let mut config = load_config(global)?;
     runtime()?.block_on(async {
+        let source =
+            cairn_client::registry::resolve_nodes(&mut config, Duration::from_secs(10)).await;
+        if let cairn_client::registry::NodeSource::Config(Some(why)) = source {
+            let _ = NODE_FALLBACK.set(why);
+        }
         let network = cairn_client::network::Network::start(&config)?;
         let mut asks: FuturesUnordered<_> = (0..network.len())
             .map(|i| {
