@@ -35,6 +35,15 @@ use crate::ledger::{FinalizedBlock, Ledger};
 /// Largest message between validators: a whole block plus certificates.
 const MAX_MESSAGE: u32 = 8 << 20;
 
+/// The p2p channel on which validators pass on their clients'
+/// transactions (the engine's channels are [`Channels::ALL`]).
+pub const RELAY_CHANNEL: u64 = 5;
+/// Transactions waiting to be relayed; more are not relayed (they still
+/// commit when this validator proposes).
+const RELAY_QUEUE: usize = 8192;
+/// Largest relay message: length-prefixed transactions back to back.
+const MAX_RELAY_BATCH: usize = 4 << 20;
+
 /// What a validator needs besides its key and ledger.
 #[derive(Debug, Clone)]
 pub struct ValidatorSettings {
@@ -204,6 +213,7 @@ pub fn spawn(
     }
     let genesis_state = ChainState::from_genesis(genesis).map_err(ValidatorError::Genesis)?;
     let genesis_root = genesis_state.root();
+    let relay_ledger = ledger.clone();
     let node_ledger = NodeLedger {
         ledger,
         genesis_head: Head::genesis(genesis_state),
@@ -270,6 +280,9 @@ pub fn spawn(
                 for id in Channels::ALL {
                     channels.push(network.register(id, quota));
                 }
+                let (relay_sender, relay_receiver) = network.register(RELAY_CHANNEL, quota);
+                let (relay_tx, relay_rx) = futures::channel::mpsc::channel(RELAY_QUEUE);
+                relay_ledger.set_relay(relay_tx);
                 let network = network.start().fuse();
                 let config = cairn_chain::Config {
                     signer,
@@ -303,7 +316,14 @@ pub fn spawn(
                 }
                 futures::pin_mut!(network);
                 let mut stop_rx = stop_rx;
+                let relay = futures::future::join(
+                    relay_outbound(relay_rx, relay_sender),
+                    relay_inbound(relay_receiver, relay_ledger),
+                )
+                .fuse();
+                futures::pin_mut!(relay);
                 futures::select! {
+                    _ = relay => {}
                     _ = stop_rx => tracing::info!("validator stopping"),
                     outcome = network => {
                         let reason = format!("the validator's network stopped: {outcome:?}");
@@ -320,4 +340,97 @@ pub fn spawn(
         failed: Some(failed_rx),
         thread: Some(thread),
     })
+}
+
+/// Sends the transactions this validator's clients submitted to every
+/// other validator, batched: whatever queued up while the last batch went
+/// out goes in the next one.
+async fn relay_outbound(
+    mut queue: futures::channel::mpsc::Receiver<Vec<u8>>,
+    mut sender: impl commonware_p2p::Sender<PublicKey = ed25519::PublicKey>,
+) {
+    use futures::StreamExt;
+    while let Some(first) = queue.next().await {
+        let mut batch = Vec::with_capacity(first.len() + 4);
+        push_frame(&mut batch, &first);
+        while batch.len() < MAX_RELAY_BATCH / 2 {
+            match queue.try_recv() {
+                Ok(tx) => push_frame(&mut batch, &tx),
+                Err(_) => break,
+            }
+        }
+        if batch.len() <= MAX_RELAY_BATCH {
+            let _ = sender.send(commonware_p2p::Recipients::All, batch, false);
+        }
+    }
+    // Only when the ledger is gone; the node is stopping.
+    std::future::pending::<()>().await;
+}
+
+fn push_frame(batch: &mut Vec<u8>, tx: &[u8]) {
+    batch.extend_from_slice(&(tx.len() as u32).to_le_bytes());
+    batch.extend_from_slice(tx);
+}
+
+/// The transactions in a relay message; stops at the first malformed
+/// frame (a frame longer than the rest of the message or than any
+/// transaction can be).
+pub fn relay_frames(mut message: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let (len, rest) = message.split_first_chunk::<4>()?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if len > cairn_protocol::chain::MAX_TX_BYTES || len > rest.len() {
+            message = &[];
+            return None;
+        }
+        let (tx, rest) = rest.split_at(len);
+        message = rest;
+        Some(tx)
+    })
+}
+
+/// Puts what other validators relay into this mempool, each checked like a
+/// client's submission (bad ones are dropped and logged).
+async fn relay_inbound(
+    mut receiver: impl commonware_p2p::Receiver<PublicKey = ed25519::PublicKey>,
+    ledger: Arc<Ledger>,
+) {
+    while let Ok((peer, message)) = receiver.recv().await {
+        if message.len() > MAX_RELAY_BATCH {
+            tracing::debug!(%peer, bytes = message.len(), "relay message too large; dropped");
+            continue;
+        }
+        for tx in relay_frames(message.as_ref()) {
+            if let Err(e) = ledger.accept_relayed(tx) {
+                tracing::trace!(%peer, error = %e, "relayed transaction not queued");
+            }
+        }
+    }
+    std::future::pending::<()>().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relay_frames_round_trip_and_stop_at_garbage() {
+        let txs: Vec<Vec<u8>> = vec![vec![1, 2, 3], vec![], vec![9; 1000]];
+        let mut batch = Vec::new();
+        for tx in &txs {
+            push_frame(&mut batch, tx);
+        }
+        let back: Vec<&[u8]> = relay_frames(&batch).collect();
+        assert_eq!(back, txs.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        // Truncated: the whole frames before the cut survive.
+        let cut: Vec<&[u8]> = relay_frames(&batch[..batch.len() - 1]).collect();
+        assert_eq!(cut.len(), 2);
+        // A length past the end or past any transaction ends the message.
+        let mut lying = Vec::new();
+        lying.extend_from_slice(&u32::MAX.to_le_bytes());
+        lying.extend_from_slice(&[0; 16]);
+        assert_eq!(relay_frames(&lying).count(), 0);
+        assert_eq!(relay_frames(&[1, 0]).count(), 0);
+        assert_eq!(relay_frames(&[]).count(), 0);
+    }
 }

@@ -43,6 +43,9 @@ pub struct Ledger {
     store: LedgerStore,
     mempool: Mutex<Mempool>,
     params: ChainParams,
+    /// Where transactions submitted here go to reach the other validators
+    /// (see [`Self::set_relay`]).
+    relay: Mutex<Option<futures::channel::mpsc::Sender<Vec<u8>>>>,
 }
 
 impl Ledger {
@@ -69,6 +72,30 @@ impl Ledger {
                 faucet_max: genesis.faucet_max,
                 max_deal_epochs: genesis.max_deal_epochs,
             },
+            relay: Mutex::new(None),
+        }
+    }
+
+    /// From now on, every transaction a client submits here and the
+    /// mempool accepts is also handed to `relay` (the validator passes it
+    /// on to the other validators), so it is in every mempool and the next
+    /// block, whoever proposes it, can include it. Without a relay a
+    /// transaction waits until this validator proposes: with four
+    /// validators taking turns, up to four blocks. When the relay is full
+    /// the transaction is not relayed; it still commits when this
+    /// validator proposes.
+    pub fn set_relay(&self, relay: futures::channel::mpsc::Sender<Vec<u8>>) {
+        *self.relay.lock().unwrap_or_else(|p| p.into_inner()) = Some(relay);
+    }
+
+    fn relay(&self, bytes: Vec<u8>) {
+        if let Some(relay) = self
+            .relay
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            let _ = relay.try_send(bytes);
         }
     }
 
@@ -90,15 +117,30 @@ impl Ledger {
 
     /// Checks a submitted transaction (its encoding) against the current
     /// state and queues it; returns its id.
+    /// Accepted transactions are relayed to the other validators.
     pub fn submit(&self, bytes: &[u8]) -> Result<[u8; 32], MempoolError> {
         let state = self.store.state();
-        self.mempool().insert(bytes, &state)
+        let id = self.mempool().insert(bytes, &state)?;
+        self.relay(bytes.to_vec());
+        Ok(id)
     }
 
-    /// Queues an already decoded transaction.
+    /// Queues an already decoded transaction (and relays it, as
+    /// [`Self::submit`]).
     pub fn submit_tx(&self, tx: SignedTx) -> Result<[u8; 32], MempoolError> {
         let state = self.store.state();
-        self.mempool().insert_tx(tx, &state)
+        let bytes = tx.encode();
+        let id = self.mempool().insert_tx(tx, &state)?;
+        self.relay(bytes);
+        Ok(id)
+    }
+
+    /// Queues a transaction another validator relayed; checked like any
+    /// submission, and not relayed again (every validator relays only what
+    /// its own clients sent, so nothing circulates).
+    pub fn accept_relayed(&self, bytes: &[u8]) -> Result<[u8; 32], MempoolError> {
+        let state = self.store.state();
+        self.mempool().insert(bytes, &state)
     }
 
     /// Transactions for the next block, when this validator proposes.
