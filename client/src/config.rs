@@ -89,8 +89,9 @@ struct RawConfig {
 pub struct ClientConfig {
     /// Storage nodes the client may place shards on and read from.
     pub nodes: Vec<NodeAddr>,
-    /// Validators' chain APIs (`http://host:port`), tried in order; empty:
-    /// no chain configured.
+    /// Validators' chain APIs (`http://host:port`, or a libp2p multiaddr
+    /// ending in `/p2p/<peer id>`), tried in order; empty: no chain
+    /// configured.
     pub chain: Vec<String>,
     /// The account key file (the recovery phrase, mode 0600).
     pub key_file: PathBuf,

@@ -1,21 +1,28 @@
-//! Talking to the chain: [`ChainClient`] asks validators' HTTP APIs
+//! Talking to the chain: [`ChainClient`] asks validators' chain API
 //! (`/chain/...`, see docs/chain.md) for state and submits signed
-//! transactions.
+//! transactions, over HTTP or over libp2p (`/cairn/chain/1`).
 //!
-//! Validators are listed in the client config's `chain` field as plain
-//! `http://host:port` URLs: the API is meant for loopback or a trusted LAN,
-//! and everything it carries is public chain data or already signed, so it
-//! needs no TLS. A request goes to the first validator that answers; the
-//! next one is tried only when a validator cannot be reached at all.
+//! Validators are listed in the client config's `chain` field, each either
+//! a plain `http://host:port` URL or a libp2p multiaddr ending in
+//! `/p2p/<peer id>`. HTTP is meant for loopback or a trusted LAN, and
+//! everything the API carries is public chain data or already signed, so
+//! it needs no TLS; libp2p (noise) reaches a validator anywhere and checks
+//! its peer id. Both carry the same requests and answers, so everything
+//! here works alike over either. A request goes to the first validator
+//! that answers; the next one is tried only when a validator cannot be
+//! reached at all. The libp2p client starts on first use.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ledger::api::{
     AccountView, BlockView, DealList, ErrorView, NodeList, NodeView, StatusView, SubmitView,
     TxStatus, TxView,
 };
+use crate::net::client::{ClientSettings, NodeAddr, ShardClient};
 use bytes::Bytes;
 use cairn_protocol::chain::{Address, SignedTx, Transaction, TxBody};
+use cairn_protocol::chain_wire::{ChainApiRequest, ChainMethod};
 use ed25519_dalek::SigningKey;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::{header, Method, Request, StatusCode};
@@ -29,9 +36,11 @@ const POLL: Duration = Duration::from_millis(250);
 /// What went wrong talking to the chain.
 #[derive(Debug, thiserror::Error)]
 pub enum ChainError {
-    #[error("no chain configured: add chain = [\"http://…\"] to the config")]
+    #[error(
+        "no chain configured: add chain = [\"http://…\"] (or a /p2p/ multiaddr) to the config"
+    )]
     NotConfigured,
-    #[error("chain URL '{url}': {reason}")]
+    #[error("chain endpoint '{url}': {reason}")]
     BadUrl { url: String, reason: String },
     #[error("no validator answered: {0}")]
     Unreachable(String),
@@ -58,25 +67,51 @@ pub enum ChainError {
 pub struct Endpoint {
     /// As configured, for messages.
     pub url: String,
-    /// `host:port`, what is dialled and sent as `Host`.
-    authority: String,
-    /// A path prefix (without a trailing slash), usually empty.
-    prefix: String,
+    target: Target,
+}
+
+/// Where and how an endpoint is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Target {
+    Http {
+        /// `host:port`, what is dialled and sent as `Host`.
+        authority: String,
+        /// A path prefix (without a trailing slash), usually empty.
+        prefix: String,
+    },
+    /// `/cairn/chain/1` to this peer.
+    P2p(NodeAddr),
 }
 
 impl Endpoint {
-    /// Parses `http://host[:port][/prefix]`.
+    /// Parses `http://host[:port][/prefix]`, or a libp2p multiaddr ending
+    /// in `/p2p/<peer id>` (e.g. `/ip4/10.0.0.5/udp/4001/quic-v1/p2p/12D3…`).
     pub fn parse(url: &str) -> Result<Self, ChainError> {
         let bad = |reason: &str| ChainError::BadUrl {
             url: url.to_string(),
             reason: reason.to_string(),
         };
+        if url.starts_with('/') {
+            let node: NodeAddr = url.parse().map_err(|e: crate::net::client::ClientError| {
+                bad(&format!(
+                    "not a libp2p address ending in /p2p/<peer id>: {}",
+                    e.to_string().trim_start_matches("bad node address ")
+                ))
+            })?;
+            if node.addrs.iter().all(|a| a.iter().next().is_none()) {
+                return Err(bad("needs a transport address before /p2p/<peer id>"));
+            }
+            return Ok(Self {
+                url: url.to_string(),
+                target: Target::P2p(node),
+            });
+        }
         let rest = match url.strip_prefix("http://") {
             Some(rest) => rest,
             None if url.starts_with("https://") => {
-                return Err(bad("https is not supported: the chain API is plain HTTP on loopback or a trusted network"))
+                return Err(bad("https is not supported: the chain API is plain HTTP on loopback or a trusted network (or use a libp2p /p2p/ address)"))
             }
-            None => return Err(bad("must start with http://")),
+            None => return Err(bad("must start with http:// or be a libp2p multiaddr ending in /p2p/<peer id>")),
         };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
@@ -102,13 +137,20 @@ impl Endpoint {
         };
         Ok(Self {
             url: url.to_string(),
-            authority,
-            prefix: path.trim_end_matches('/').to_string(),
+            target: Target::Http {
+                authority,
+                prefix: path.trim_end_matches('/').to_string(),
+            },
         })
+    }
+
+    /// Whether requests go over libp2p.
+    pub fn is_p2p(&self) -> bool {
+        matches!(self.target, Target::P2p(_))
     }
 }
 
-/// An HTTP answer: status and body.
+/// An answer (over either transport): status and body.
 struct Answer {
     url: String,
     status: StatusCode,
@@ -163,11 +205,15 @@ impl Answer {
 pub struct ChainClient {
     endpoints: Vec<Endpoint>,
     timeout: Duration,
+    /// The libp2p client, started on the first request to a libp2p
+    /// endpoint; shared by clones.
+    p2p: Arc<tokio::sync::OnceCell<ShardClient>>,
 }
 
 impl ChainClient {
-    /// A client of the validators at `urls` (`http://host:port`); each
-    /// request may take `timeout`.
+    /// A client of the validators at `urls` (`http://host:port` or
+    /// `/…/p2p/<peer id>`, see [`Endpoint::parse`]); each request may take
+    /// `timeout`.
     pub fn new(urls: &[String], timeout: Duration) -> Result<Self, ChainError> {
         if urls.is_empty() {
             return Err(ChainError::NotConfigured);
@@ -176,7 +222,57 @@ impl ChainClient {
             .iter()
             .map(|u| Endpoint::parse(u))
             .collect::<Result<_, _>>()?;
-        Ok(Self { endpoints, timeout })
+        Ok(Self {
+            endpoints,
+            timeout,
+            p2p: Arc::default(),
+        })
+    }
+
+    /// The libp2p client, started on first use.
+    async fn p2p(&self) -> Result<&ShardClient, String> {
+        self.p2p
+            .get_or_try_init(|| async {
+                ShardClient::start(ClientSettings {
+                    request_timeout: self.timeout,
+                    ..ClientSettings::default()
+                })
+                .map_err(|e| format!("cannot start the libp2p client: {e}"))
+            })
+            .await
+    }
+
+    /// One request to one endpoint, over its transport.
+    async fn once(
+        &self,
+        ep: &Endpoint,
+        method: &Method,
+        path: &str,
+        body: &Option<(&str, Vec<u8>)>,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let node = match &ep.target {
+            Target::Http { authority, prefix } => {
+                return once(authority, prefix, method, path, body).await
+            }
+            Target::P2p(node) => node,
+        };
+        let request = ChainApiRequest {
+            method: if *method == Method::POST {
+                ChainMethod::Post
+            } else {
+                ChainMethod::Get
+            },
+            path: path.to_string(),
+            body: body.as_ref().map(|(_, b)| b.clone()).unwrap_or_default(),
+        };
+        let answer = self
+            .p2p()
+            .await?
+            .chain_api(node, request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = StatusCode::from_u16(answer.status).map_err(|e| e.to_string())?;
+        Ok((status, Bytes::from(answer.body)))
     }
 
     /// Sends one request to the first validator that answers.
@@ -188,14 +284,16 @@ impl ChainClient {
     ) -> Result<Answer, ChainError> {
         let mut failures = Vec::new();
         for ep in &self.endpoints {
-            let attempt = tokio::time::timeout(self.timeout, once(ep, &method, path, &body)).await;
+            let attempt =
+                tokio::time::timeout(self.timeout, self.once(ep, &method, path, &body)).await;
             match attempt {
                 Ok(Ok((status, body))) => {
-                    return Ok(Answer {
-                        url: format!("{}{path}", ep.url.trim_end_matches('/')),
-                        status,
-                        body,
-                    })
+                    let url = if ep.is_p2p() {
+                        format!("{} {path}", ep.url)
+                    } else {
+                        format!("{}{path}", ep.url.trim_end_matches('/'))
+                    };
+                    return Ok(Answer { url, status, body });
                 }
                 Ok(Err(e)) => failures.push(format!("{}: {e}", ep.url)),
                 Err(_) => failures.push(format!(
@@ -331,15 +429,16 @@ impl ChainClient {
     }
 }
 
-/// One request on a fresh connection (the API is cheap and requests are
-/// few; no pool to go stale).
+/// One HTTP request on a fresh connection (the API is cheap and requests
+/// are few; no pool to go stale).
 async fn once(
-    ep: &Endpoint,
+    authority: &str,
+    prefix: &str,
     method: &Method,
     path: &str,
     body: &Option<(&str, Vec<u8>)>,
 ) -> Result<(StatusCode, Bytes), String> {
-    let stream = tokio::net::TcpStream::connect(&ep.authority)
+    let stream = tokio::net::TcpStream::connect(authority)
         .await
         .map_err(|e| format!("cannot connect: {e}"))?;
     let (mut sender, connection) =
@@ -352,8 +451,8 @@ async fn once(
     });
     let mut request = Request::builder()
         .method(method.clone())
-        .uri(format!("{}{path}", ep.prefix))
-        .header(header::HOST, &ep.authority)
+        .uri(format!("{prefix}{path}"))
+        .header(header::HOST, authority)
         .header(header::ACCEPT, "application/json");
     let payload = match body {
         Some((content_type, bytes)) => {
@@ -382,22 +481,24 @@ async fn once(
 mod tests {
     use super::*;
 
+    fn http(e: &Endpoint) -> (&str, &str) {
+        match &e.target {
+            Target::Http { authority, prefix } => (authority, prefix),
+            Target::P2p(_) => panic!("{e:?} is not HTTP"),
+        }
+    }
+
     #[test]
     fn urls_parse_or_say_why_not() {
         let e = Endpoint::parse("http://127.0.0.1:4100").unwrap();
-        assert_eq!(
-            (e.authority.as_str(), e.prefix.as_str()),
-            ("127.0.0.1:4100", "")
-        );
+        assert_eq!(http(&e), ("127.0.0.1:4100", ""));
+        assert!(!e.is_p2p());
         let e = Endpoint::parse("http://node.lan/api/").unwrap();
-        assert_eq!(
-            (e.authority.as_str(), e.prefix.as_str()),
-            ("node.lan:80", "/api")
-        );
+        assert_eq!(http(&e), ("node.lan:80", "/api"));
         let e = Endpoint::parse("http://[::1]:4100").unwrap();
-        assert_eq!(e.authority, "[::1]:4100");
+        assert_eq!(http(&e).0, "[::1]:4100");
         assert_eq!(
-            Endpoint::parse("http://[::1]").unwrap().authority,
+            http(&Endpoint::parse("http://[::1]").unwrap()).0,
             "[::1]:80"
         );
         for bad in [
@@ -415,7 +516,51 @@ mod tests {
         ));
         assert_eq!(
             ChainError::NotConfigured.to_string(),
-            "no chain configured: add chain = [\"http://…\"] to the config"
+            "no chain configured: add chain = [\"http://…\"] (or a /p2p/ multiaddr) to the config"
         );
+    }
+
+    #[test]
+    fn multiaddrs_parse_or_say_why_not() {
+        let peer = libp2p::PeerId::random();
+        let text = format!("/ip4/127.0.0.1/udp/4001/quic-v1/p2p/{peer}");
+        let e = Endpoint::parse(&text).unwrap();
+        assert!(e.is_p2p());
+        assert_eq!(e.url, text);
+        match &e.target {
+            Target::P2p(node) => {
+                assert_eq!(node.peer, peer);
+                assert_eq!(
+                    node.addrs,
+                    vec!["/ip4/127.0.0.1/udp/4001/quic-v1"
+                        .parse::<libp2p::Multiaddr>()
+                        .unwrap()]
+                );
+            }
+            Target::Http { .. } => panic!("not libp2p"),
+        }
+        let tcp = format!("/dns4/validator.lan/tcp/4001/p2p/{peer}");
+        assert!(Endpoint::parse(&tcp).unwrap().is_p2p());
+        for bad in [
+            "/ip4/127.0.0.1/udp/4001/quic-v1".to_string(),
+            format!("/p2p/{peer}"),
+            "/ip4/999.0.0.1/tcp/1".to_string(),
+            "/nonsense".to_string(),
+        ] {
+            let e = Endpoint::parse(&bad).unwrap_err();
+            assert!(matches!(e, ChainError::BadUrl { .. }), "{bad}");
+            assert!(e.to_string().contains("/p2p/"), "{e}");
+        }
+        // Both kinds in one list.
+        let client = ChainClient::new(
+            &["http://127.0.0.1:4100".to_string(), text],
+            Duration::from_secs(1),
+        )
+        .unwrap();
+        assert_eq!(client.endpoints.len(), 2);
+        // No swarm until a libp2p endpoint is asked.
+        assert!(client.p2p.get().is_none());
+        let e = Endpoint::parse("ftp://x").unwrap_err().to_string();
+        assert!(e.contains("http://") && e.contains("/p2p/"), "{e}");
     }
 }

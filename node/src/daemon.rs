@@ -4,7 +4,9 @@
 //! The swarm's event loop only routes: each shard request runs on its own
 //! task (and its store work on a blocking thread) and its response comes
 //! back over a channel. A peer may have a bounded number of requests in
-//! flight; beyond that it is answered `busy` at once and logged.
+//! flight; beyond that it is answered `busy` at once and logged. Chain API
+//! requests (`/cairn/chain/1`) go the same way, with their own count per
+//! peer: a validator answers them through its HTTP API's routes.
 //!
 //! Shutdown (SIGTERM, ctrl-c, or the caller's future): stop listening, let
 //! requests in flight finish for a few seconds, stop the upkeep tasks, and
@@ -19,6 +21,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use cairn_protocol::chain_wire::ChainApiResponse;
 use libp2p::core::transport::ListenerId;
 use libp2p::futures::StreamExt;
 use libp2p::request_response::{self, ResponseChannel};
@@ -31,6 +34,7 @@ use crate::config::Config;
 use crate::http::StatusSource;
 use crate::maintenance::{self, ScrubStatus};
 use crate::metrics::Metrics;
+use crate::net::chain::{error_response, ChainService};
 use crate::net::server::ShardService;
 use crate::net::{
     build_swarm, is_dialable, split_peer, CairnBehaviour, CairnBehaviourEvent, Role, ShardResponse,
@@ -260,6 +264,13 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let mut node = EventLoop {
         service: ShardService::new(store.clone(), metrics.clone(), peer_id, chain_key),
+        chain: ChainService::new(
+            ledger
+                .as_ref()
+                .map(|l| crate::ledger::http::routes(l.clone())),
+        ),
+        chain_in_flight: HashMap::new(),
+        chain_responses: mpsc::unbounded_channel(),
         metrics,
         source,
         runtime_path: config.data_dir.join(RUNTIME_FILE),
@@ -379,9 +390,17 @@ async fn start_validator(
 }
 
 type Responder = (PeerId, ResponseChannel<ShardResponse>, ShardResponse);
+type ChainResponder = (PeerId, ResponseChannel<ChainApiResponse>, ChainApiResponse);
 
 struct EventLoop {
     service: ShardService,
+    chain: ChainService,
+    /// Chain API requests in flight, per peer (limited like shard requests).
+    chain_in_flight: HashMap<PeerId, usize>,
+    chain_responses: (
+        mpsc::UnboundedSender<ChainResponder>,
+        mpsc::UnboundedReceiver<ChainResponder>,
+    ),
     metrics: Arc<Metrics>,
     source: Arc<StatusSource>,
     runtime_path: PathBuf,
@@ -410,7 +429,11 @@ impl EventLoop {
         let mut draining: Option<tokio::time::Instant> = None;
         loop {
             if let Some(deadline) = draining {
-                let busy: usize = self.in_flight.values().sum();
+                let busy: usize = self
+                    .in_flight
+                    .values()
+                    .chain(self.chain_in_flight.values())
+                    .sum();
                 if busy == 0 || tokio::time::Instant::now() >= deadline {
                     if busy > 0 {
                         tracing::warn!(requests = busy, "shutting down with requests unanswered");
@@ -421,9 +444,13 @@ impl EventLoop {
             tokio::select! {
                 event = swarm.select_next_some() => self.on_swarm_event(swarm, event)?,
                 Some((peer, channel, response)) = self.responses.1.recv() => {
-                    self.finish(peer);
+                    finish(&mut self.in_flight, peer);
                     // Fails only if the peer went away; nothing to do then.
                     let _ = swarm.behaviour_mut().shards.send_response(channel, response);
+                }
+                Some((peer, channel, response)) = self.chain_responses.1.recv() => {
+                    finish(&mut self.chain_in_flight, peer);
+                    let _ = swarm.behaviour_mut().chain.send_response(channel, response);
                 }
                 _ = kad_refresh.tick() => {
                     if let Some(kad) = swarm.behaviour_mut().kad.as_mut() {
@@ -449,15 +476,6 @@ impl EventLoop {
         }
         let _ = std::fs::remove_file(&self.runtime_path);
         tokio::time::Instant::now() + DRAIN_TIMEOUT
-    }
-
-    fn finish(&mut self, peer: PeerId) {
-        if let Some(n) = self.in_flight.get_mut(&peer) {
-            *n -= 1;
-            if *n == 0 {
-                self.in_flight.remove(&peer);
-            }
-        }
     }
 
     fn on_swarm_event(
@@ -486,6 +504,9 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(CairnBehaviourEvent::Shards(event)) => {
                 self.on_shard_event(swarm, event)
+            }
+            SwarmEvent::Behaviour(CairnBehaviourEvent::Chain(event)) => {
+                self.on_chain_event(swarm, event)
             }
             // Tell the DHT where Cairn nodes listen; clients (no kad server)
             // and foreign networks stay out of the table.
@@ -561,6 +582,58 @@ impl EventLoop {
         }
     }
 
+    fn on_chain_event(
+        &mut self,
+        swarm: &mut Swarm<CairnBehaviour>,
+        event: request_response::Event<net::ChainRequest, ChainApiResponse>,
+    ) {
+        match event {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                let n = self.chain_in_flight.entry(peer).or_default();
+                if *n >= self.requests_per_peer {
+                    self.metrics.rejected_streams.inc();
+                    tracing::warn!(%peer, limit = self.requests_per_peer, "peer over its chain API request limit; answering 429");
+                    self.metrics.request(CHAIN_API_KIND, "busy", 0.0);
+                    let _ = swarm.behaviour_mut().chain.send_response(
+                        channel,
+                        error_response(429, "too many chain API requests in flight from you"),
+                    );
+                    return;
+                }
+                *n += 1;
+                if let Err(e) = &request.0 {
+                    self.metrics.rejected_streams.inc();
+                    tracing::warn!(%peer, error = %e, "bad chain API request from peer");
+                }
+                let service = self.chain.clone();
+                let metrics = self.metrics.clone();
+                let tx = self.chain_responses.0.clone();
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let response = service.handle(request).await;
+                    let outcome = match response.status {
+                        200..=299 => "ok".to_string(),
+                        status => format!("http_{status}"),
+                    };
+                    metrics.request(CHAIN_API_KIND, &outcome, started.elapsed().as_secs_f64());
+                    let _ = tx.send((peer, channel, response));
+                });
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                self.metrics.rejected_streams.inc();
+                tracing::warn!(%peer, %error, "inbound chain API request failed");
+            }
+            _ => {}
+        }
+    }
+
     fn write_runtime(&self, swarm: &Swarm<CairnBehaviour>) -> Result<(), DaemonError> {
         let peer = swarm.local_peer_id();
         let listen = self
@@ -584,6 +657,19 @@ impl EventLoop {
                 path: self.runtime_path.clone(),
                 source,
             })
+    }
+}
+
+/// The `kind` label of chain API requests in `cairn_node_requests_total`.
+const CHAIN_API_KIND: &str = "chain_api";
+
+/// One request of `peer`'s is answered.
+fn finish(in_flight: &mut HashMap<PeerId, usize>, peer: PeerId) {
+    if let Some(n) = in_flight.get_mut(&peer) {
+        *n -= 1;
+        if *n == 0 {
+            in_flight.remove(&peer);
+        }
     }
 }
 

@@ -87,6 +87,7 @@
 
 pub mod capability;
 pub mod chain;
+pub mod chain_wire;
 pub mod cipher;
 pub mod decoder;
 pub mod encoder;

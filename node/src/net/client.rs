@@ -7,6 +7,11 @@
 //! id before they are returned: a lying or rotten node yields an error,
 //! never bytes. Likewise a deal receipt is checked against the node's chain
 //! address, read from its peer id, before it is returned.
+//!
+//! The same swarm also asks validators' chain API over `/cairn/chain/1`
+//! ([`ShardClient::chain_api`]), which
+//! [`ChainClient`](crate::chain_client::ChainClient) uses for its libp2p
+//! endpoints.
 
 // `ClientError` names the peer in every variant (a PeerId is ~80 bytes);
 // requests cross the network, so moving a larger `Result` costs nothing
@@ -21,6 +26,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_protocol::chain::{Address, Sig};
+use cairn_protocol::chain_wire::{ChainApiRequest, ChainApiResponse, ChainMethod};
 use cairn_protocol::shard::{verify_range, VerifyError};
 use cairn_protocol::wire::{
     delete_message, encode_receipt_shards, DeleteRequest, NodeInfo, ReceiptRequest, Request,
@@ -35,6 +41,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
+use super::chain::ChainRequest;
 use super::codec::{ShardRequest, ShardResponse};
 use super::{build_swarm, split_peer, CairnBehaviourEvent, Role, SwarmSettings};
 
@@ -130,6 +137,7 @@ const RETRIES: u32 = 3;
 
 /// A failed request carries whether it is worth another attempt.
 type Reply = oneshot::Sender<Result<ShardResponse, Failure>>;
+type ChainReply = oneshot::Sender<Result<ChainApiResponse, Failure>>;
 
 enum Command {
     Request {
@@ -137,6 +145,30 @@ enum Command {
         request: ShardRequest,
         reply: Reply,
     },
+    Chain {
+        node: NodeAddr,
+        request: ChainApiRequest,
+        reply: ChainReply,
+    },
+}
+
+/// A reply of either protocol, to fail once a connection is closed.
+enum AnyReply {
+    Shard(Reply),
+    Chain(ChainReply),
+}
+
+impl AnyReply {
+    fn fail(self, failure: Failure) {
+        match self {
+            Self::Shard(r) => {
+                let _ = r.send(Err(failure));
+            }
+            Self::Chain(r) => {
+                let _ = r.send(Err(failure));
+            }
+        }
+    }
 }
 
 /// A handle to the client's network task.
@@ -212,6 +244,39 @@ impl ShardClient {
             .await
             .map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
+    }
+
+    /// Sends one chain API request to `node` and returns its answer,
+    /// whatever its status. A GET whose connection broke or whose dial
+    /// failed is tried again like [`Self::request`]; a POST only when the
+    /// dial failed, so a transaction is not sent twice.
+    pub async fn chain_api(
+        &self,
+        node: &NodeAddr,
+        request: ChainApiRequest,
+    ) -> Result<ChainApiResponse, ClientError> {
+        request
+            .check()
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let closed = || ClientError::Closed;
+        for attempt in 1.. {
+            let (reply, answer) = oneshot::channel();
+            self.commands
+                .send(Command::Chain {
+                    node: node.clone(),
+                    request: request.clone(),
+                    reply,
+                })
+                .await
+                .map_err(|_| closed())?;
+            match answer.await.map_err(|_| closed())? {
+                Err((ClientError::Failed { .. }, true)) if attempt < RETRIES => {
+                    tokio::time::sleep(RETRY_PAUSE * attempt).await;
+                }
+                other => return other.map_err(|(e, _)| e),
+            }
+        }
+        Err(ClientError::Closed)
     }
 
     async fn ask(
@@ -400,9 +465,10 @@ async fn run(
     mut commands: mpsc::Receiver<Command>,
 ) {
     let mut pending: HashMap<OutboundRequestId, Reply> = HashMap::new();
+    let mut chain_pending: HashMap<OutboundRequestId, (ChainReply, ChainMethod)> = HashMap::new();
     // Failures on a broken connection are answered once it is closed, so a
     // retry never races the close and lands on the dead connection again.
-    let mut closing: HashMap<PeerId, Vec<(Reply, Failure)>> = HashMap::new();
+    let mut closing: HashMap<PeerId, Vec<(AnyReply, Failure)>> = HashMap::new();
     loop {
         tokio::select! {
             command = commands.recv() => match command {
@@ -413,6 +479,15 @@ async fn run(
                         node.addrs.clone(),
                     );
                     pending.insert(id, reply);
+                }
+                Some(Command::Chain { node, request, reply }) => {
+                    let method = request.method;
+                    let id = swarm.behaviour_mut().chain.send_request_with_addresses(
+                        &node.peer,
+                        ChainRequest(Ok(request)),
+                        node.addrs.clone(),
+                    );
+                    chain_pending.insert(id, (reply, method));
                 }
                 // Every handle is gone: stop.
                 None => return,
@@ -428,44 +503,84 @@ async fn run(
                         let _ = reply.send(Ok(response));
                     }
                 }
+                SwarmEvent::Behaviour(CairnBehaviourEvent::Chain(
+                    request_response::Event::Message {
+                        message: request_response::Message::Response { request_id, response },
+                        ..
+                    },
+                )) => {
+                    if let Some((reply, _)) = chain_pending.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+                SwarmEvent::Behaviour(CairnBehaviourEvent::Chain(
+                    request_response::Event::OutboundFailure { request_id, error, peer, .. },
+                )) => {
+                    let Some((reply, method)) = chain_pending.remove(&request_id) else {
+                        continue;
+                    };
+                    // A POST is tried again only if it never left: a
+                    // transaction must not be submitted twice.
+                    let retry = match method {
+                        ChainMethod::Get => {
+                            !matches!(error, request_response::OutboundFailure::Timeout)
+                        }
+                        ChainMethod::Post => {
+                            matches!(error, request_response::OutboundFailure::DialFailure)
+                        }
+                    };
+                    on_failure(&mut swarm, &mut closing, AnyReply::Chain(reply), peer, &error, retry);
+                }
                 SwarmEvent::Behaviour(CairnBehaviourEvent::Shards(
                     request_response::Event::OutboundFailure { request_id, error, peer, .. },
                 )) => {
                     let Some(reply) = pending.remove(&request_id) else {
                         continue;
                     };
-                    let broken = matches!(
-                        error,
-                        request_response::OutboundFailure::Io(_)
-                            | request_response::OutboundFailure::ConnectionClosed
-                    );
                     // Worth another attempt: a broken connection, or a dial
                     // that failed (it may have raced a restart). A timeout
                     // has already waited long enough.
                     let retry = !matches!(error, request_response::OutboundFailure::Timeout);
-                    let failure = (
-                        ClientError::Failed {
-                            peer,
-                            reason: error.to_string(),
-                        },
-                        retry,
-                    );
-                    // A node that restarted keeps its peer id but not its
-                    // connections: close ours so a retry dials afresh.
-                    if broken && swarm.disconnect_peer_id(peer).is_ok() {
-                        closing.entry(peer).or_default().push((reply, failure));
-                    } else {
-                        let _ = reply.send(Err(failure));
-                    }
+                    on_failure(&mut swarm, &mut closing, AnyReply::Shard(reply), peer, &error, retry);
                 }
                 SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
                     for (reply, failure) in closing.remove(&peer_id).unwrap_or_default() {
-                        let _ = reply.send(Err(failure));
+                        reply.fail(failure);
                     }
                 }
                 _ => {}
             },
         }
+    }
+}
+
+/// Fails `reply`; on a broken connection, once the connection is closed.
+fn on_failure(
+    swarm: &mut libp2p::Swarm<super::CairnBehaviour>,
+    closing: &mut HashMap<PeerId, Vec<(AnyReply, Failure)>>,
+    reply: AnyReply,
+    peer: PeerId,
+    error: &request_response::OutboundFailure,
+    retry: bool,
+) {
+    let broken = matches!(
+        error,
+        request_response::OutboundFailure::Io(_)
+            | request_response::OutboundFailure::ConnectionClosed
+    );
+    let failure = (
+        ClientError::Failed {
+            peer,
+            reason: error.to_string(),
+        },
+        retry,
+    );
+    // A node that restarted keeps its peer id but not its connections:
+    // close ours so a retry dials afresh.
+    if broken && swarm.disconnect_peer_id(peer).is_ok() {
+        closing.entry(peer).or_default().push((reply, failure));
+    } else {
+        reply.fail(failure);
     }
 }
 

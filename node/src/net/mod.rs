@@ -1,11 +1,13 @@
 //! libp2p networking shared by storage nodes and clients.
 //!
 //! One behaviour for both roles: identify (who is this, where does it
-//! listen), Kademlia (find peers), and `/cairn/shards/1` request–response
-//! for shards. Transports are QUIC (quinn) and TCP with noise and yamux.
+//! listen), Kademlia (find peers), `/cairn/shards/1` request–response
+//! for shards, and `/cairn/chain/1` request–response for the chain's API
+//! ([`chain`]). Transports are QUIC (quinn) and TCP with noise and yamux.
 //! A node answers shard requests ([`server`]); a client only asks
 //! ([`client::ShardClient`]).
 
+pub mod chain;
 pub mod client;
 pub mod codec;
 pub mod server;
@@ -17,6 +19,7 @@ use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{behaviour::toggle::Toggle, NetworkBehaviour};
 use libp2p::{identify, kad, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 
+pub use chain::{ChainCodec, ChainRequest};
 pub use codec::{ShardCodec, ShardRequest, ShardResponse};
 
 /// Identify's protocol version string; peers with another one are not Cairn.
@@ -53,6 +56,8 @@ pub struct CairnBehaviour {
     /// queued for that peer with the stale dial's error.
     pub kad: Toggle<kad::Behaviour<kad::store::MemoryStore>>,
     pub shards: request_response::Behaviour<ShardCodec>,
+    /// The chain's API; a validator answers, any other node says it has none.
+    pub chain: request_response::Behaviour<ChainCodec>,
 }
 
 /// Settings of the swarm.
@@ -110,7 +115,14 @@ pub fn build_swarm(
                 // Leave the behaviour's own deadline (the whole exchange)
                 // room to deliver the codec's timeout refusal.
                 ShardCodec::new(settings.inbound_buffer, settings.request_timeout * 3 / 4),
-                [(ShardCodec::protocol(), support)],
+                [(ShardCodec::protocol(), support.clone())],
+                request_response::Config::default()
+                    .with_request_timeout(settings.request_timeout)
+                    .with_max_concurrent_streams(settings.streams_per_connection),
+            );
+            let chain = request_response::Behaviour::with_codec(
+                ChainCodec::new(settings.request_timeout * 3 / 4),
+                [(ChainCodec::protocol(), support)],
                 request_response::Config::default()
                     .with_request_timeout(settings.request_timeout)
                     .with_max_concurrent_streams(settings.streams_per_connection),
@@ -119,6 +131,7 @@ pub fn build_swarm(
                 identify,
                 kad: kad.into(),
                 shards,
+                chain,
             }
         })
         .map_err(|e| transport(&e))?

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod chain;
+mod chain_p2p;
 mod cli;
 mod common;
 mod faults;
