@@ -103,11 +103,13 @@ fn validators_and_a_storage_node_register_and_a_restart_updates_the_record() {
                 .all(|(v, id)| registered(&r, v, id, 64 << 20))
             && registered(&r, &storage, &storage_id, 48 << 20)
     });
-    wait_until(10, "the storage node to report itself registered", || {
+    // A record on chain is seen by the node itself only once its wait for
+    // the transaction (polling) returns.
+    wait_until(10, "the nodes to report themselves registered", || {
         storage.status()["registration"] == "registered"
             && storage.metric("cairn_node_chain_registered") == 1.0
+            && validators[2].status()["registration"] == "registered"
     });
-    assert_eq!(validators[2].status()["registration"], "registered");
 
     // Restarted on new port-0 ports: the record follows.
     let before = runtime_addresses(&storage);
