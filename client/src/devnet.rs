@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 
 use cairn_node::chain_client::ChainClient;
 use cairn_node::daemon::{node_addr, RuntimeInfo, RUNTIME_FILE};
+use cairn_node::local_chain::NODE_CONFIG;
 use cairn_node::net::client::NodeAddr;
 use cairn_protocol::chain::{Address, Allocation};
 use serde::{Deserialize, Serialize};
@@ -54,7 +55,6 @@ pub const DEVNET_FILE: &str = "devnet.json";
 pub const NODE_BIN_ENV: &str = "CAIRN_NODE_BIN";
 /// How long `down` waits for a node to stop after SIGTERM.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-const NODE_CONFIG: &str = "config.toml";
 const LOG_FILE: &str = "node.log";
 /// The devnet chain's genesis file, in the devnet directory.
 pub use cairn_node::local_chain::GENESIS_FILE;
@@ -354,11 +354,13 @@ impl Devnet {
                 .map(|i| {
                     let net = &*self;
                     s.spawn(move || {
-                        let dir = net.node_dir(i);
-                        set_node_ports(&dir, None, bootstrap)?;
-                        if let Some(urls) = chain_api {
-                            set_chain_api(&dir, urls)?;
-                        }
+                        edit_node_config(&net.node_dir(i), |table| {
+                            set_ports(table, None, bootstrap)?;
+                            if let Some(urls) = chain_api {
+                                set_chain_api(table, urls);
+                            }
+                            Ok(())
+                        })?;
                         net.start_node(i)
                     })
                 })
@@ -891,39 +893,12 @@ fn setup_chain(
     .map_err(DevnetError::LocalChain)
 }
 
-/// Points a storage node at the validators' APIs to register through
-/// (`[chain] api`), or with no validators removes its `[chain]` section.
-fn set_chain_api(dir: &Path, urls: &[String]) -> Result<(), DevnetError> {
-    let path = dir.join(NODE_CONFIG);
-    let text = std::fs::read_to_string(&path).map_err(io("read", &path))?;
-    let bad = |reason: String| DevnetError::BadFile {
-        path: path.clone(),
-        reason,
-    };
-    let mut table: toml::Table = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    if urls.is_empty() {
-        table.remove("chain");
-    } else {
-        let mut chain = toml::Table::new();
-        chain.insert(
-            "api".into(),
-            toml::Value::Array(urls.iter().cloned().map(toml::Value::String).collect()),
-        );
-        table.insert("chain".into(), toml::Value::Table(chain));
-    }
-    let body = toml::to_string(&table).map_err(|e| bad(e.to_string()))?;
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, body)
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(io("write", &path))
-}
-
-/// Rewrites a node's listen addresses (`pinned`: the ones it had; `None`:
-/// port 0 on 127.0.0.1) and bootstrap peers in its config file.
-fn set_node_ports(
+/// Reads node `dir`'s config, applies `edit` to its TOML, and writes it
+/// back atomically under the devnet's header: one read and one write
+/// however many settings a start changes.
+fn edit_node_config(
     dir: &Path,
-    pinned: Option<(&[String], Option<&str>)>,
-    bootstrap: &[String],
+    edit: impl FnOnce(&mut toml::Table) -> Result<(), String>,
 ) -> Result<(), DevnetError> {
     let path = dir.join(NODE_CONFIG);
     let text = std::fs::read_to_string(&path).map_err(io("read", &path))?;
@@ -932,6 +907,41 @@ fn set_node_ports(
         reason,
     };
     let mut table: toml::Table = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+    edit(&mut table).map_err(bad)?;
+    let body = toml::to_string(&table).map_err(|e| bad(e.to_string()))?;
+    let out = format!(
+        "# cairn-node configuration, managed by `cairn devnet` (listen ports and bootstrap\n\
+         # are rewritten at every start, [chain] api at every `up`). See docs/node.md.\n{body}"
+    );
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, out)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(io("write", &path))
+}
+
+fn strings(v: &[String]) -> toml::Value {
+    toml::Value::Array(v.iter().cloned().map(toml::Value::String).collect())
+}
+
+/// Points a storage node at the validators' APIs to register through
+/// (`[chain] api`), or with no validators removes its `[chain]` section.
+fn set_chain_api(table: &mut toml::Table, urls: &[String]) {
+    if urls.is_empty() {
+        table.remove("chain");
+    } else {
+        let mut chain = toml::Table::new();
+        chain.insert("api".into(), strings(urls));
+        table.insert("chain".into(), toml::Value::Table(chain));
+    }
+}
+
+/// Rewrites a node's listen addresses (`pinned`: the ones it had; `None`:
+/// port 0 on 127.0.0.1) and bootstrap peers.
+fn set_ports(
+    table: &mut toml::Table,
+    pinned: Option<(&[String], Option<&str>)>,
+    bootstrap: &[String],
+) -> Result<(), String> {
     let (listen, http) = match pinned {
         Some((listen, http)) => (listen.to_vec(), http.unwrap_or("127.0.0.1:0").to_string()),
         None => (
@@ -942,13 +952,11 @@ fn set_node_ports(
             "127.0.0.1:0".to_string(),
         ),
     };
-    let strings =
-        |v: &[String]| toml::Value::Array(v.iter().cloned().map(toml::Value::String).collect());
     let network = table
         .entry("network")
         .or_insert_with(|| toml::Value::Table(Default::default()));
     let toml::Value::Table(network) = network else {
-        return Err(bad("[network] is not a table".into()));
+        return Err("[network] is not a table".into());
     };
     network.insert("listen".into(), strings(listen.as_slice()));
     if pinned.is_none() {
@@ -958,18 +966,19 @@ fn set_node_ports(
         .entry("http")
         .or_insert_with(|| toml::Value::Table(Default::default()));
     let toml::Value::Table(http_table) = http_table else {
-        return Err(bad("[http] is not a table".into()));
+        return Err("[http] is not a table".into());
     };
     http_table.insert("listen".into(), toml::Value::String(http));
-    let body = toml::to_string(&table).map_err(|e| bad(e.to_string()))?;
-    let out = format!(
-        "# cairn-node configuration, managed by `cairn devnet` (listen ports and bootstrap\n\
-         # are rewritten at every start). See docs/node.md for every field.\n{body}"
-    );
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, out)
-        .and_then(|()| std::fs::rename(&tmp, &path))
-        .map_err(io("write", &path))
+    Ok(())
+}
+
+/// [`set_ports`] on node `dir`'s config file.
+fn set_node_ports(
+    dir: &Path,
+    pinned: Option<(&[String], Option<&str>)>,
+    bootstrap: &[String],
+) -> Result<(), DevnetError> {
+    edit_node_config(dir, |table| set_ports(table, pinned, bootstrap))
 }
 
 /// The last `lines` lines of a log file.
