@@ -448,7 +448,7 @@ fn a_node_that_fails_to_start_is_reported_with_its_log() {
 }
 
 /// The (shard id, size) pairs a node keeps on disk: every
-/// `store/shards/ab/cd/<hex>.shard` file, read behind the node's back.
+/// `store/shards/ab/<hex>.shard` file, read behind the node's back.
 fn shards_on_disk(node_dir: &Path) -> Vec<(cairn_protocol::ContentId, u64)> {
     let mut found = Vec::new();
     let mut stack = vec![node_dir.join("store").join("shards")];

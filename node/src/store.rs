@@ -24,9 +24,10 @@
 //!
 //! ```text
 //! store/
-//!   FORMAT                    "cairn-node store 2": refused if different
-//!   db/                       RocksDB
-//!   shards/ab/cd/<hex>.shard  the bytes of shard ab cd …, nothing else
+//!   FORMAT                 "cairn-node store 3"; format 2 is converted,
+//!                          anything else refused
+//!   db/                    RocksDB
+//!   shards/ab/<hex>.shard  the bytes of shard ab …, nothing else
 //! ```
 //!
 //! | column family | key | value |
@@ -42,6 +43,14 @@
 //! range needs. Removing a shard deletes its metadata first (synced), then
 //! the file.
 //!
+//! Why one level of 256 directories: they are all made when the store
+//! opens, so a put never creates a directory. Format 2 had a second level
+//! (`ab/cd/`, 65 536 directories made on demand): a young node paid an
+//! `mkdir` and an extra directory sync for most of its first shards (8 % of
+//! the node bench's CPU), and a full fan-out costs 256 MiB of directory
+//! blocks. One level holds 40 000 files per directory at ten million
+//! shards, which ext4 and XFS index without trouble.
+//!
 //! ## Non-goals
 //!
 //! Networking and scheduling (the scrubber and GC loops live in
@@ -54,7 +63,6 @@ use std::io::Write;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -80,8 +88,11 @@ const PUT_STRIPES: usize = 256;
 
 /// The file that names the store's on-disk format.
 const FORMAT_FILE: &str = "FORMAT";
-/// Format 1 (unmarked) kept shard bytes in RocksDB; 2 keeps them in files.
-const FORMAT: &str = "cairn-node store 2";
+/// Format 1 (unmarked) kept shard bytes in RocksDB; 2 kept them in files
+/// two directory levels deep; 3 keeps them one level deep.
+const FORMAT: &str = "cairn-node store 3";
+/// The previous format, converted to [`FORMAT`] when a store opens.
+const FORMAT_2: &str = "cairn-node store 2";
 const DB_DIR: &str = "db";
 const SHARDS_DIR: &str = "shards";
 const SHARD_SUFFIX: &str = ".shard";
@@ -189,9 +200,6 @@ pub struct ShardStore {
     capacity: u64,
     usage: Mutex<(u64, u64)>,
     stripes: Vec<Mutex<()>>,
-    /// Second-level fan-out directories (`ab/cd`) this process has created
-    /// or found and whose entry it has synced into the first level.
-    dir_synced: Vec<AtomicBool>,
     open_report: OpenReport,
 }
 
@@ -199,7 +207,7 @@ impl ShardStore {
     /// Opens (or creates) the store at `path` with room for `capacity` bytes.
     /// A store of another format is refused, never misread.
     pub fn open(path: &Path, capacity: u64) -> Result<Self, StoreError> {
-        check_format(path)?;
+        let convert = check_format(path)? == Found::Format2;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -215,7 +223,7 @@ impl ShardStore {
                 ColumnFamilyDescriptor::new(CF_EXPIRY, plain_options()),
             ],
         )?;
-        // The first fan-out level is made once, here; the second on demand.
+        // Every fan-out directory is made here, so puts never make one.
         let shards_dir = path.join(SHARDS_DIR);
         for b in 0..=255u8 {
             let d = shards_dir.join(hex::encode([b]));
@@ -223,13 +231,15 @@ impl ShardStore {
         }
         sync_dir(&shards_dir)?;
         sync_dir(path)?;
+        if convert {
+            convert_from_format_2(path, &shards_dir)?;
+        }
         let mut store = Self {
             db,
             shards_dir,
             capacity,
             usage: Mutex::new((0, 0)),
             stripes: (0..PUT_STRIPES).map(|_| Mutex::new(())).collect(),
-            dir_synced: (0..1 << 16).map(|_| AtomicBool::new(false)).collect(),
             open_report: OpenReport::default(),
         };
         store.reconcile()?;
@@ -247,25 +257,20 @@ impl ShardStore {
             if !l1.is_dir() {
                 continue;
             }
-            for l2 in read_dir_paths(&l1)? {
-                if !l2.is_dir() {
-                    continue;
-                }
-                for file in read_dir_paths(&l2)? {
-                    let name = file
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
-                    if name.ends_with(TMP_SUFFIX) {
-                        fs::remove_file(&file).map_err(io_error(&file))?;
-                        report.temporaries += 1;
-                    } else if let Some(digest) = parse_shard_name(&name)
-                        .filter(|d| self.shard_path(&ContentId::from_digest(*d)) == file)
-                    {
-                        on_disk.insert(digest);
-                    } else {
-                        tracing::warn!(file = %file.display(), "unexpected file in the shard directory; left alone");
-                    }
+            for file in read_dir_paths(&l1)? {
+                let name = file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if name.ends_with(TMP_SUFFIX) {
+                    fs::remove_file(&file).map_err(io_error(&file))?;
+                    report.temporaries += 1;
+                } else if let Some(digest) = parse_shard_name(&name)
+                    .filter(|d| self.shard_path(&ContentId::from_digest(*d)) == file)
+                {
+                    on_disk.insert(digest);
+                } else {
+                    tracing::warn!(file = %file.display(), "unexpected entry in the shard directory; left alone");
                 }
             }
         }
@@ -358,12 +363,11 @@ impl ShardStore {
         Ok(())
     }
 
-    /// Where shard `id`'s bytes live: `shards/ab/cd/<hex>.shard`.
+    /// Where shard `id`'s bytes live: `shards/ab/<hex>.shard`.
     pub fn shard_path(&self, id: &ContentId) -> PathBuf {
         let d = id.digest();
         self.shards_dir
             .join(hex::encode(&d[..1]))
-            .join(hex::encode(&d[1..2]))
             .join(format!("{}{SHARD_SUFFIX}", hex::encode(d)))
     }
 
@@ -472,7 +476,6 @@ impl ShardStore {
                 source: std::io::ErrorKind::InvalidInput.into(),
             });
         };
-        self.ensure_dir(id, dir)?;
         let tmp = dir.join(format!("{}{TMP_SUFFIX}", hex::encode(id.digest())));
         let written = (|| {
             let mut file = OpenOptions::new()
@@ -495,28 +498,6 @@ impl ShardStore {
         sync_dir(dir).inspect_err(|_| {
             let _ = fs::remove_file(&path);
         })
-    }
-
-    /// Makes sure the second-level directory of `id` exists and its entry
-    /// is durable before a shard is acknowledged in it.
-    fn ensure_dir(&self, id: &ContentId, dir: &Path) -> Result<(), StoreError> {
-        let d = id.digest();
-        let flag = &self.dir_synced[(d[0] as usize) << 8 | d[1] as usize];
-        if flag.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        match fs::create_dir(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(io_error(dir)(e)),
-        }
-        // Synced even if it existed: it may be a previous run's, not yet
-        // on disk. Once per directory per process.
-        if let Some(parent) = dir.parent() {
-            sync_dir(parent)?;
-        }
-        flag.store(true, Ordering::Release);
-        Ok(())
     }
 
     /// The metadata of shard `id`, if stored.
@@ -822,16 +803,27 @@ fn parse_expiry_key(key: &[u8]) -> Option<(u64, ContentId)> {
     Some((t, ContentId::from_digest(digest)))
 }
 
-/// Accepts a store of this format, creates one in an empty or missing
-/// directory, and refuses anything else with a reason an operator can act on.
-fn check_format(path: &Path) -> Result<(), StoreError> {
+/// What [`check_format`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum Found {
+    /// A store of this format, or a new one just marked so.
+    Current,
+    /// A format-2 store, to be converted by [`convert_from_format_2`].
+    Format2,
+}
+
+/// Accepts a store of this format or of format 2, creates one in an empty
+/// or missing directory, and refuses anything else with a reason an
+/// operator can act on.
+fn check_format(path: &Path) -> Result<Found, StoreError> {
     let refuse = |reason: String| StoreError::Format {
         path: path.to_path_buf(),
         reason,
     };
     let marker = path.join(FORMAT_FILE);
     match fs::read_to_string(&marker) {
-        Ok(text) if text.trim_end() == FORMAT => return Ok(()),
+        Ok(text) if text.trim_end() == FORMAT => return Ok(Found::Current),
+        Ok(text) if text.trim_end() == FORMAT_2 => return Ok(Found::Format2),
         Ok(text) => {
             return Err(refuse(format!(
                 "is in format {:?}, but this cairn-node reads only {FORMAT:?}",
@@ -863,6 +855,13 @@ fn check_format(path: &Path) -> Result<(), StoreError> {
     }
     // The marker goes first, so a directory with anything else in it was
     // made by a cairn-node that wrote one.
+    write_format(path)?;
+    Ok(Found::Current)
+}
+
+/// Marks the store at `path` as [`FORMAT`], atomically and durably.
+fn write_format(path: &Path) -> Result<(), StoreError> {
+    let marker = path.join(FORMAT_FILE);
     let tmp = path.join(format!("{FORMAT_FILE}{TMP_SUFFIX}"));
     (|| {
         let mut f = File::create(&tmp)?;
@@ -872,6 +871,44 @@ fn check_format(path: &Path) -> Result<(), StoreError> {
     })()
     .map_err(io_error(&marker))?;
     sync_dir(path)
+}
+
+/// Moves a format-2 store's shard files from `ab/cd/` up into `ab/`, then
+/// marks the store as format 3. Each move is a rename within one file
+/// system, so a file is always in exactly one place; a crash part way
+/// leaves the old marker, and the next open finishes the job. Temporary
+/// files are left for `reconcile` to delete.
+fn convert_from_format_2(path: &Path, shards_dir: &Path) -> Result<(), StoreError> {
+    let mut moved = 0u64;
+    for l1 in read_dir_paths(shards_dir)? {
+        if !l1.is_dir() {
+            continue;
+        }
+        for l2 in read_dir_paths(&l1)? {
+            if !l2.is_dir() {
+                continue;
+            }
+            for file in read_dir_paths(&l2)? {
+                let Some(name) = file.file_name() else {
+                    continue;
+                };
+                let to = l1.join(name);
+                fs::rename(&file, &to).map_err(io_error(&file))?;
+                moved += 1;
+            }
+            // The new entries must be durable before the old ones vanish.
+            sync_dir(&l1)?;
+            fs::remove_dir(&l2).map_err(io_error(&l2))?;
+        }
+        sync_dir(&l1)?;
+    }
+    write_format(path)?;
+    tracing::info!(
+        store = %path.display(),
+        files = moved,
+        "converted the shard store from format 2 (ab/cd/) to format 3 (ab/)"
+    );
+    Ok(())
 }
 
 /// Makes a directory's entries (new files, renames, removals) durable.
@@ -1191,6 +1228,76 @@ mod tests {
         assert_eq!(store.usage().shards, 0);
     }
 
+    /// Turns a format-3 store into the format-2 layout it came from:
+    /// each shard file one level deeper, under `ab/cd/`.
+    fn make_format_2(path: &Path, leave_in_place: usize) {
+        let shards = path.join(SHARDS_DIR);
+        let mut files: Vec<PathBuf> = read_dir_paths(&shards)
+            .unwrap()
+            .into_iter()
+            .flat_map(|l1| read_dir_paths(&l1).unwrap())
+            .collect();
+        files.sort();
+        for file in files.into_iter().skip(leave_in_place) {
+            let name = file.file_name().unwrap().to_string_lossy().into_owned();
+            let l2 = file.parent().unwrap().join(&name[2..4]);
+            fs::create_dir_all(&l2).unwrap();
+            fs::rename(&file, l2.join(&name)).unwrap();
+        }
+        fs::write(path.join(FORMAT_FILE), format!("{FORMAT_2}\n")).unwrap();
+    }
+
+    #[test]
+    fn a_format_2_store_is_converted_and_keeps_every_shard() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<Vec<u8>> = (0..40).map(|i| shard(5_000 + i * 7, i as u8)).collect();
+        {
+            let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
+            for d in &data {
+                store
+                    .put(ContentId::of(d), d, PutOptions::default())
+                    .unwrap();
+            }
+            store.flush().unwrap();
+        }
+        // A whole format-2 store; then one whose conversion stopped after
+        // moving the first 15 files (the marker still says 2), with a
+        // temporary file left by an interrupted put.
+        for leave_in_place in [0, 15] {
+            make_format_2(dir.path(), leave_in_place);
+            let id0 = ContentId::of(&data[0]);
+            let l1 = dir
+                .path()
+                .join(SHARDS_DIR)
+                .join(hex::encode(&id0.digest()[..1]));
+            let tmp = l1.join(format!("{}{TMP_SUFFIX}", hex::encode([7u8; 32])));
+            fs::write(&tmp, b"half").unwrap();
+            let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
+            assert_eq!(
+                fs::read_to_string(dir.path().join(FORMAT_FILE)).unwrap(),
+                format!("{FORMAT}\n")
+            );
+            assert_eq!(
+                store.open_report(),
+                OpenReport {
+                    orphans: 0,
+                    lost: 0,
+                    temporaries: 1
+                }
+            );
+            assert_eq!(store.usage().shards, data.len() as u64);
+            for d in &data {
+                let id = ContentId::of(d);
+                assert!(store.shard_path(&id).is_file());
+                assert!(store.verify(&id).unwrap());
+            }
+            // No second-level directory is left.
+            for l1 in read_dir_paths(&dir.path().join(SHARDS_DIR)).unwrap() {
+                assert!(read_dir_paths(&l1).unwrap().iter().all(|p| p.is_file()));
+            }
+        }
+    }
+
     #[test]
     fn a_store_of_another_format_is_refused() {
         // The old layout: RocksDB directly in the store directory.
@@ -1205,9 +1312,9 @@ mod tests {
         assert!(e.to_string().contains("old format"), "{e}");
         // A marker of another version.
         let other = tempfile::tempdir().unwrap();
-        fs::write(other.path().join(FORMAT_FILE), "cairn-node store 3\n").unwrap();
+        fs::write(other.path().join(FORMAT_FILE), "cairn-node store 4\n").unwrap();
         let e = ShardStore::open(other.path(), 1 << 30).unwrap_err();
-        assert!(e.to_string().contains("cairn-node store 3"), "{e}");
+        assert!(e.to_string().contains("cairn-node store 4"), "{e}");
         // Something else entirely.
         let stray = tempfile::tempdir().unwrap();
         fs::write(stray.path().join("notes.txt"), "hi").unwrap();
