@@ -1,5 +1,8 @@
-//! End-to-end node benchmark: raw store puts against shard ingest over
-//! loopback (QUIC and TCP), and serving over loopback QUIC.
+//! End-to-end node benchmark: raw puts (RocksDB alone, and the node's
+//! store alone) against shard ingest over loopback (QUIC and TCP), and
+//! serving over loopback QUIC. Each phase reports MiB/s and the CPU seconds
+//! the whole process spent per GiB (client and node together), which varies
+//! far less between runs than wall-clock time on a shared machine.
 //!
 //! `cargo bench -p cairn-node --bench node` — env `CAIRN_BENCH_SHARDS`
 //! (default 256) shards of `CAIRN_BENCH_SHARD_KIB` KiB (default 1024),
@@ -48,12 +51,59 @@ fn mib_s(bytes: usize, t: Duration) -> f64 {
     bytes as f64 / (1 << 20) as f64 / t.as_secs_f64()
 }
 
-/// Raw store: the node's own [`ShardStore`] (shard file written, synced and
+/// The baseline, a raw RocksDB put of the same bytes: one synced
+/// `WriteBatch` per shard into a BlobDB column family (values of 4 KiB and
+/// more in blob files), as the node's store kept shards before they became
+/// files, with the same number of writers.
+fn raw_rocksdb_put(dir: &Path, data: &[(ContentId, Bytes)], writers: usize) -> Phase {
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(true);
+    opts.create_missing_column_families(true);
+    opts.increase_parallelism(2);
+    opts.set_max_background_jobs(2);
+    let mut blobs = rocksdb::Options::default();
+    blobs.set_enable_blob_files(true);
+    blobs.set_min_blob_size(4096);
+    blobs.set_blob_file_size(256 << 20);
+    blobs.set_blob_compression_type(rocksdb::DBCompressionType::None);
+    blobs.set_compression_type(rocksdb::DBCompressionType::None);
+    blobs.set_write_buffer_size(64 << 20);
+    let db = rocksdb::DB::open_cf_descriptors(
+        &opts,
+        dir,
+        [rocksdb::ColumnFamilyDescriptor::new("shards", blobs)],
+    )
+    .unwrap();
+    let cpu = cpu_seconds();
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for w in 0..writers {
+            let db = &db;
+            s.spawn(move || {
+                let cf = db.cf_handle("shards").unwrap();
+                let mut synced = rocksdb::WriteOptions::default();
+                synced.set_sync(true);
+                for (id, bytes) in data.iter().skip(w).step_by(writers) {
+                    let mut batch = rocksdb::WriteBatch::default();
+                    batch.put_cf(cf, id.digest(), bytes);
+                    db.write_opt(batch, &synced).unwrap();
+                }
+            });
+        }
+    });
+    Phase {
+        wall: started.elapsed(),
+        cpu: cpu_seconds() - cpu,
+    }
+}
+
+/// The node's store alone: the node's own [`ShardStore`] (shard file written, synced and
 /// renamed, metadata committed in a synced batch) with the same number of
 /// writers; outboards computed before the clock starts, no network.
-fn raw_put(dir: &Path, data: &[(ContentId, Bytes)], writers: usize) -> Duration {
+fn raw_put(dir: &Path, data: &[(ContentId, Bytes)], writers: usize) -> Phase {
     let store = ShardStore::open(dir, 1 << 40).unwrap();
     let outboards: Vec<Outboard> = data.iter().map(|(_, b)| Outboard::compute(b)).collect();
+    let cpu = cpu_seconds();
     let started = Instant::now();
     std::thread::scope(|s| {
         for w in 0..writers {
@@ -67,7 +117,10 @@ fn raw_put(dir: &Path, data: &[(ContentId, Bytes)], writers: usize) -> Duration 
             });
         }
     });
-    started.elapsed()
+    Phase {
+        wall: started.elapsed(),
+        cpu: cpu_seconds() - cpu,
+    }
 }
 
 async fn start_node(dir: &Path) -> (NodeAddr, tokio::sync::oneshot::Sender<()>) {
@@ -106,19 +159,30 @@ fn only(addr: &NodeAddr, transport: &str) -> NodeAddr {
     a
 }
 
-/// Runs `op` on every shard with `concurrency` in flight; returns the time.
-async fn timed<F, Fut>(data: &[(ContentId, Bytes)], concurrency: usize, op: F) -> Duration
+/// Wall-clock time and CPU seconds (of the whole process) of one phase.
+#[derive(Clone, Copy)]
+struct Phase {
+    wall: Duration,
+    cpu: f64,
+}
+
+/// Runs `op` on every shard with `concurrency` in flight.
+async fn timed<F, Fut>(data: &[(ContentId, Bytes)], concurrency: usize, op: F) -> Phase
 where
     F: Fn(ContentId, Bytes) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    let cpu = cpu_seconds();
     let started = Instant::now();
     libp2p::futures::stream::iter(data.iter().cloned())
         .map(|(id, bytes)| op(id, bytes))
         .buffer_unordered(concurrency)
         .collect::<Vec<_>>()
         .await;
-    started.elapsed()
+    Phase {
+        wall: started.elapsed(),
+        cpu: cpu_seconds() - cpu,
+    }
 }
 
 async fn ingest(
@@ -126,7 +190,7 @@ async fn ingest(
     node: &NodeAddr,
     data: &[(ContentId, Bytes)],
     concurrency: usize,
-) -> Duration {
+) -> Phase {
     timed(data, concurrency, |id, bytes| async move {
         client.store(node, id, bytes, None, None).await.unwrap();
     })
@@ -138,13 +202,26 @@ async fn serve(
     node: &NodeAddr,
     data: &[(ContentId, Bytes)],
     concurrency: usize,
-) -> Duration {
+) -> Phase {
     timed(data, concurrency, |id, bytes| async move {
         let size = bytes.len() as u64;
         let got = client.fetch(node, id, size, 0..size).await.unwrap();
         assert_eq!(got.len(), bytes.len());
     })
     .await
+}
+
+/// CPU seconds (user + system) this process has used so far.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    // utime and stime are fields 14 and 15 of the whole line, in clock ticks.
+    (f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0)) / 100.0
 }
 
 fn peak_rss_mib() -> f64 {
@@ -170,60 +247,130 @@ fn main() {
     let total = count * size;
     let root = tempfile::tempdir().unwrap();
 
-    let raw = raw_put(
-        &root.path().join("raw"),
-        &shards(count, size, 1),
-        concurrency,
-    );
+    // `CAIRN_BENCH_ONLY=quic,serve` (any of rocksdb, store, quic, tcp,
+    // serve) runs only those phases, to profile one at a time; serve
+    // serves what the selected transports took in.
+    let selected = std::env::var("CAIRN_BENCH_ONLY").ok();
+    let wanted = |phase: &str| {
+        selected
+            .as_deref()
+            .is_none_or(|o| o.split(',').any(|p| p.trim() == phase))
+    };
+    let skipped = Phase {
+        wall: Duration::ZERO,
+        cpu: 0.0,
+    };
+
+    let rocksdb = if wanted("rocksdb") {
+        raw_rocksdb_put(
+            &root.path().join("rocksdb"),
+            &shards(count, size, 4),
+            concurrency,
+        )
+    } else {
+        skipped
+    };
+    let store = if wanted("store") {
+        raw_put(
+            &root.path().join("store"),
+            &shards(count, size, 1),
+            concurrency,
+        )
+    } else {
+        skipped
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let (quic_in, tcp_in, quic_out) = runtime.block_on(async {
+    let (quic_in, tcp_in, quic_out, tcp_out) = runtime.block_on(async {
         let (node, stop) = start_node(&root.path().join("node")).await;
-        let client = ShardClient::start(ClientSettings::default()).unwrap();
         let quic = only(&node, "/quic-v1");
         let tcp = only(&node, "/tcp/");
-        // Warm up the connections.
-        client.info(&quic).await.unwrap();
-        client.info(&tcp).await.unwrap();
-        let a = shards(count, size, 2);
-        let quic_in = ingest(&client, &quic, &a, concurrency).await;
-        let b = shards(count, size, 3);
-        let tcp_in = ingest(&client, &tcp, &b, concurrency).await;
-        // Serving reads shards the node just took in: its caches are warm.
-        let quic_out = serve(&client, &quic, &a, concurrency).await;
+        let (mut quic_in, mut tcp_in, mut quic_out, mut tcp_out) =
+            (skipped, skipped, skipped, skipped);
+        if wanted("quic") {
+            let client = ShardClient::start(ClientSettings::default()).unwrap();
+            client.info(&quic).await.unwrap();
+            let a = shards(count, size, 2);
+            quic_in = ingest(&client, &quic, &a, concurrency).await;
+            if wanted("serve") {
+                // Serving reads shards the node just took in: its caches are warm.
+                quic_out = serve(&client, &quic, &a, concurrency).await;
+            }
+        }
+        if wanted("tcp") {
+            // A client of its own: libp2p sends a request over any
+            // connection it has to the peer, so one that had dialed QUIC
+            // would never use TCP.
+            let client = ShardClient::start(ClientSettings::default()).unwrap();
+            client.info(&tcp).await.unwrap();
+            let b = shards(count, size, 3);
+            tcp_in = ingest(&client, &tcp, &b, concurrency).await;
+            if wanted("serve") {
+                tcp_out = serve(&client, &tcp, &b, concurrency).await;
+            }
+        }
         let _ = stop.send(());
         tokio::time::sleep(Duration::from_millis(500)).await;
-        (quic_in, tcp_in, quic_out)
+        (quic_in, tcp_in, quic_out, tcp_out)
     });
 
-    let rows = [
-        ("raw store put (synced)", mib_s(total, raw)),
-        ("ingest over QUIC", mib_s(total, quic_in)),
-        ("ingest over TCP", mib_s(total, tcp_in)),
-        ("serve over QUIC (verified)", mib_s(total, quic_out)),
-    ];
+    let phases: Vec<_> = [
+        ("raw RocksDB put (synced)", "raw_rocksdb_put", rocksdb),
+        ("node store put (synced)", "store_put", store),
+        ("ingest over QUIC", "ingest_quic", quic_in),
+        ("ingest over TCP", "ingest_tcp", tcp_in),
+        ("serve over QUIC (verified)", "serve_quic", quic_out),
+        ("serve over TCP (verified)", "serve_tcp", tcp_out),
+    ]
+    .into_iter()
+    .filter(|(_, _, p)| !p.wall.is_zero())
+    .collect();
+    let gib = total as f64 / (1u64 << 30) as f64;
     println!(
         "{count} shards of {} KiB, {concurrency} in flight",
         size / 1024
     );
-    for (name, v) in rows {
-        println!("{name:<28} {v:>8.1} MiB/s");
+    println!("{:<28} {:>10} {:>16}", "", "MiB/s", "CPU s per GiB");
+    for &(name, _, p) in &phases {
+        println!(
+            "{name:<28} {:>10.1} {:>16.2}",
+            mib_s(total, p.wall),
+            p.cpu / gib
+        );
     }
+    let rate = |key: &str| {
+        phases
+            .iter()
+            .find(|(_, k, _)| *k == key)
+            .map(|(_, _, p)| mib_s(total, p.wall))
+    };
+    for (base_name, base) in [("raw RocksDB", "raw_rocksdb_put"), ("store", "store_put")] {
+        for (name, key) in [("QUIC", "ingest_quic"), ("TCP", "ingest_tcp")] {
+            if let (Some(b), Some(r)) = (rate(base), rate(key)) {
+                println!(
+                    "ingest over {name} / {base_name} put: {:.0} %",
+                    100.0 * r / b
+                );
+            }
+        }
+    }
+    println!("peak RSS {:.0} MiB", peak_rss_mib());
+    let fields: Vec<String> = phases
+        .iter()
+        .map(|(_, key, p)| {
+            format!(
+                "\"{key}_mib_s\":{:.1},\"{key}_cpu_s_per_gib\":{:.2}",
+                mib_s(total, p.wall),
+                p.cpu / gib
+            )
+        })
+        .collect();
     println!(
-        "ingest/raw: QUIC {:.0} %, TCP {:.0} %; peak RSS {:.0} MiB",
-        100.0 * rows[1].1 / rows[0].1,
-        100.0 * rows[2].1 / rows[0].1,
-        peak_rss_mib()
-    );
-    println!(
-        "{{\"raw_put_mib_s\":{:.1},\"ingest_quic_mib_s\":{:.1},\"ingest_tcp_mib_s\":{:.1},\"serve_quic_mib_s\":{:.1},\"peak_rss_mib\":{:.0},\"shards\":{count},\"shard_bytes\":{size},\"concurrency\":{concurrency}}}",
-        rows[0].1,
-        rows[1].1,
-        rows[2].1,
-        rows[3].1,
+        "{{{},\"peak_rss_mib\":{:.0},\"shards\":{count},\"shard_bytes\":{size},\"concurrency\":{concurrency}}}",
+        fields.join(","),
         peak_rss_mib()
     );
 }
