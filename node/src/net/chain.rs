@@ -18,6 +18,7 @@ use http_body_util::{BodyExt, Limited};
 use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 
+use super::invalid;
 use crate::ledger::api::ErrorView;
 
 /// What a node without a ledger says.
@@ -43,10 +44,6 @@ impl ChainCodec {
     pub fn protocol() -> StreamProtocol {
         StreamProtocol::new(CHAIN_PROTOCOL)
     }
-}
-
-fn invalid(message: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, message.to_string())
 }
 
 /// Reads one frame's message, its length checked against `max` first.
@@ -219,15 +216,8 @@ impl std::fmt::Debug for ChainService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::test_util::block_on;
     use libp2p::request_response::Codec;
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
 
     #[test]
     fn requests_cross_the_wire_and_garbage_becomes_a_400() {

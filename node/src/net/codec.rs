@@ -21,6 +21,8 @@ use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::invalid;
+
 /// How long a request waits for room in the body budget before it is
 /// answered `busy`.
 const BUDGET_WAIT: Duration = Duration::from_secs(2);
@@ -166,10 +168,6 @@ impl ShardCodec {
     }
 }
 
-fn invalid(message: impl std::fmt::Display) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, message.to_string())
-}
-
 async fn read_header<T, H>(io: &mut T) -> io::Result<H>
 where
     T: AsyncRead + Unpin + Send,
@@ -289,17 +287,10 @@ impl libp2p::request_response::Codec for ShardCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::test_util::block_on;
     use cairn_protocol::wire::StoreRequest;
     use cairn_protocol::ContentId;
     use libp2p::request_response::Codec;
-
-    fn block_on<F: std::future::Future>(f: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
-    }
 
     #[test]
     fn a_request_survives_the_wire() {

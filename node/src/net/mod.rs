@@ -22,6 +22,23 @@ use libp2p::{identify, kad, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol
 pub use chain::{ChainCodec, ChainRequest};
 pub use codec::{ShardCodec, ShardRequest, ShardResponse};
 
+/// An I/O error for bytes a peer sent that do not make a valid message.
+fn invalid(message: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, message.to_string())
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    /// Runs a future to completion on a fresh current-thread runtime.
+    pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+}
+
 /// Identify's protocol version string; peers with another one are not Cairn.
 pub const IDENTIFY_VERSION: &str = "/cairn/1";
 /// Kademlia protocol name, so Cairn's DHT never mixes with another network's.
