@@ -547,11 +547,14 @@ impl EventLoop {
                     },
                 ..
             } => {
-                let n = self.in_flight.entry(peer).or_default();
-                if *n >= self.requests_per_peer {
-                    self.metrics.rejected_streams.inc();
-                    tracing::warn!(%peer, limit = self.requests_per_peer, "peer over its request limit; answering busy");
-                    self.metrics.request(request.kind(), "busy", 0.0);
+                let admitted = admit(
+                    &mut self.in_flight,
+                    self.requests_per_peer,
+                    peer,
+                    &self.metrics,
+                    request.kind(),
+                );
+                if !admitted {
                     let _ = swarm.behaviour_mut().shards.send_response(
                         channel,
                         ShardResponse::error(
@@ -561,7 +564,6 @@ impl EventLoop {
                     );
                     return;
                 }
-                *n += 1;
                 if let Some(refusal) = &request.refusal {
                     self.metrics.rejected_streams.inc();
                     tracing::warn!(%peer, kind = request.kind(), error = %refusal, "bad request from peer");
@@ -596,18 +598,20 @@ impl EventLoop {
                     },
                 ..
             } => {
-                let n = self.chain_in_flight.entry(peer).or_default();
-                if *n >= self.requests_per_peer {
-                    self.metrics.rejected_streams.inc();
-                    tracing::warn!(%peer, limit = self.requests_per_peer, "peer over its chain API request limit; answering 429");
-                    self.metrics.request(CHAIN_API_KIND, "busy", 0.0);
+                let admitted = admit(
+                    &mut self.chain_in_flight,
+                    self.requests_per_peer,
+                    peer,
+                    &self.metrics,
+                    CHAIN_API_KIND,
+                );
+                if !admitted {
                     let _ = swarm.behaviour_mut().chain.send_response(
                         channel,
                         error_response(429, "too many chain API requests in flight from you"),
                     );
                     return;
                 }
-                *n += 1;
                 if let Err(e) = &request.0 {
                     self.metrics.rejected_streams.inc();
                     tracing::warn!(%peer, error = %e, "bad chain API request from peer");
@@ -662,6 +666,27 @@ impl EventLoop {
 
 /// The `kind` label of chain API requests in `cairn_node_requests_total`.
 const CHAIN_API_KIND: &str = "chain_api";
+
+/// Counts a request of `kind` from `peer` against its in-flight limit.
+/// False, counted and logged as a refusal, when the peer is at the limit:
+/// the caller answers "busy" in its protocol's own way.
+fn admit(
+    in_flight: &mut HashMap<PeerId, usize>,
+    limit: usize,
+    peer: PeerId,
+    metrics: &Metrics,
+    kind: &'static str,
+) -> bool {
+    let n = in_flight.entry(peer).or_default();
+    if *n >= limit {
+        metrics.rejected_streams.inc();
+        tracing::warn!(%peer, limit, kind, "peer over its request limit; answering busy");
+        metrics.request(kind, "busy", 0.0);
+        return false;
+    }
+    *n += 1;
+    true
+}
 
 /// One request of `peer`'s is answered.
 fn finish(in_flight: &mut HashMap<PeerId, usize>, peer: PeerId) {
