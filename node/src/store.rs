@@ -884,11 +884,15 @@ fn convert_from_format_2(path: &Path, shards_dir: &Path) -> Result<(), StoreErro
         if !l1.is_dir() {
             continue;
         }
-        for l2 in read_dir_paths(&l1)? {
-            if !l2.is_dir() {
-                continue;
-            }
-            for file in read_dir_paths(&l2)? {
+        let subdirs: Vec<PathBuf> = read_dir_paths(&l1)?
+            .into_iter()
+            .filter(|p| p.is_dir())
+            .collect();
+        if subdirs.is_empty() {
+            continue;
+        }
+        for l2 in &subdirs {
+            for file in read_dir_paths(l2)? {
                 let Some(name) = file.file_name() else {
                     continue;
                 };
@@ -896,9 +900,12 @@ fn convert_from_format_2(path: &Path, shards_dir: &Path) -> Result<(), StoreErro
                 fs::rename(&file, &to).map_err(io_error(&file))?;
                 moved += 1;
             }
-            // The new entries must be durable before the old ones vanish.
-            sync_dir(&l1)?;
-            fs::remove_dir(&l2).map_err(io_error(&l2))?;
+        }
+        // The new entries must be durable before the old directories
+        // vanish: one sync for all of `l1`'s, not one per subdirectory.
+        sync_dir(&l1)?;
+        for l2 in &subdirs {
+            fs::remove_dir(l2).map_err(io_error(l2))?;
         }
         sync_dir(&l1)?;
     }
