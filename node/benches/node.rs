@@ -74,27 +74,15 @@ fn raw_rocksdb_put(dir: &Path, data: &[(ContentId, Bytes)], writers: usize) -> P
         [rocksdb::ColumnFamilyDescriptor::new("shards", blobs)],
     )
     .unwrap();
-    let cpu = cpu_seconds();
-    let started = Instant::now();
-    std::thread::scope(|s| {
-        for w in 0..writers {
-            let db = &db;
-            s.spawn(move || {
-                let cf = db.cf_handle("shards").unwrap();
-                let mut synced = rocksdb::WriteOptions::default();
-                synced.set_sync(true);
-                for (id, bytes) in data.iter().skip(w).step_by(writers) {
-                    let mut batch = rocksdb::WriteBatch::default();
-                    batch.put_cf(cf, id.digest(), bytes);
-                    db.write_opt(batch, &synced).unwrap();
-                }
-            });
-        }
-    });
-    Phase {
-        wall: started.elapsed(),
-        cpu: cpu_seconds() - cpu,
-    }
+    let cf = db.cf_handle("shards").unwrap();
+    let mut synced = rocksdb::WriteOptions::default();
+    synced.set_sync(true);
+    in_parallel(data.len(), writers, |i| {
+        let (id, bytes) = &data[i];
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put_cf(cf, id.digest(), bytes);
+        db.write_opt(batch, &synced).unwrap();
+    })
 }
 
 /// The node's store alone: the node's own [`ShardStore`] (shard file written, synced and
@@ -103,24 +91,24 @@ fn raw_rocksdb_put(dir: &Path, data: &[(ContentId, Bytes)], writers: usize) -> P
 fn raw_put(dir: &Path, data: &[(ContentId, Bytes)], writers: usize) -> Phase {
     let store = ShardStore::open(dir, 1 << 40).unwrap();
     let outboards: Vec<Outboard> = data.iter().map(|(_, b)| Outboard::compute(b)).collect();
-    let cpu = cpu_seconds();
-    let started = Instant::now();
+    in_parallel(data.len(), writers, |i| {
+        store
+            .put_verified(&outboards[i], &data[i].1, PutOptions::default())
+            .unwrap();
+    })
+}
+
+/// Runs `put(i)` for every `i` below `count` on `writers` threads, each
+/// taking every `writers`-th index.
+fn in_parallel(count: usize, writers: usize, put: impl Fn(usize) + Sync) -> Phase {
+    let clock = Clock::start();
     std::thread::scope(|s| {
         for w in 0..writers {
-            let (store, outboards) = (&store, &outboards);
-            s.spawn(move || {
-                for (i, (_, bytes)) in data.iter().enumerate().skip(w).step_by(writers) {
-                    store
-                        .put_verified(&outboards[i], bytes, PutOptions::default())
-                        .unwrap();
-                }
-            });
+            let put = &put;
+            s.spawn(move || (w..count).step_by(writers).for_each(put));
         }
     });
-    Phase {
-        wall: started.elapsed(),
-        cpu: cpu_seconds() - cpu,
-    }
+    clock.stop()
 }
 
 async fn start_node(dir: &Path) -> (NodeAddr, tokio::sync::oneshot::Sender<()>) {
@@ -166,23 +154,41 @@ struct Phase {
     cpu: f64,
 }
 
+/// Where a phase started, in both clocks.
+struct Clock {
+    started: Instant,
+    cpu: f64,
+}
+
+impl Clock {
+    fn start() -> Self {
+        Self {
+            cpu: cpu_seconds(),
+            started: Instant::now(),
+        }
+    }
+
+    fn stop(self) -> Phase {
+        Phase {
+            wall: self.started.elapsed(),
+            cpu: cpu_seconds() - self.cpu,
+        }
+    }
+}
+
 /// Runs `op` on every shard with `concurrency` in flight.
 async fn timed<F, Fut>(data: &[(ContentId, Bytes)], concurrency: usize, op: F) -> Phase
 where
     F: Fn(ContentId, Bytes) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let cpu = cpu_seconds();
-    let started = Instant::now();
+    let clock = Clock::start();
     libp2p::futures::stream::iter(data.iter().cloned())
         .map(|(id, bytes)| op(id, bytes))
         .buffer_unordered(concurrency)
         .collect::<Vec<_>>()
         .await;
-    Phase {
-        wall: started.elapsed(),
-        cpu: cpu_seconds() - cpu,
-    }
+    clock.stop()
 }
 
 async fn ingest(
@@ -256,29 +262,21 @@ fn main() {
             .as_deref()
             .is_none_or(|o| o.split(',').any(|p| p.trim() == phase))
     };
-    let skipped = Phase {
-        wall: Duration::ZERO,
-        cpu: 0.0,
-    };
 
-    let rocksdb = if wanted("rocksdb") {
+    let rocksdb = wanted("rocksdb").then(|| {
         raw_rocksdb_put(
             &root.path().join("rocksdb"),
             &shards(count, size, 4),
             concurrency,
         )
-    } else {
-        skipped
-    };
-    let store = if wanted("store") {
+    });
+    let store = wanted("store").then(|| {
         raw_put(
             &root.path().join("store"),
             &shards(count, size, 1),
             concurrency,
         )
-    } else {
-        skipped
-    };
+    });
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -288,16 +286,15 @@ fn main() {
         let (node, stop) = start_node(&root.path().join("node")).await;
         let quic = only(&node, "/quic-v1");
         let tcp = only(&node, "/tcp/");
-        let (mut quic_in, mut tcp_in, mut quic_out, mut tcp_out) =
-            (skipped, skipped, skipped, skipped);
+        let (mut quic_in, mut tcp_in, mut quic_out, mut tcp_out) = (None, None, None, None);
         if wanted("quic") {
             let client = ShardClient::start(ClientSettings::default()).unwrap();
             client.info(&quic).await.unwrap();
             let a = shards(count, size, 2);
-            quic_in = ingest(&client, &quic, &a, concurrency).await;
+            quic_in = Some(ingest(&client, &quic, &a, concurrency).await);
             if wanted("serve") {
                 // Serving reads shards the node just took in: its caches are warm.
-                quic_out = serve(&client, &quic, &a, concurrency).await;
+                quic_out = Some(serve(&client, &quic, &a, concurrency).await);
             }
         }
         if wanted("tcp") {
@@ -307,9 +304,9 @@ fn main() {
             let client = ShardClient::start(ClientSettings::default()).unwrap();
             client.info(&tcp).await.unwrap();
             let b = shards(count, size, 3);
-            tcp_in = ingest(&client, &tcp, &b, concurrency).await;
+            tcp_in = Some(ingest(&client, &tcp, &b, concurrency).await);
             if wanted("serve") {
-                tcp_out = serve(&client, &tcp, &b, concurrency).await;
+                tcp_out = Some(serve(&client, &tcp, &b, concurrency).await);
             }
         }
         let _ = stop.send(());
@@ -326,7 +323,7 @@ fn main() {
         ("serve over TCP (verified)", "serve_tcp", tcp_out),
     ]
     .into_iter()
-    .filter(|(_, _, p)| !p.wall.is_zero())
+    .filter_map(|(name, key, p)| Some((name, key, p?)))
     .collect();
     let gib = total as f64 / (1u64 << 30) as f64;
     println!(
