@@ -147,17 +147,9 @@ mod tests {
         assert_eq!(period_share(100, 1, 3), 33);
         assert_eq!(period_share(u64::MAX, u64::MAX, u64::MAX), u64::MAX);
         assert_eq!(period_share(5, 1, 0), 5);
-        let p = ProofParams {
-            stake_per_gib: 10,
-            ..ProofParams::default()
-        };
-        assert_eq!(required_stake(&p, 7, 0), Some(7));
-        assert_eq!(required_stake(&p, 7, 1), Some(17));
-        assert_eq!(required_stake(&p, 7, (1 << 30) + 1), Some(27));
-        let greedy = ProofParams {
-            stake_per_gib: u64::MAX,
-            ..p
-        };
-        assert_eq!(required_stake(&greedy, 7, 1 << 31), None);
+        assert_eq!(required_stake(10, 7, 0), Some(7));
+        assert_eq!(required_stake(10, 7, 1), Some(17));
+        assert_eq!(required_stake(10, 7, (1 << 30) + 1), Some(27));
+        assert_eq!(required_stake(u64::MAX, 7, 1 << 31), None);
     }
 }

@@ -300,6 +300,11 @@ impl ChainState {
         self.params.min_stake
     }
 
+    /// How many epochs ahead of the current one a deal may start.
+    pub fn max_start_ahead(&self) -> u64 {
+        self.params.max_start_ahead
+    }
+
     /// Slashed stake not yet spent on repairs.
     pub fn repair_pool(&self) -> u64 {
         self.repair_pool
