@@ -47,9 +47,12 @@ mod tests {
         assert_eq!(log2_ceil(1), 0);
         assert_eq!(log2_ceil(2), 1);
         assert_eq!(log2_ceil(820), 10);
-        // An 8 MiB segment's shard (820 KiB) on a node holding a million shards.
-        let b = proof_bytes(16, 839_680, 1 << 20);
+        // An 8 MiB segment's shard (820 KiB) on a node holding 10 000 shards.
+        let b = proof_bytes(16, 839_680, 10_000);
         assert!(b < 32 * 1024, "{b}");
         assert!(b > 16 * 1024, "{b}");
+        // Paths grow with the logarithm of what is held.
+        assert!(proof_bytes(16, 839_680, 1 << 20) > b);
+        assert_eq!(proof_bytes(1, 1024, 1), 128 + 40 + 58 + 1024);
     }
 }
