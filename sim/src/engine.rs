@@ -121,7 +121,8 @@ struct Sim<'a> {
     picked: Vec<u32>,
     replace: Vec<usize>,
     hits: Vec<usize>,
-    /// A new file is being placed: its counters only rise, checks wait.
+    /// Shards of one file are being placed: its counters only rise, so the
+    /// checks wait for the last one.
     placing: bool,
     // results
     ev: report::Events,
@@ -509,49 +510,65 @@ impl<'a> Sim<'a> {
         if count == 0 {
             return true;
         }
+        // Kept shards (held by active nodes) use up their domain's share;
+        // the protocol's cap for the whole segment is ⌈n / domains⌉.
         let cap = self.n.div_ceil(self.s.domains).max(1);
         let range = self.files.positions(f);
-        let holders: Vec<u32> = self.files.holders[range]
-            .iter()
-            .filter(|&&h| h != EMPTY)
-            .map(|&h| h & !DROPPED)
-            .collect();
-        let full = |nodes: &Nodes, slot: usize| {
-            let d = nodes.domain[slot];
-            holders
-                .iter()
-                .filter(|&&h| nodes.domain[h as usize] == d)
-                .count()
-                >= cap
-        };
-        self.stamp = self.stamp.wrapping_add(1);
-        for &h in &holders {
-            self.mark[h as usize] = self.stamp;
-        }
-        self.cand.clear();
-        let total = self.nodes.len();
-        let want = if self.s.candidates == 0 {
-            total
-        } else {
-            self.s.candidates
-        };
-        if want < total / 2 {
-            let mut attempts = 0;
-            while self.cand.len() < want && attempts < want * 8 {
-                attempts += 1;
-                let r = self.rng.gen_range(0..total);
-                if self.mark[r] != self.stamp && self.nodes.eligible(r) && !full(&self.nodes, r) {
-                    self.mark[r] = self.stamp;
-                    self.cand.push(r as u32);
+        let mut holders = Vec::with_capacity(self.n);
+        let mut kept_domains = Vec::with_capacity(self.n);
+        for &h in &self.files.holders[range] {
+            if h != EMPTY {
+                holders.push(h & !DROPPED);
+                if world::flags(&self.nodes, h).counted {
+                    kept_domains.push(self.nodes.domain[(h & !DROPPED) as usize]);
                 }
             }
         }
-        if self.cand.len() < count.max(want.min(total / 2)) {
-            self.cand.clear();
-            for r in 0..total {
-                if self.mark[r] != self.stamp && self.nodes.eligible(r) && !full(&self.nodes, r) {
-                    self.cand.push(r as u32);
+        let total = self.nodes.len();
+        let want = match self.s.candidates_per_shard {
+            0 => total,
+            c => (c * count).max(16),
+        };
+        self.cand.clear();
+        // With the domain rule first; if the live domains cannot take the
+        // shards (a region is down), without it, as protocol's placement
+        // itself fills from the ranking when domains run short.
+        for spread in [true, false] {
+            let full = |nodes: &Nodes, slot: usize| {
+                spread && {
+                    let d = nodes.domain[slot];
+                    kept_domains.iter().filter(|&&k| k == d).count() >= cap
                 }
+            };
+            self.stamp = self.stamp.wrapping_add(1);
+            for &h in &holders {
+                self.mark[h as usize] = self.stamp;
+            }
+            self.cand.clear();
+            if want < total / 2 {
+                let mut attempts = 0;
+                while self.cand.len() < want && attempts < want * 8 {
+                    attempts += 1;
+                    let r = self.rng.gen_range(0..total);
+                    if self.mark[r] != self.stamp && self.nodes.eligible(r) && !full(&self.nodes, r)
+                    {
+                        self.mark[r] = self.stamp;
+                        self.cand.push(r as u32);
+                    }
+                }
+            }
+            if self.cand.len() < want.min(total / 2).max(count) {
+                // Sampling came up short: every eligible node is a candidate.
+                for r in 0..total {
+                    if self.mark[r] != self.stamp && self.nodes.eligible(r) && !full(&self.nodes, r)
+                    {
+                        self.mark[r] = self.stamp;
+                        self.cand.push(r as u32);
+                    }
+                }
+            }
+            if self.cand.len() >= count {
+                break;
             }
         }
         self.ids.clear();
@@ -830,9 +847,14 @@ impl<'a> Sim<'a> {
         }
         let replace = std::mem::take(&mut self.replace);
         let picked = std::mem::take(&mut self.picked);
+        // Checked once all shards are in: half way the file is still below
+        // the threshold and would queue itself again.
+        self.placing = true;
         for (&pos, &slot) in replace.iter().zip(&picked) {
             self.set_position(pos, slot);
         }
+        self.placing = false;
+        self.after_change(fi);
         let rebuilt = replace.len() as u64;
         self.replace = replace;
         self.picked = picked;

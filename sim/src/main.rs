@@ -68,9 +68,9 @@ struct Args {
     /// Shard size in bytes.
     #[arg(long)]
     shard_bytes: Option<u64>,
-    /// Live nodes each placement chooses among (0: all).
+    /// Live nodes a placement chooses among, per shard placed (0: all).
     #[arg(long)]
-    candidates: Option<usize>,
+    candidates_per_shard: Option<usize>,
     #[arg(long)]
     seed: Option<u64>,
     /// Print one JSON object instead of the table.
@@ -117,7 +117,7 @@ fn scenario(a: &Args) -> anyhow::Result<Scenario> {
         parity_shards => parity_shards, years => years, afr => failures.afr,
         domain_failures => failures.domain_outages_per_year,
         period_hours => period_hours, repair_hours => repair_hours,
-        shard_bytes => shard_bytes, candidates => candidates, seed => seed,
+        shard_bytes => shard_bytes, candidates_per_shard => candidates_per_shard, seed => seed,
     );
     if a.repair_threshold.is_some() {
         s.repair_threshold = a.repair_threshold;

@@ -41,9 +41,10 @@ pub struct Scenario {
     pub shard_bytes: u64,
     /// Hours per proof period.
     pub period_hours: f64,
-    /// Live nodes a placement chooses among (a client ranks the nodes it
-    /// knows, not every node of a large network); 0 means all.
-    pub candidates: usize,
+    /// Live nodes a placement chooses among, per shard it places (a client
+    /// ranks the nodes it knows, not every node of a large network; a node
+    /// handing over one shard asks a few); at least 16; 0 means all.
+    pub candidates_per_shard: usize,
     /// Proof periods per chain block interval, for the chain-load figures:
     /// blocks per period.
     pub blocks_per_period: u64,
@@ -183,7 +184,7 @@ impl Default for Scenario {
             repair_hours: 12.0,
             shard_bytes: 839_680,
             period_hours: 1.0,
-            candidates: 120,
+            candidates_per_shard: 4,
             blocks_per_period: 1800,
             failures: Failures::default(),
             churn: Churn::default(),
@@ -323,12 +324,6 @@ impl Scenario {
             return Err(SimError::Config(
                 "domains, regions and file_segments must be at least 1".into(),
             ));
-        }
-        if self.candidates != 0 && self.candidates < n {
-            return Err(SimError::Config(format!(
-                "candidates ({}) must be 0 (all) or at least n = {n}",
-                self.candidates
-            )));
         }
         if self.shard_bytes == 0 || self.blocks_per_period == 0 {
             return Err(SimError::Config(
