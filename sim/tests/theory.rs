@@ -82,7 +82,7 @@ fn droppers(seed: u64, fraction: f64, periods: u32) -> cairn_sim::Report {
         },
         ..quiet_network()
     };
-    simulate(&s).unwrap()
+    simulate(&s).expect("scenario runs")
 }
 
 /// A node that dropped a fraction f of its bytes fails a period of s
