@@ -5,7 +5,10 @@ use cairn_sim::world::Kind;
 use cairn_sim::{simulate, Report, Scenario};
 
 fn detection(r: &Report, kind: Kind) -> &cairn_sim::report::Detection {
-    r.detection.iter().find(|d| d.kind == kind).unwrap()
+    r.detection
+        .iter()
+        .find(|d| d.kind == kind)
+        .expect("every kind is reported")
 }
 
 fn busy(seed: u64) -> Scenario {
@@ -142,7 +145,7 @@ fn regions_lost_for_good(repair: bool) -> Report {
         events,
         ..Scenario::default()
     };
-    simulate(&s).unwrap()
+    simulate(&s).expect("scenario runs")
 }
 
 #[test]
@@ -189,7 +192,7 @@ fn churn(graceful: f64) -> Report {
         },
         ..Scenario::default()
     })
-    .unwrap()
+    .expect("scenario runs")
 }
 
 #[test]
