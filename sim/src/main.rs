@@ -82,6 +82,10 @@ struct Args {
     /// Run a sweep instead: `threshold[=a,b,..]` or `code=k/m,k/m,..`.
     #[arg(long)]
     sweep: Option<Axis>,
+    /// Runs per sweep point, with seeds seed, seed + 1, … (the same for
+    /// every point).
+    #[arg(long, default_value_t = 1)]
+    runs: u32,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -154,10 +158,10 @@ fn run(a: Args) -> anyhow::Result<()> {
         }
     };
     if let Some(axis) = &a.sweep {
-        let points = sweep::run(&s, axis, &mut progress)?;
+        let points = sweep::run(&s, axis, a.runs, &mut progress)?;
         bar.finish_and_clear();
         if let Some(dir) = &a.plot {
-            let segment_years = s.segments as f64 * s.years;
+            let segment_years = s.segments as f64 * s.years * f64::from(a.runs.max(1));
             let path = plot::sweep_plot(&points, segment_years, dir, "tradeoff")?;
             eprintln!("wrote {}", path.display());
         }

@@ -58,6 +58,8 @@ impl std::str::FromStr for Axis {
 #[derive(Debug, Clone, Serialize)]
 pub struct SweepPoint {
     pub label: String,
+    /// Runs averaged (seeds `seed`, `seed + 1`, …).
+    pub runs: u32,
     pub k: usize,
     pub n: usize,
     pub repair_threshold: usize,
@@ -69,17 +71,24 @@ pub struct SweepPoint {
 }
 
 impl SweepPoint {
-    fn of(label: String, r: &Report) -> Self {
+    /// The mean of runs that differ only in their seed.
+    fn of(label: String, reports: &[Report]) -> Self {
+        let runs = reports.len().max(1) as f64;
+        let first = &reports[0];
+        let mean = |f: &dyn Fn(&Report) -> f64| reports.iter().map(f).sum::<f64>() / runs;
         Self {
             label,
-            k: r.setup.k,
-            n: r.setup.n,
-            repair_threshold: r.setup.repair_threshold,
-            segments_lost: r.durability.segments_lost,
-            annual_segment_loss: r.durability.annual_segment_loss,
-            durability: r.durability.durability,
-            repair_bytes_per_stored_byte_year: r.repair.repair_bytes_per_stored_byte_year,
-            expansion: r.setup.n as f64 / r.setup.k as f64,
+            runs: reports.len() as u32,
+            k: first.setup.k,
+            n: first.setup.n,
+            repair_threshold: first.setup.repair_threshold,
+            segments_lost: reports.iter().map(|r| r.durability.segments_lost).sum(),
+            annual_segment_loss: mean(&|r| r.durability.annual_segment_loss),
+            durability: mean(&|r| r.durability.durability),
+            repair_bytes_per_stored_byte_year: mean(&|r| {
+                r.repair.repair_bytes_per_stored_byte_year
+            }),
+            expansion: first.setup.n as f64 / first.setup.k as f64,
         }
     }
 }
@@ -124,23 +133,36 @@ pub fn variants(base: &Scenario, axis: &Axis) -> Result<Vec<(String, Scenario)>,
     })
 }
 
-/// Runs every point; `progress(done, total)` counts periods over all runs.
+/// Runs every point `runs` times (seeds `seed ..`, the same for every
+/// point, so points differ by the parameter alone); `progress(done, total)`
+/// counts periods over all runs.
 pub fn run(
     base: &Scenario,
     axis: &Axis,
+    runs: u32,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Vec<SweepPoint>, SimError> {
-    let runs = variants(base, axis)?;
-    for (_, s) in &runs {
+    let points = variants(base, axis)?;
+    for (_, s) in &points {
         s.validate()?;
     }
-    let count = runs.len() as u64;
-    let mut out = Vec::with_capacity(runs.len());
-    for (i, (label, s)) in runs.into_iter().enumerate() {
-        let report = simulate_with(&s, &mut |done, total| {
-            progress(i as u64 * total + done, count * total)
-        })?;
-        out.push(SweepPoint::of(label, &report));
+    let runs = runs.max(1) as u64;
+    let count = points.len() as u64 * runs;
+    let mut out = Vec::with_capacity(points.len());
+    let mut i = 0u64;
+    for (label, s) in points {
+        let mut reports = Vec::with_capacity(runs as usize);
+        for r in 0..runs {
+            let seeded = Scenario {
+                seed: s.seed.wrapping_add(r),
+                ..s.clone()
+            };
+            reports.push(simulate_with(&seeded, &mut |done, total| {
+                progress(i * total + done, count * total)
+            })?);
+            i += 1;
+        }
+        out.push(SweepPoint::of(label, &reports));
     }
     Ok(out)
 }

@@ -110,6 +110,8 @@ fn a_sweep_draws_the_trade_off() {
         "4",
         "--sweep",
         "threshold=5,7",
+        "--runs",
+        "2",
         "--json",
         "--plot",
         dir.path().to_str().expect("utf-8 path"),
@@ -119,6 +121,7 @@ fn a_sweep_draws_the_trade_off() {
     assert_eq!(points.len(), 2);
     assert_eq!(points[0]["repair_threshold"], 5);
     assert_eq!(points[1]["repair_threshold"], 7);
+    assert_eq!(points[1]["runs"], 2);
     let svg = std::fs::read_to_string(dir.path().join("tradeoff.svg")).expect("plot written");
     assert!(svg.contains("threshold 7"));
 }
