@@ -1,24 +1,27 @@
 //! The replicated state and the rules that change it.
+//!
+//! One file per concern: this one holds the state, accounts, nodes and the
+//! transaction dispatch; [`deals`] opens, closes and pays deals;
+//! [`proving`] checks storage proofs and settles each period.
 
-use std::collections::BTreeMap;
+mod deals;
+mod proving;
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::genesis::Genesis;
 use super::rejection::Rejection;
-use super::tx::{receipt_message, Address, DealTerms, SignedTx, TxBody};
+use super::tx::{Address, SignedTx, TxBody};
+use crate::proofs::accounting::{Health, ProofRecord};
+use crate::proofs::ProofParams;
 
 /// An account's balance and next nonce.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     pub balance: u64,
     pub nonce: u64,
-}
-
-/// Where a storage node stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum NodeStatus {
-    Active,
 }
 
 /// A registered storage node.
@@ -30,11 +33,23 @@ pub struct NodeRecord {
     /// Bytes committed in active deals.
     pub used: u64,
     pub stake: u64,
-    pub status: NodeStatus,
     pub active_deals: u32,
     pub registered_at: u64,
     /// Paid out from deal escrow so far.
     pub earned: u64,
+    /// Proof history and health (active, faulty, disqualified).
+    pub proofs: ProofRecord,
+    /// The current period's proof, once accepted: its period and whether a
+    /// sample found undeclared loss.
+    pub proven: Option<(u64, bool)>,
+    /// Stake taken when the node was disqualified.
+    pub slashed: u64,
+}
+
+impl NodeRecord {
+    pub fn health(&self) -> Health {
+        self.proofs.health
+    }
 }
 
 /// A deal's id: BLAKE3 of the owner and the nonce of the opening transaction.
@@ -63,6 +78,61 @@ pub struct DealCommitment {
     pub root: [u8; 32],
     pub shards: u32,
     pub bytes: u64,
+    /// Shards of this commitment known lost, by leaf index.
+    pub lost: Vec<LostRecord>,
+    /// Periods of this deal the node proved, and missed or failed.
+    pub proofs_accepted: u64,
+    pub proofs_missed: u64,
+    /// Paid to the node from this deal so far.
+    pub paid: u64,
+    /// The node was disqualified: it is no longer asked, nor paid.
+    pub orphaned: bool,
+}
+
+impl DealCommitment {
+    /// Bytes the node still holds (and is paid for).
+    pub fn live_bytes(&self) -> u64 {
+        let lost: u64 = self.lost.iter().map(|l| l.size).sum();
+        self.bytes.saturating_sub(lost)
+    }
+
+    /// The commitment's tree.
+    pub fn committed(&self) -> super::merkle::Committed {
+        super::merkle::Committed {
+            root: self.root,
+            count: u64::from(self.shards),
+            bytes: self.bytes,
+        }
+    }
+
+    /// The commitment as a proof is checked against: its tree, less the
+    /// shards known lost before height `before`.
+    pub fn space(&self, before: u64) -> crate::proofs::Space {
+        let mut lost: Vec<(u64, u64)> = self
+            .lost
+            .iter()
+            .filter(|l| l.at < before)
+            .map(|l| (l.start, l.size))
+            .collect();
+        lost.sort_unstable();
+        crate::proofs::Space {
+            tree: self.committed(),
+            lost,
+        }
+    }
+}
+
+/// A shard of a commitment known to be lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostRecord {
+    pub leaf: u32,
+    /// Where the shard's bytes start in the commitment.
+    pub start: u64,
+    pub size: u64,
+    /// The height at which the chain learnt it.
+    pub at: u64,
+    /// Found by a sample (true) or declared by the node (false).
+    pub found: bool,
 }
 
 /// An open deal.
@@ -76,7 +146,17 @@ pub struct Deal {
     pub commitments: Vec<DealCommitment>,
     /// Escrow not yet paid out.
     pub escrow: u64,
+    /// Part of the escrow that periods not proven (or lost bytes) did not
+    /// pay: kept for repair, returned to the owner if the deal ends unused.
+    pub withheld: u64,
     pub opened_at: u64,
+}
+
+impl Deal {
+    /// Whether `period` is paid for by this deal.
+    pub fn active_in(&self, period: u64) -> bool {
+        self.start_epoch <= period && period < self.end_epoch
+    }
 }
 
 /// The current namespace pointer of an account.
@@ -94,6 +174,8 @@ struct Params {
     min_stake: u64,
     faucet_max: Option<u64>,
     max_deal_epochs: u64,
+    max_start_ahead: u64,
+    proof: ProofParams,
 }
 
 /// What applying a block did.
@@ -116,10 +198,18 @@ pub struct ChainState {
     height: u64,
     epoch: u64,
     beacon: [u8; 32],
+    /// The beacons of the last `window_blocks + 1` blocks, by height: a proof
+    /// window's seed is the beacon of the block that opened it.
+    beacons: BTreeMap<u64, [u8; 32]>,
     accounts: BTreeMap<Address, Account>,
     nodes: BTreeMap<Address, NodeRecord>,
     deals: BTreeMap<DealId, Deal>,
+    /// Which deals each node has a commitment in: its committed space, in
+    /// deal-id order.
+    node_deals: BTreeSet<(Address, DealId)>,
     namespaces: BTreeMap<Address, NamespaceRoot>,
+    /// Slashed stake, waiting to pay for repairs.
+    repair_pool: u64,
     genesis_supply: u64,
     minted: u64,
     burned: u64,
@@ -153,15 +243,20 @@ impl ChainState {
                 min_stake: genesis.min_stake,
                 faucet_max: genesis.faucet_max,
                 max_deal_epochs: genesis.max_deal_epochs,
+                max_start_ahead: genesis.max_start_ahead_epochs,
+                proof: genesis.proof_params(),
             },
             validators: genesis.validators.clone(),
             height: 0,
             epoch: 0,
             beacon: *blake3::hash(genesis.chain_id.as_bytes()).as_bytes(),
+            beacons: BTreeMap::new(),
             accounts,
             nodes: BTreeMap::new(),
             deals: BTreeMap::new(),
+            node_deals: BTreeSet::new(),
             namespaces: BTreeMap::new(),
+            repair_pool: 0,
             genesis_supply: supply,
             minted: 0,
             burned: 0,
@@ -180,10 +275,34 @@ impl ChainState {
         self.epoch
     }
 
-    /// The current epoch's beacon: the digest the engine handed in with the
-    /// block that opened it (Cairn's engine passes that block's parent).
+    /// The beacon the engine handed in with the latest block.
     pub fn beacon(&self) -> [u8; 32] {
         self.beacon
+    }
+
+    /// The beacon that came with the block at `height`, while it is recent
+    /// enough to seed an open proof window.
+    pub fn beacon_at(&self, height: u64) -> Option<[u8; 32]> {
+        self.beacons.get(&height).copied()
+    }
+
+    /// The storage-proof rules of this chain.
+    pub fn proof_params(&self) -> &ProofParams {
+        &self.params.proof
+    }
+
+    /// Blocks per epoch (= proof period).
+    pub fn epoch_blocks(&self) -> u64 {
+        self.params.epoch_blocks
+    }
+
+    pub fn min_stake(&self) -> u64 {
+        self.params.min_stake
+    }
+
+    /// Slashed stake not yet spent on repairs.
+    pub fn repair_pool(&self) -> u64 {
+        self.repair_pool
     }
 
     pub fn validators(&self) -> &[Address] {
@@ -226,7 +345,7 @@ impl ChainState {
         let balances: u128 = self.accounts.values().map(|a| a.balance as u128).sum();
         let stakes: u128 = self.nodes.values().map(|n| n.stake as u128).sum();
         let escrow: u128 = self.deals.values().map(|d| d.escrow as u128).sum();
-        balances + stakes + escrow
+        balances + stakes + escrow + self.repair_pool as u128
     }
 
     /// Tokens that should exist: genesis plus faucet mints minus burned fees.
@@ -235,13 +354,14 @@ impl ChainState {
         self.genesis_supply as u128 + self.minted as u128 - self.burned as u128
     }
 
-    /// Applies a block: opens an epoch if this height starts one (its beacon
-    /// is `block_hash`, and the epoch that ended is paid for), then each
-    /// transaction in order.
+    /// Applies a block: records the block's `beacon` (the randomness the
+    /// engine hands in with it; it seeds the proof windows that open at this
+    /// height), settles the period that ended if this height starts an epoch,
+    /// then applies each transaction in order.
     pub fn apply_block(
         &mut self,
         height: u64,
-        block_hash: [u8; 32],
+        beacon: [u8; 32],
         txs: &[SignedTx],
     ) -> Result<BlockOutcome, String> {
         if height != self.height + 1 {
@@ -251,11 +371,14 @@ impl ChainState {
             ));
         }
         self.height = height;
+        self.beacon = beacon;
+        self.beacons.insert(height, beacon);
+        let keep_from = height.saturating_sub(self.params.proof.window_blocks);
+        self.beacons = self.beacons.split_off(&keep_from);
         let new_epoch = height % self.params.epoch_blocks == 0;
         if new_epoch {
             self.epoch = height / self.params.epoch_blocks;
-            self.beacon = block_hash;
-            self.settle_epoch(self.epoch - 1);
+            self.settle_period(self.epoch - 1);
         }
         let results = txs.iter().map(|tx| self.apply_tx(tx)).collect();
         Ok(BlockOutcome {
@@ -263,44 +386,6 @@ impl ChainState {
             new_epoch,
             state_root: self.root(),
         })
-    }
-
-    /// Pays every deal active in `epoch` and closes those that ended.
-    fn settle_epoch(&mut self, epoch: u64) {
-        let mut closed = Vec::new();
-        for (id, deal) in self.deals.iter_mut() {
-            if deal.start_epoch <= epoch && epoch < deal.end_epoch {
-                let mut paid = 0u64;
-                for c in &deal.commitments {
-                    // Pro rata by bytes; u128 avoids overflow, the remainder stays in escrow.
-                    let share = (deal.price_per_epoch as u128 * c.bytes as u128
-                        / deal.size.max(1) as u128) as u64;
-                    let share = share.min(deal.escrow - paid);
-                    paid += share;
-                    let account = self.accounts.entry(c.node).or_default();
-                    account.balance = account.balance.saturating_add(share);
-                    if let Some(node) = self.nodes.get_mut(&c.node) {
-                        node.earned = node.earned.saturating_add(share);
-                    }
-                }
-                deal.escrow -= paid;
-            }
-            if epoch + 1 >= deal.end_epoch {
-                closed.push(*id);
-            }
-        }
-        for id in closed {
-            if let Some(deal) = self.deals.remove(&id) {
-                let owner = self.accounts.entry(deal.owner).or_default();
-                owner.balance = owner.balance.saturating_add(deal.escrow);
-                for c in &deal.commitments {
-                    if let Some(node) = self.nodes.get_mut(&c.node) {
-                        node.used = node.used.saturating_sub(c.bytes);
-                        node.active_deals = node.active_deals.saturating_sub(1);
-                    }
-                }
-            }
-        }
     }
 
     /// Applies one transaction, or rejects it and changes nothing.
@@ -397,10 +482,12 @@ impl ChainState {
                         capacity: *capacity,
                         used: 0,
                         stake: *stake,
-                        status: NodeStatus::Active,
                         active_deals: 0,
                         registered_at: self.height,
                         earned: 0,
+                        proofs: ProofRecord::default(),
+                        proven: None,
+                        slashed: 0,
                     },
                 );
             }
@@ -448,32 +535,44 @@ impl ChainState {
                 let escrow = self.check_deal(signer, tx.nonce, terms)?;
                 let need = debit(escrow)?;
                 self.charge(signer, need, tx.fee);
-                for c in &terms.commitments {
-                    if let Some(node) = self.nodes.get_mut(&c.node) {
-                        node.used += c.bytes;
-                        node.active_deals += 1;
-                    }
+                self.open_deal(signer, tx.nonce, terms, escrow);
+            }
+            TxBody::CloseDeal { deal } => {
+                let refund = self.check_close(signer, deal)?;
+                let need = debit(0)?;
+                add(account.balance - need, refund)?;
+                self.charge(signer, need, tx.fee);
+                self.close_deal(deal);
+            }
+            TxBody::AddStake { amount } => {
+                let node = self
+                    .nodes
+                    .get(&signer)
+                    .ok_or(Rejection::UnknownNode(signer))?;
+                if *amount == 0 {
+                    return Err(Rejection::ZeroAmount);
                 }
-                let deal = Deal {
-                    owner: signer,
-                    size: terms.size,
-                    price_per_epoch: terms.price_per_epoch,
-                    start_epoch: terms.start_epoch,
-                    end_epoch: terms.end_epoch,
-                    commitments: terms
-                        .commitments
-                        .iter()
-                        .map(|c| DealCommitment {
-                            node: c.node,
-                            root: c.root,
-                            shards: c.shards,
-                            bytes: c.bytes,
-                        })
-                        .collect(),
-                    escrow,
-                    opened_at: self.height,
-                };
-                self.deals.insert(DealId::new(&signer, tx.nonce), deal);
+                if node.health() == Health::Disqualified {
+                    return Err(Rejection::NodeDisqualified(signer));
+                }
+                add(node.stake, *amount)?;
+                let need = debit(*amount)?;
+                self.charge(signer, need, tx.fee);
+                if let Some(node) = self.nodes.get_mut(&signer) {
+                    node.stake += amount;
+                }
+            }
+            TxBody::ProveStorage(proof) => {
+                let checked = self.check_proof(signer, proof)?;
+                let need = debit(0)?;
+                self.charge(signer, need, tx.fee);
+                self.record_proof(signer, checked);
+            }
+            TxBody::DeclareLost(leaves) => {
+                let records = self.check_declared(signer, leaves)?;
+                let need = debit(0)?;
+                self.charge(signer, need, tx.fee);
+                self.record_lost(records);
             }
             TxBody::SetNamespaceRoot { root, version } => {
                 let current = self.namespaces.get(&signer).map_or(0, |n| n.version);
@@ -503,62 +602,5 @@ impl ChainState {
         account.balance -= need;
         account.nonce += 1;
         self.burned += fee;
-    }
-
-    /// Validates a deal; returns its escrow.
-    fn check_deal(&self, owner: Address, nonce: u64, terms: &DealTerms) -> Result<u64, Rejection> {
-        let invalid = |why: &str| Err(Rejection::InvalidDeal(why.into()));
-        if terms.start_epoch < self.epoch {
-            return invalid("start epoch is in the past");
-        }
-        if terms.end_epoch <= terms.start_epoch {
-            return invalid("end epoch must be after start epoch");
-        }
-        if terms.end_epoch - terms.start_epoch > self.params.max_deal_epochs {
-            return invalid("deal is longer than the chain allows");
-        }
-        let mut total = 0u64;
-        let mut seen = std::collections::BTreeSet::new();
-        for c in &terms.commitments {
-            if c.bytes == 0 || c.shards == 0 {
-                return invalid("a commitment holds no data");
-            }
-            if !seen.insert(c.node) {
-                return Err(Rejection::DuplicateNode(c.node));
-            }
-            let node = self
-                .nodes
-                .get(&c.node)
-                .ok_or(Rejection::UnknownNode(c.node))?;
-            let free = node.capacity.saturating_sub(node.used);
-            if c.bytes > free {
-                return Err(Rejection::NodeFull {
-                    node: c.node,
-                    free,
-                    need: c.bytes,
-                });
-            }
-            total = add(total, c.bytes)?;
-        }
-        if total != terms.size {
-            return invalid("size is not the sum of the commitments' bytes");
-        }
-        // Receipts last: they are the expensive check.
-        for c in &terms.commitments {
-            let key = c
-                .node
-                .verifying_key()
-                .map_err(|_| Rejection::BadReceipt(c.node))?;
-            let message = receipt_message(&self.chain_id, &owner, nonce, terms, c);
-            key.verify_strict(
-                &message,
-                &ed25519_dalek::Signature::from_bytes(&c.receipt.0),
-            )
-            .map_err(|_| Rejection::BadReceipt(c.node))?;
-        }
-        terms
-            .price_per_epoch
-            .checked_mul(terms.end_epoch - terms.start_epoch)
-            .ok_or(Rejection::Overflow)
     }
 }
