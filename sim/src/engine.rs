@@ -861,11 +861,17 @@ impl<'a> Sim<'a> {
         self.rep.repairs += 1;
         self.rep.shards_rebuilt += rebuilt;
         self.rep.repair_bytes += self.policy.repair_transfers(healthy) as u64 * self.leaf_bytes;
-        self.eco.bounties += rules::period_share(
+        // Bounties come from what the chain set aside for repair: slashed
+        // stake (the repair pool) and the pay withheld from missed periods.
+        let demand = rules::period_share(
             self.s.economics.bounty_per_gib,
             rebuilt * self.leaf_bytes,
             GIB,
         );
+        let funds = (self.eco.slashed + self.eco.withheld).saturating_sub(self.eco.bounties);
+        let paid = demand.min(funds);
+        self.eco.bounties += paid;
+        self.eco.bounties_unfunded += demand - paid;
     }
 
     // ---- proof periods ----

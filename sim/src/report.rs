@@ -101,7 +101,10 @@ pub struct Economics {
     pub withheld: u64,
     pub slashed: u64,
     pub disqualified_nodes: u64,
+    /// Paid to repairers, out of slashed stake and withheld pay.
     pub bounties: u64,
+    /// Bounties due that those funds could not cover.
+    pub bounties_unfunded: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -248,7 +251,10 @@ impl Report {
                 "slashed (nodes disqualified)".into(),
                 format!("{} ({})", e.slashed, e.disqualified_nodes),
             ),
-            ("repair bounties".into(), e.bounties.to_string()),
+            (
+                "repair bounties (unfunded)".into(),
+                format!("{} ({})", e.bounties, e.bounties_unfunded),
+            ),
             (
                 "proof txs / block".into(),
                 format!(
