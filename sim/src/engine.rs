@@ -1029,7 +1029,7 @@ impl<'a> Sim<'a> {
             + self.rep.handoff_bytes) as f64
             / self.rep.mean_stored_bytes.max(1.0)
             / years.max(1e-9);
-        let blocks = (self.periods * s.blocks_per_period).max(1) as f64;
+        let blocks = (self.periods * self.proofs.period_blocks).max(1) as f64;
         self.chain.proof_txs_per_block = self.chain.proof_txs as f64 / blocks;
         self.chain.proof_bytes_per_block = self.chain.proof_bytes as f64 / blocks;
         self.chain.state_bytes = chain_load::state_bytes(

@@ -45,9 +45,6 @@ pub struct Scenario {
     /// ranks the nodes it knows, not every node of a large network; a node
     /// handing over one shard asks a few); at least 16; 0 means all.
     pub candidates_per_shard: usize,
-    /// Proof periods per chain block interval, for the chain-load figures:
-    /// blocks per period.
-    pub blocks_per_period: u64,
     pub failures: Failures,
     pub churn: Churn,
     pub growth: Growth,
@@ -132,6 +129,8 @@ pub struct Proofs {
     pub faulty_after: Option<u32>,
     pub disqualify_after: Option<u32>,
     pub stake_per_gib: Option<u64>,
+    /// Chain blocks per period (for the load per block).
+    pub period_blocks: Option<u64>,
 }
 
 impl Proofs {
@@ -143,7 +142,12 @@ impl Proofs {
             faulty_after: self.faulty_after.unwrap_or(d.faulty_after),
             disqualify_after: self.disqualify_after.unwrap_or(d.disqualify_after),
             stake_per_gib: self.stake_per_gib.unwrap_or(d.stake_per_gib),
-            ..d
+            period_blocks: self.period_blocks.unwrap_or(d.period_blocks),
+            window_blocks: d.window_blocks.min(
+                self.period_blocks
+                    .unwrap_or(d.period_blocks)
+                    .saturating_sub(1),
+            ),
         }
     }
 }
@@ -185,7 +189,6 @@ impl Default for Scenario {
             shard_bytes: 839_680,
             period_hours: 1.0,
             candidates_per_shard: 4,
-            blocks_per_period: 1800,
             failures: Failures::default(),
             churn: Churn::default(),
             growth: Growth::default(),
@@ -325,17 +328,13 @@ impl Scenario {
                 "domains, regions and file_segments must be at least 1".into(),
             ));
         }
-        if self.shard_bytes == 0 || self.blocks_per_period == 0 {
-            return Err(SimError::Config(
-                "shard_bytes and blocks_per_period must be positive".into(),
-            ));
+        if self.shard_bytes == 0 {
+            return Err(SimError::Config("shard_bytes must be positive".into()));
         }
-        let p = self.proofs.params();
-        if p.samples == 0 || p.faulty_after == 0 || p.disqualify_after < p.faulty_after {
-            return Err(SimError::Config(
-                "proofs: samples and faulty_after must be at least 1, disqualify_after at least faulty_after".into(),
-            ));
-        }
+        self.proofs
+            .params()
+            .validate()
+            .map_err(|e| SimError::Config(format!("proofs: {e}")))?;
         positive("years", self.years)?;
         positive("period_hours", self.period_hours)?;
         non_negative("repair_hours", self.repair_hours)?;
@@ -429,6 +428,8 @@ mod tests {
             ),
             ("[dishonest]\ndroppers = 0.7\nlate = 0.7", "more than 1"),
             ("data_shards = 0", "data/parity"),
+            ("[proofs]\nsamples = 100", "proof_samples"),
+            ("[proofs]\nfaulty_after = 5\ndisqualify_after = 2", "faulty_after"),
         ] {
             let e = Scenario::from_toml(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{text}: {e}");
