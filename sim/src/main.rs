@@ -162,7 +162,13 @@ fn run(a: Args) -> anyhow::Result<()> {
         bar.finish_and_clear();
         if let Some(dir) = &a.plot {
             let segment_years = s.segments as f64 * s.years * f64::from(a.runs.max(1));
-            let path = plot::sweep_plot(&points, segment_years, dir, "tradeoff")?;
+            let path = plot::sweep_plot(
+                &points,
+                segment_years,
+                matches!(axis, Axis::Threshold(_)),
+                dir,
+                "tradeoff",
+            )?;
             eprintln!("wrote {}", path.display());
         }
         if a.json {

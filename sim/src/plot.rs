@@ -135,20 +135,28 @@ pub fn nines(point: &SweepPoint, segment_years: f64) -> (f64, bool) {
     }
 }
 
-/// The trade-off curve of a sweep: repair traffic against durability.
+/// The trade-off curve of a sweep: repair traffic against durability;
+/// `connect` joins the points in order (for a parameter that varies
+/// steadily, such as the threshold).
 pub fn sweep_plot(
     points: &[SweepPoint],
     segment_years: f64,
+    connect: bool,
     dir: &Path,
     name: &str,
 ) -> Result<PathBuf, SimError> {
     std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
     let path = dir.join(format!("{name}.svg"));
-    draw_sweep(points, segment_years, &path)?;
+    draw_sweep(points, segment_years, connect, &path)?;
     Ok(path)
 }
 
-fn draw_sweep(points: &[SweepPoint], segment_years: f64, path: &Path) -> Result<(), SimError> {
+fn draw_sweep(
+    points: &[SweepPoint],
+    segment_years: f64,
+    connect: bool,
+    path: &Path,
+) -> Result<(), SimError> {
     let root = SVGBackend::new(path, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(err)?;
     let xy: Vec<(f64, f64, bool, &str)> = points
@@ -179,9 +187,11 @@ fn draw_sweep(points: &[SweepPoint], segment_years: f64, path: &Path) -> Result<
         .draw()
         .map_err(err)?;
     let colour = COLOURS[0];
-    chart
-        .draw_series(LineSeries::new(xy.iter().map(|p| (p.0, p.1)), colour))
-        .map_err(err)?;
+    if connect {
+        chart
+            .draw_series(LineSeries::new(xy.iter().map(|p| (p.0, p.1)), colour))
+            .map_err(err)?;
+    }
     chart
         .draw_series(xy.iter().map(|&(x, y, bound, label)| {
             let text = if bound {

@@ -429,7 +429,10 @@ mod tests {
             ("[dishonest]\ndroppers = 0.7\nlate = 0.7", "more than 1"),
             ("data_shards = 0", "data/parity"),
             ("[proofs]\nsamples = 100", "proof_samples"),
-            ("[proofs]\nfaulty_after = 5\ndisqualify_after = 2", "faulty_after"),
+            (
+                "[proofs]\nfaulty_after = 5\ndisqualify_after = 2",
+                "faulty_after",
+            ),
         ] {
             let e = Scenario::from_toml(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{text}: {e}");
