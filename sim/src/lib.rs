@@ -11,12 +11,10 @@
 //! What it models: independent disk failures (an annual failure rate),
 //! churn (graceful leaves and vanishing nodes), outages of failure domains
 //! and regions for a time or for good, dishonest nodes (dropping data and
-//! answering anyway, answering late, declaring loss), and growth of nodes
-//! and data. What it does not model: bandwidth limits (a repair takes a
-//! fixed time), the prices of a market, nodes colluding to regenerate a
-//! shard from its siblings (a proof cannot tell a regenerated shard from a
-//! stored one; the cost of regeneration is `k` shard reads, see
-//! `docs/simulation.md`).
+//! answering anyway, answering late, declaring loss, regenerating challenged
+//! chunks from sibling shards), and growth of nodes and data. What it does
+//! not model: bandwidth limits (a repair takes a fixed time) and the prices
+//! of a market; see `docs/simulation.md`.
 //!
 //! ```
 //! use cairn_sim::{simulate, Scenario};

@@ -76,6 +76,9 @@ pub struct Repair {
     pub repair_bytes: u64,
     /// Bytes moved by graceful leaves handing their shards over.
     pub handoff_bytes: u64,
+    /// Chunks colluders fetched to regenerate challenged chunks they had
+    /// dropped (k per answered sample).
+    pub regeneration_bytes: u64,
     /// Mean bytes stored (all shards), over the run.
     pub mean_stored_bytes: f64,
     /// (repair + handoff bytes) / mean stored bytes / years.
@@ -226,6 +229,10 @@ impl Report {
             ),
             ("repair traffic".into(), gib(r.repair_bytes as f64)),
             ("handoff traffic".into(), gib(r.handoff_bytes as f64)),
+            (
+                "regeneration traffic".into(),
+                format!("{:.1} MiB", r.regeneration_bytes as f64 / 1048576.0),
+            ),
             (
                 "repair bytes / stored byte / year".into(),
                 format!("{:.4}", r.repair_bytes_per_stored_byte_year),

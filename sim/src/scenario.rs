@@ -109,6 +109,11 @@ pub struct Dishonest {
     pub declarers: f64,
     /// Fraction of its shards a declarer throws away.
     pub declare_fraction: f64,
+    /// Nodes that drop data and, when a sample lands in it, rebuild the
+    /// chunk from k sibling shards fetched from colluders.
+    pub regenerators: f64,
+    /// Fraction of its shards a regenerator throws away.
+    pub regenerate_fraction: f64,
 }
 
 /// Prices and stakes (in the chain's base unit).
@@ -239,6 +244,8 @@ impl Default for Dishonest {
             late_probability: 0.5,
             declarers: 0.0,
             declare_fraction: 0.1,
+            regenerators: 0.0,
+            regenerate_fraction: 0.5,
         }
     }
 }
@@ -362,10 +369,12 @@ impl Scenario {
             ("dishonest.late_probability", d.late_probability),
             ("dishonest.declarers", d.declarers),
             ("dishonest.declare_fraction", d.declare_fraction),
+            ("dishonest.regenerators", d.regenerators),
+            ("dishonest.regenerate_fraction", d.regenerate_fraction),
         ] {
             fraction(name, v)?;
         }
-        if d.droppers + d.late + d.declarers > 1.0 {
+        if d.droppers + d.late + d.declarers + d.regenerators > 1.0 {
             return Err(SimError::Config(
                 "dishonest fractions add up to more than 1".into(),
             ));

@@ -43,6 +43,8 @@ pub enum Behaviour {
     Late,
     /// Drops data and declares the loss.
     Declarer,
+    /// Drops data and rebuilds challenged chunks from sibling shards.
+    Regenerator,
 }
 
 /// Per-node arrays.
@@ -84,15 +86,19 @@ pub enum Kind {
     DiskFailure,
     /// Left without a word (churn, or an outage for good): caught when faulty.
     Vanished,
+    /// Dropped bytes and rebuilds challenged chunks from k siblings: caught
+    /// only when fewer than k siblings can be reached.
+    Regenerator,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Dropper,
         Kind::Late,
         Kind::Declarer,
         Kind::DiskFailure,
         Kind::Vanished,
+        Kind::Regenerator,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -102,6 +108,7 @@ impl Kind {
             Kind::Declarer => "drops data, declares it",
             Kind::DiskFailure => "disk failure (declared)",
             Kind::Vanished => "vanished",
+            Kind::Regenerator => "drops data, regenerates it",
         }
     }
 }

@@ -77,6 +77,7 @@ fn every_kind_of_cheat_is_caught_and_cheating_pays_less() {
             late_probability: 0.5,
             declarers: 0.1,
             declare_fraction: 0.1,
+            ..Dishonest::default()
         },
         failures: Failures {
             afr: 0.0,
@@ -111,6 +112,43 @@ fn every_kind_of_cheat_is_caught_and_cheating_pays_less() {
     );
     assert!(r.economics.withheld > 0);
     assert_eq!(r.durability.segments_lost, 0);
+}
+
+/// Colluders that rebuild challenged chunks from siblings pass every proof
+/// while k siblings are reachable: the chain pays them in full and repairs
+/// nothing, though the data is not there.
+#[test]
+fn regenerating_from_siblings_is_not_caught_while_siblings_answer() {
+    let s = Scenario {
+        nodes: 300,
+        segments: 3000,
+        years: 0.01,
+        dishonest: Dishonest {
+            regenerators: 0.2,
+            regenerate_fraction: 0.5,
+            ..Dishonest::default()
+        },
+        failures: Failures {
+            afr: 0.0,
+            domain_outages_per_year: 0.0,
+            region_outages_per_year: 0.0,
+            ..Failures::default()
+        },
+        churn: Churn {
+            leave_per_year: 0.0,
+            ..Churn::default()
+        },
+        ..Scenario::default()
+    };
+    let r = simulate(&s).unwrap();
+    let d = detection(&r, Kind::Regenerator);
+    assert_eq!(d.cases, 60, "{d:?}");
+    assert_eq!(d.detected, 0, "{d:?}");
+    assert!(r.repair.regeneration_bytes > 0);
+    assert_eq!(r.repair.repairs, 0);
+    assert_eq!(r.economics.withheld, 0);
+    // Real redundancy is lower than the chain believes.
+    assert!(r.durability.min_intact_seen < 27, "{:?}", r.durability);
 }
 
 fn regions_lost_for_good(repair: bool) -> Report {

@@ -136,7 +136,7 @@ struct Sim<'a> {
     rep: report::Repair,
     eco: report::Economics,
     chain: report::ChainLoad,
-    kinds: [KindStats; 5],
+    kinds: [KindStats; 6],
     unavailable: u64,
     unavail: Vec<bool>,
     below_threshold: u64,
@@ -192,7 +192,7 @@ impl<'a> Sim<'a> {
             rep: Default::default(),
             eco: Default::default(),
             chain: Default::default(),
-            kinds: [KindStats::default(); 5],
+            kinds: [KindStats::default(); 6],
             unavailable: 0,
             unavail: Vec::new(),
             below_threshold: 0,
@@ -258,7 +258,12 @@ impl<'a> Sim<'a> {
         let s = self.s;
         let d = &s.dishonest;
         let count = |f: f64| (f * s.nodes as f64).round() as usize;
-        let (droppers, late, declarers) = (count(d.droppers), count(d.late), count(d.declarers));
+        let (droppers, late, declarers, regenerators) = (
+            count(d.droppers),
+            count(d.late),
+            count(d.declarers),
+            count(d.regenerators),
+        );
         for i in 0..s.nodes {
             let b = if i < droppers {
                 Behaviour::Dropper
@@ -266,6 +271,8 @@ impl<'a> Sim<'a> {
                 Behaviour::Late
             } else if i < droppers + late + declarers {
                 Behaviour::Declarer
+            } else if i < droppers + late + declarers + regenerators {
+                Behaviour::Regenerator
             } else {
                 Behaviour::Honest
             };
@@ -290,6 +297,7 @@ impl<'a> Sim<'a> {
             let (fraction, kind) = match self.nodes.behaviour[slot] {
                 Behaviour::Dropper => (d.drop_fraction, Kind::Dropper),
                 Behaviour::Declarer => (d.declare_fraction, Kind::Declarer),
+                Behaviour::Regenerator => (d.regenerate_fraction, Kind::Regenerator),
                 Behaviour::Late => {
                     self.start_undetected(slot, Kind::Late);
                     continue;

@@ -27,7 +27,7 @@ impl Sim<'_> {
                         Behaviour::Late if self.rng.gen_bool(self.s.dishonest.late_probability) => {
                             PeriodOutcome::Missed
                         }
-                        Behaviour::Dropper if self.nodes.held[s] > 0 => {
+                        Behaviour::Dropper | Behaviour::Regenerator if self.nodes.held[s] > 0 => {
                             self.sample(slot as u32, p, &seed)
                         }
                         _ => PeriodOutcome::Proven,
@@ -93,14 +93,23 @@ impl Sim<'_> {
             h.update(&(pos as u64).to_le_bytes());
             h.update(&chunk.to_le_bytes());
             prev = *h.finalize().as_bytes();
-            if self.files.holders[pos] & DROPPED != 0 && !self.hits.contains(&pos) {
-                self.hits.push(pos);
+            if self.files.holders[pos] & DROPPED == 0 || self.hits.contains(&pos) {
+                continue;
             }
+            // A regenerator rebuilds the chunk from k siblings' chunks, if
+            // it can reach k of them (the dropped one is not reachable).
+            if self.nodes.behaviour[s] == Behaviour::Regenerator
+                && self.files.available[f as usize] as usize >= self.k
+            {
+                self.rep.regeneration_bytes += self.k as u64 * rules::CHUNK_BYTES;
+                continue;
+            }
+            self.hits.push(pos);
         }
         if self.hits.is_empty() {
             return PeriodOutcome::Proven;
         }
-        self.detected(s, &[Kind::Dropper]);
+        self.detected(s, &[Kind::Dropper, Kind::Regenerator]);
         let hits = std::mem::take(&mut self.hits);
         for &pos in &hits {
             self.set_position(pos, EMPTY);
