@@ -1,28 +1,66 @@
 //! What proofs and deals cost the chain, in bytes.
 //!
-//! Estimates from the encodings' field sizes (postcard: varints, 32-byte
-//! hashes and keys, 64-byte signatures), not from encoding real values: the
-//! simulator holds no shard ids or paths.
+//! A proof's size is the length of protocol's own encoding of a
+//! `ProveStorage` transaction with the path lengths a node of the run has:
+//! each deal (a file) is one commitment over the shards the node holds for
+//! it, so a sample carries a 1 KiB chunk, its path in the shard and the
+//! shard's path in that commitment. The state size is an estimate from the
+//! records' field sizes (postcard varints, 32-byte keys and hashes).
 
-/// A transaction's envelope: chain id, signer, nonce, fee, signature.
-const TX_ENVELOPE: u64 = 16 + 32 + 8 + 8 + 64;
-/// A sample's fixed part: leaf index, shard id, size, answer tag, lengths.
-const SAMPLE_FIXED: u64 = 5 + 38 + 10 + 1 + 4;
-/// A Merkle-sum sibling: a hash and a byte count.
-const SUM_SIBLING: u64 = 32 + 9;
+use cairn_protocol::chain::merkle::Sibling;
+use cairn_protocol::chain::{Address, Sig, SignedTx, Transaction, TxBody};
+use cairn_protocol::proofs::{chunk, Answer, Sample, StorageProof, CHUNK_BYTES};
+use cairn_protocol::ContentId;
 
-fn log2_ceil(x: u64) -> u64 {
-    u64::from(64 - x.max(1).saturating_sub(1).leading_zeros())
+fn log2_ceil(x: u64) -> usize {
+    (64 - x.max(1).saturating_sub(1).leading_zeros()) as usize
 }
 
-/// Bytes of one `ProveStorage` transaction with `samples` samples from a
-/// node holding `leaves` shards of `shard_bytes` each.
+/// Bytes of one `ProveStorage` transaction of `samples` samples, shards of
+/// `shard_bytes` and commitments of `leaves` shards each, as protocol
+/// encodes it (the largest values where a varint's length depends on it).
+/// Builds one zero shard of `shard_bytes` (at most 32 MiB, as the scenario
+/// checks) to take its chunk path.
 pub fn proof_bytes(samples: u32, shard_bytes: u64, leaves: u64) -> u64 {
-    let chunks = shard_bytes.div_ceil(crate::rules::CHUNK_BYTES);
-    let chunk_path = 32 * log2_ceil(chunks);
-    let leaf_path = SUM_SIBLING * log2_ceil(leaves);
-    let sample = SAMPLE_FIXED + crate::rules::CHUNK_BYTES + chunk_path + leaf_path;
-    TX_ENVELOPE + 32 + 8 + u64::from(samples) * sample
+    let shard_bytes = shard_bytes.max(1);
+    let chunks = chunk::chunk_count(shard_bytes);
+    // The path of the last chunk of a zero shard: its length is the depth
+    // of the chunk tree, which is all that matters here.
+    let shard = vec![0u8; shard_bytes as usize];
+    let chunk_path = chunk::prove(&shard, chunks - 1).unwrap_or_default();
+    let sample = Sample {
+        leaf: leaves.saturating_sub(1) as u32,
+        shard: ContentId::of(b"shard"),
+        size: shard_bytes,
+        leaf_path: vec![
+            Sibling {
+                hash: [0xa5; 32],
+                bytes: shard_bytes * leaves,
+            };
+            log2_ceil(leaves)
+        ],
+        answer: Answer::Chunk {
+            data: vec![0; CHUNK_BYTES.min(shard_bytes) as usize],
+            path: chunk_path,
+        },
+    };
+    let tx = Transaction {
+        chain_id: "cairn-mainnet".into(),
+        signer: Address([0x5a; 32]),
+        nonce: u64::from(u32::MAX),
+        fee: 1_000_000,
+        body: TxBody::ProveStorage(StorageProof {
+            node: Address([0x5a; 32]),
+            period: u64::from(u32::MAX),
+            samples: vec![sample; samples as usize],
+        }),
+    };
+    SignedTx {
+        tx,
+        signature: Sig([0; 64]),
+    }
+    .encode()
+    .len() as u64
 }
 
 /// A node's registry record: key, peer id, one address, capacity, used,
@@ -43,16 +81,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sixteen_samples_fit_the_32_kib_bound() {
+    fn proofs_are_protocol_encoded_and_fit_32_kib() {
         assert_eq!(log2_ceil(1), 0);
         assert_eq!(log2_ceil(2), 1);
         assert_eq!(log2_ceil(820), 10);
-        // An 8 MiB segment's shard (820 KiB) on a node holding 10 000 shards.
-        let b = proof_bytes(16, 839_680, 10_000);
-        assert!(b < 32 * 1024, "{b}");
-        assert!(b > 16 * 1024, "{b}");
-        // Paths grow with the logarithm of what is held.
-        assert!(proof_bytes(16, 839_680, 1 << 20) > b);
-        assert_eq!(proof_bytes(1, 1024, 1), 128 + 40 + 58 + 1024);
+        // An 8 MiB segment's shard (820 KiB), one shard per commitment.
+        let one = proof_bytes(16, 839_680, 1);
+        assert!(one > 16 * 1024 && one < 32 * 1024, "{one}");
+        // Deeper commitments add a sibling (hash and byte count) per level.
+        let many = proof_bytes(16, 839_680, 64);
+        assert!(many > one + 16 * 6 * 32, "{one} {many}");
+        assert!(proof_bytes(1, 839_680, 1) < one / 10);
     }
 }

@@ -335,8 +335,11 @@ impl Scenario {
                 "domains, regions and file_segments must be at least 1".into(),
             ));
         }
-        if self.shard_bytes == 0 {
-            return Err(SimError::Config("shard_bytes must be positive".into()));
+        let max_shard = u64::from(cairn_protocol::params::MAX_SHARD_SIZE);
+        if self.shard_bytes == 0 || self.shard_bytes > max_shard {
+            return Err(SimError::Config(format!(
+                "shard_bytes must be 1 to {max_shard} (protocol's largest shard)"
+            )));
         }
         self.proofs
             .params()
@@ -437,6 +440,7 @@ mod tests {
             ),
             ("[dishonest]\ndroppers = 0.7\nlate = 0.7", "more than 1"),
             ("data_shards = 0", "data/parity"),
+            ("shard_bytes = 40000000", "largest shard"),
             ("[proofs]\nsamples = 100", "proof_samples"),
             (
                 "[proofs]\nfaulty_after = 5\ndisqualify_after = 2",

@@ -127,6 +127,8 @@ struct Sim<'a> {
     picked: Vec<u32>,
     replace: Vec<usize>,
     hits: Vec<usize>,
+    /// Bytes of one node's proof transaction.
+    proof_size: u64,
     /// Shards of one file are being placed: its counters only rise, so the
     /// checks wait for the last one.
     placing: bool,
@@ -184,6 +186,11 @@ impl<'a> Sim<'a> {
             replace: Vec::new(),
             hits: Vec::new(),
             placing: false,
+            proof_size: chain_load::proof_bytes(
+                proofs.samples,
+                s.shard_bytes,
+                s.file_segments as u64,
+            ),
             ev: Default::default(),
             dur: report::Durability {
                 min_intact_seen: params.n(),

@@ -38,11 +38,7 @@ impl Sim<'_> {
             stored += held_bytes;
             if held_bytes > 0 && outcome != PeriodOutcome::Missed {
                 proofs += 1;
-                self.chain.proof_bytes += chain_load::proof_bytes(
-                    self.proofs.samples,
-                    self.s.shard_bytes,
-                    self.nodes.held[s] as u64 * self.s.file_segments as u64,
-                );
+                self.chain.proof_bytes += self.proof_size;
             }
             let share = rules::period_share(price, held_bytes, GIB);
             if outcome == PeriodOutcome::Proven {
