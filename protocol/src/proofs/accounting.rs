@@ -105,12 +105,9 @@ pub fn period_share(price_per_period: u64, paid_bytes: u64, deal_size: u64) -> u
 /// The stake a node must lock to commit `bytes`: the chain's minimum plus
 /// `stake_per_gib` for every started GiB, so that slashing costs a cheater
 /// in proportion to what it claimed to store.
-pub fn required_stake(params: &ProofParams, min_stake: u64, bytes: u64) -> Option<u64> {
+pub fn required_stake(stake_per_gib: u64, min_stake: u64, bytes: u64) -> Option<u64> {
     let gib = bytes.div_ceil(1 << 30);
-    params
-        .stake_per_gib
-        .checked_mul(gib)?
-        .checked_add(min_stake)
+    stake_per_gib.checked_mul(gib)?.checked_add(min_stake)
 }
 
 #[cfg(test)]

@@ -68,7 +68,8 @@ impl Sim<'_> {
             self.nodes.held[ns] += 1;
             self.nodes.holdings[ns].push(f as u32);
             let bytes = self.nodes.held[ns] as u64 * self.leaf_bytes;
-            let stake = rules::required_stake(&self.proofs, MIN_STAKE, bytes).unwrap_or(u64::MAX);
+            let stake = rules::required_stake(self.proofs.stake_per_gib, MIN_STAKE, bytes)
+                .unwrap_or(u64::MAX);
             self.nodes.stake[ns] = self.nodes.stake[ns].max(stake);
         }
         self.files.holders[pos] = new;

@@ -60,7 +60,7 @@ impl ChainState {
                 });
             }
             let need = required_stake(
-                &self.params.proof,
+                self.params.proof.stake_per_gib,
                 self.params.min_stake,
                 node.used + c.bytes,
             )
