@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::ledger::api::{
-    AccountView, BlockView, DealList, ErrorView, NodeList, NodeView, StatusView, SubmitView,
-    TxStatus, TxView,
+    AccountView, BlockView, DealList, DealView, ErrorView, NodeList, NodeView, ProofTaskView,
+    StatusView, SubmitView, TxStatus, TxView,
 };
 use crate::net::client::{ClientSettings, NodeAddr, ShardClient};
 use bytes::Bytes;
@@ -325,6 +325,17 @@ impl ChainClient {
     /// A registered node, or `None`.
     pub async fn node(&self, address: &Address) -> Result<Option<NodeView>, ChainError> {
         self.get(&format!("/chain/node/{address}")).await?.found()
+    }
+
+    /// What node `address` must prove this period, or `None` if it is not
+    /// registered.
+    pub async fn proof_task(&self, address: &Address) -> Result<Option<ProofTaskView>, ChainError> {
+        self.get(&format!("/chain/proof/{address}")).await?.found()
+    }
+
+    /// An open deal by its hex id, or `None` if it is not (or no longer) open.
+    pub async fn deal(&self, id: &str) -> Result<Option<DealView>, ChainError> {
+        self.get(&format!("/chain/deal/{id}")).await?.found()
     }
 
     /// Open deals, all of them or `owner`'s.

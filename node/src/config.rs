@@ -83,6 +83,9 @@ struct RawChain {
     api: Vec<String>,
     register: Option<bool>,
     stake: Option<u64>,
+    prove: Option<bool>,
+    ask_per_gib_epoch: Option<u64>,
+    max_deal_epochs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -152,8 +155,16 @@ pub struct ChainConfig {
     pub api: Vec<String>,
     /// Register this node on the chain at start (default true).
     pub register: bool,
-    /// The stake to lock; `None`: the chain's `min_stake`.
+    /// The stake to lock; `None`: what covers the capacity on this chain.
     pub stake: Option<u64>,
+    /// Prove storage every period (default: whenever the node registers).
+    pub prove: bool,
+    /// Least pay this node signs receipts for, per GiB it holds and epoch
+    /// (default 0: any positive price).
+    pub ask_per_gib_epoch: u64,
+    /// Longest deal this node signs a receipt for, in epochs (default: any
+    /// the chain allows).
+    pub max_deal_epochs: u64,
 }
 
 /// Bounds on what peers can make the node hold or do at once.
@@ -398,6 +409,9 @@ fn chain_config(c: RawChain, http: Option<SocketAddr>) -> Result<ChainConfig, Co
     if c.stake == Some(0) {
         return Err(field("chain.stake", "must be more than 0"));
     }
+    if c.max_deal_epochs == Some(0) {
+        return Err(field("chain.max_deal_epochs", "must be more than 0"));
+    }
     let listen = match c.listen.as_deref() {
         None => SocketAddr::from(([127, 0, 0, 1], 4200)),
         Some(text) => text
@@ -437,6 +451,9 @@ fn chain_config(c: RawChain, http: Option<SocketAddr>) -> Result<ChainConfig, Co
         api: c.api,
         register,
         stake: c.stake,
+        prove: c.prove.unwrap_or(register),
+        ask_per_gib_epoch: c.ask_per_gib_epoch.unwrap_or(0),
+        max_deal_epochs: c.max_deal_epochs.unwrap_or(u64::MAX),
     })
 }
 

@@ -244,7 +244,7 @@ mod tests {
                 peer_id: peer.to_bytes(),
                 addresses: vec!["/ip4/127.0.0.1/udp/1/quic-v1".into()],
                 capacity: 1 << 30,
-                stake: 1_000,
+                stake: 2_000,
             },
         };
         let node_signing = ChainKey::from_keypair(&keypair).unwrap().key;
@@ -259,7 +259,7 @@ mod tests {
             owner_nonce: 0,
             size: 303,
             price_per_epoch: 5,
-            start_epoch: 0,
+            start_epoch: 1,
             end_epoch: 4,
             root: merkle::root(&shards).unwrap(),
             shards: 3,

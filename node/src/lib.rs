@@ -17,6 +17,8 @@
 //! | [`chain_client`] | [`ChainClient`](chain_client::ChainClient): a validator's HTTP API, for nodes and clients |
 //! | [`ledger`] | the chain on this node: blocks, tx index and state in RocksDB, the mempool |
 //! | [`registration`] | the node registers itself on the chain at start (and updates its record) |
+//! | [`prover`] | the proof worker: proves the node's committed bytes every period, declares losses |
+//! | [`terms`] | which deal terms the node signs receipts for |
 //! | [`validator`] | the chain engine on real sockets, committing to the ledger |
 //! | [`local_chain`] | a validator set on one machine (devnets, tests): genesis, reserved ports, `[chain]` sections |
 //! | [`metrics`] | the Prometheus metrics |
@@ -48,6 +50,8 @@ pub mod local_chain;
 pub mod maintenance;
 pub mod metrics;
 pub mod net;
+pub mod prover;
 pub mod registration;
 pub mod store;
+pub mod terms;
 pub mod validator;

@@ -4,7 +4,7 @@
 //! [`Address`]'s hex text.
 
 use cairn_protocol::chain::{
-    Address, ChainState, Deal, DealId, NamespaceRoot, NodeRecord, NodeStatus, Rejection, SignedTx,
+    Address, ChainState, Deal, DealId, NamespaceRoot, NodeRecord, Rejection, SignedTx,
 };
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,21 @@ pub struct StatusView {
     pub min_stake: u64,
     /// Largest faucet request; `None`: no faucet.
     pub faucet_max: Option<u64>,
+    /// The current proof period (the epoch).
+    #[serde(default)]
+    pub period: u64,
+    #[serde(default)]
+    pub proof_window_blocks: u64,
+    #[serde(default)]
+    pub proof_samples: u32,
+    /// Stake a node locks per GiB it commits, above `min_stake`.
+    #[serde(default)]
+    pub stake_per_gib: u64,
+    /// How far ahead of the current epoch a deal may start.
+    #[serde(default)]
+    pub max_start_ahead_epochs: u64,
+    #[serde(default)]
+    pub max_deal_epochs: u64,
 }
 
 /// A namespace pointer.
@@ -74,10 +89,19 @@ pub struct NodeView {
     pub capacity: u64,
     pub used: u64,
     pub stake: u64,
+    /// `active`, `faulty` or `disqualified`.
     pub status: String,
     pub active_deals: u32,
     pub registered_at: u64,
     pub earned: u64,
+    #[serde(default)]
+    pub proofs_accepted: u64,
+    #[serde(default)]
+    pub proofs_missed: u64,
+    #[serde(default)]
+    pub consecutive_misses: u32,
+    #[serde(default)]
+    pub slashed: u64,
 }
 
 impl NodeView {
@@ -92,12 +116,14 @@ impl NodeView {
             capacity: n.capacity,
             used: n.used,
             stake: n.stake,
-            status: match n.status {
-                NodeStatus::Active => "active".into(),
-            },
+            status: n.health().as_str().into(),
             active_deals: n.active_deals,
             registered_at: n.registered_at,
             earned: n.earned,
+            proofs_accepted: n.proofs.accepted,
+            proofs_missed: n.proofs.missed,
+            consecutive_misses: n.proofs.consecutive_misses,
+            slashed: n.slashed,
         }
     }
 }
@@ -120,6 +146,21 @@ pub struct CommitmentView {
     pub root: String,
     pub shards: u32,
     pub bytes: u64,
+    /// The node's health, or `orphaned` once it was disqualified.
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub proofs_accepted: u64,
+    #[serde(default)]
+    pub proofs_missed: u64,
+    /// Paid to the node from this deal so far.
+    #[serde(default)]
+    pub paid: u64,
+    /// Shards known lost, and their bytes.
+    #[serde(default)]
+    pub lost_shards: u32,
+    #[serde(default)]
+    pub lost_bytes: u64,
 }
 
 /// `GET /chain/deal/{id}`.
@@ -132,12 +173,15 @@ pub struct DealView {
     pub start_epoch: u64,
     pub end_epoch: u64,
     pub escrow: u64,
+    /// Escrow that unproven periods and lost bytes did not pay (for repair).
+    #[serde(default)]
+    pub withheld: u64,
     pub opened_at: u64,
     pub commitments: Vec<CommitmentView>,
 }
 
 impl DealView {
-    pub fn new(id: &DealId, d: &Deal) -> Self {
+    pub fn new(id: &DealId, d: &Deal, state: &ChainState) -> Self {
         Self {
             id: hex::encode(id.0),
             owner: d.owner,
@@ -146,6 +190,7 @@ impl DealView {
             start_epoch: d.start_epoch,
             end_epoch: d.end_epoch,
             escrow: d.escrow,
+            withheld: d.withheld,
             opened_at: d.opened_at,
             commitments: d
                 .commitments
@@ -155,9 +200,87 @@ impl DealView {
                     root: hex::encode(c.root),
                     shards: c.shards,
                     bytes: c.bytes,
+                    status: if c.orphaned {
+                        "orphaned".into()
+                    } else {
+                        state
+                            .node(&c.node)
+                            .map_or("deregistered", |n| n.health().as_str())
+                            .into()
+                    },
+                    proofs_accepted: c.proofs_accepted,
+                    proofs_missed: c.proofs_missed,
+                    paid: c.paid,
+                    lost_shards: c.lost.len() as u32,
+                    lost_bytes: c.bytes - c.live_bytes(),
                 })
                 .collect(),
         }
+    }
+}
+
+/// One commitment of a node's committed space, for its proof worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpaceView {
+    pub deal: String,
+    pub root: String,
+    pub shards: u64,
+    pub bytes: u64,
+    /// `(start, size)` of the shards known lost before the window opened.
+    pub lost: Vec<(u64, u64)>,
+}
+
+/// `GET /chain/proof/{address}`: what the node must prove this period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProofTaskView {
+    pub height: u64,
+    pub period: u64,
+    /// The window's seed arrives with block `open`; proofs are accepted in
+    /// blocks `open + 1 ..= close`.
+    pub open: u64,
+    pub close: u64,
+    /// Hex, once block `open` is committed.
+    pub seed: Option<String>,
+    /// Whether this period's proof was already accepted.
+    pub proven: bool,
+    pub status: String,
+    pub spaces: Vec<SpaceView>,
+}
+
+impl ProofTaskView {
+    pub fn new(state: &ChainState, address: &Address) -> Option<Self> {
+        let node = state.node(address)?;
+        let period = state.epoch();
+        let window =
+            cairn_protocol::proofs::challenge::window(state.proof_params(), address, period);
+        let spaces = state
+            .committed_space(address, period)
+            .iter()
+            .filter_map(|(id, ci)| {
+                let c = state.deal(id)?.commitments.get(*ci)?;
+                let space = c.space(window.open);
+                Some(SpaceView {
+                    deal: hex::encode(id.0),
+                    root: hex::encode(c.root),
+                    shards: space.tree.count,
+                    bytes: space.tree.bytes,
+                    lost: space.lost,
+                })
+            })
+            .collect();
+        Some(Self {
+            height: state.height(),
+            period,
+            open: window.open,
+            close: window.close,
+            seed: state
+                .beacon_at(window.open)
+                .filter(|_| state.height() >= window.open)
+                .map(hex::encode),
+            proven: node.proven.map(|p| p.0) == Some(period),
+            status: node.health().as_str().into(),
+            spaces,
+        })
     }
 }
 

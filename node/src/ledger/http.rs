@@ -14,8 +14,8 @@ use cairn_protocol::chain::{Address, DealId, MAX_TX_BYTES};
 use serde::Deserialize;
 
 use super::api::{
-    account_view, BlockView, DealList, DealView, ErrorView, NodeList, NodeView, StatusView,
-    SubmitRequest, SubmitView, TxView, MAX_LIST,
+    account_view, BlockView, DealList, DealView, ErrorView, NodeList, NodeView, ProofTaskView,
+    StatusView, SubmitRequest, SubmitView, TxView, MAX_LIST,
 };
 use super::{Ledger, LedgerError};
 
@@ -31,6 +31,7 @@ pub fn routes(ledger: Arc<Ledger>) -> Router {
         .route("/chain/account/{address}", get(account))
         .route("/chain/nodes", get(nodes))
         .route("/chain/node/{address}", get(node))
+        .route("/chain/proof/{address}", get(proof_task))
         .route("/chain/deal/{id}", get(deal))
         .route("/chain/deals", get(deals))
         .route("/chain/block/{height}", get(block))
@@ -133,7 +134,24 @@ async fn status(State(ledger): State<Arc<Ledger>>) -> ApiResult<StatusView> {
         min_fee: params.min_fee,
         min_stake: params.min_stake,
         faucet_max: params.faucet_max,
+        period: state.epoch(),
+        proof_window_blocks: state.proof_params().window_blocks,
+        proof_samples: state.proof_params().samples,
+        stake_per_gib: state.proof_params().stake_per_gib,
+        max_start_ahead_epochs: state.max_start_ahead(),
+        max_deal_epochs: params.max_deal_epochs,
     }))
+}
+
+async fn proof_task(
+    State(ledger): State<Arc<Ledger>>,
+    Path(address): Path<String>,
+) -> ApiResult<ProofTaskView> {
+    let address = parse_address(&address)?;
+    let state = ledger.store().state();
+    ProofTaskView::new(&state, &address)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("{address} is not a registered node")))
 }
 
 async fn account(
@@ -179,7 +197,7 @@ async fn deal(State(ledger): State<Arc<Ledger>>, Path(id): Path<String>) -> ApiR
             hex::encode(id.0)
         ))
     })?;
-    Ok(Json(DealView::new(&id, deal)))
+    Ok(Json(DealView::new(&id, deal, &state)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,7 +220,7 @@ async fn deals(
         total: matching().count(),
         deals: matching()
             .take(MAX_LIST)
-            .map(|(id, d)| DealView::new(id, d))
+            .map(|(id, d)| DealView::new(id, d, &state))
             .collect(),
     }))
 }
@@ -341,7 +359,7 @@ mod tests {
         let mut terms = DealTerms {
             size: 4096,
             price_per_epoch: 10,
-            start_epoch: 0,
+            start_epoch: 1,
             end_epoch: 50,
             commitments: vec![Commitment {
                 node: addr(2),
@@ -441,7 +459,9 @@ mod tests {
         let a = expect(http, &format!("/chain/account/{a1}"), 200).await;
         assert_eq!(a["nonce"], 2);
         assert_eq!(a["next_nonce"], 2);
-        assert_eq!(a["balance"], 1_000_000 - 43 - 1 - 500);
+        // The payment and its fee, the deal's fee and its escrow (10 per
+        // epoch for epochs 1..50).
+        assert_eq!(a["balance"], 1_000_000 - 43 - 1 - 490);
         assert!(a["node"].is_null());
         let a = expect(http, &format!("/chain/account/{a2}"), 200).await;
         assert_eq!(a["node"]["stake"], 5_000);
@@ -474,8 +494,18 @@ mod tests {
         )
         .await;
         assert_eq!(d["owner"], a1.to_string());
-        assert_eq!(d["escrow"], 500);
+        assert_eq!(d["escrow"], 490);
         assert_eq!(d["commitments"][0]["node"], a2.to_string());
+        assert_eq!(d["commitments"][0]["status"], "active");
+        assert_eq!(d["commitments"][0]["proofs_accepted"], 0);
+        // What the node must prove: this period's window, the deal's space
+        // once it is active (it starts next epoch: nothing yet).
+        let p = expect(http, &format!("/chain/proof/{a2}"), 200).await;
+        assert_eq!(p["period"], 0);
+        assert_eq!(p["proven"], false);
+        assert!(p["spaces"].as_array().unwrap().is_empty(), "{p}");
+        expect(http, &format!("/chain/proof/{a1}"), 404).await;
+        expect(http, "/chain/proof/zz", 400).await;
         expect(
             http,
             &format!("/chain/deal/{}", hex::encode([7u8; 32])),

@@ -514,6 +514,7 @@ pub(crate) mod tests {
                 .collect(),
         );
         g.epoch_blocks = 3;
+        g.proof_window_blocks = 1;
         g
     }
 
@@ -571,9 +572,10 @@ pub(crate) mod tests {
             store.block(2).unwrap().unwrap().results[0],
             Err(Rejection::BadNonce { .. })
         ));
-        // Height 3 opened epoch 1 with its parent's digest as the beacon.
+        // Height 3 opened epoch 1; every block's beacon is its parent's digest.
         assert_eq!(store.state().epoch(), 1);
-        assert_eq!(store.state().beacon(), digest(2));
+        assert_eq!(store.state().beacon(), digest(3));
+        assert_eq!(store.state().beacon_at(3), Some(digest(2)));
         let b = store.block(4).unwrap().unwrap();
         assert_eq!(b.parent, digest(3));
         assert_eq!(b.proposer, vec![7; 32]);

@@ -57,6 +57,10 @@
 //! [`crate::maintenance`]); this module is synchronous and is called from
 //! blocking threads.
 
+mod leaves;
+
+pub use leaves::KeptDeal;
+
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -80,6 +84,8 @@ type Db = rocksdb::DBWithThreadMode<MultiThreaded>;
 const CF_OUTBOARDS: &str = "outboards";
 const CF_META: &str = "meta";
 const CF_EXPIRY: &str = "expiry";
+/// Deal leaf lists: what the node signed receipts for ([`leaves`]).
+const CF_DEALS: &str = "deals";
 /// Most owners one shard records; further owners share the expiry only.
 pub const MAX_OWNERS: usize = 16;
 /// Puts of the same id serialize on one of these locks; different ids
@@ -122,6 +128,8 @@ pub enum StoreError {
     NotOwner { id: ContentId, owner: Address },
     #[error("shard store (RocksDB): {0}")]
     Db(#[from] rocksdb::Error),
+    #[error("deal leaf list: {0}")]
+    LeafList(String),
     #[error("shard store: {}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -221,6 +229,7 @@ impl ShardStore {
                 ColumnFamilyDescriptor::new(CF_OUTBOARDS, plain_options()),
                 ColumnFamilyDescriptor::new(CF_META, plain_options()),
                 ColumnFamilyDescriptor::new(CF_EXPIRY, plain_options()),
+                ColumnFamilyDescriptor::new(CF_DEALS, plain_options()),
             ],
         )?;
         // Every fan-out directory is made here, so puts never make one.
