@@ -111,6 +111,10 @@ mod tests {
             active_deals: 0,
             registered_at: 1,
             earned: 0,
+            proofs_accepted: 0,
+            proofs_missed: 0,
+            consecutive_misses: 0,
+            slashed: 0,
         }
     }
 

@@ -567,3 +567,198 @@ fn cli_put_opens_a_deal_matching_what_the_nodes_store() {
     let down = json_of(&cairn(&["devnet", "down", "--dir", d, "--json"], &env));
     assert_eq!(down["stopped"], 6);
 }
+
+/// The chain's view of one node's part of deal `id`.
+fn commitment_of(config: &str, id: &str, address: &str) -> serde_json::Value {
+    let deals = json_of(&cairn(&["deals", "--json", "--config", config], &[]));
+    let deal = deals["deals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id)
+        .unwrap_or_else(|| panic!("deal {id} not open: {deals}"))
+        .clone();
+    let c = deal["commitments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["node"] == address)
+        .unwrap_or_else(|| panic!("{address} not in deal {id}: {deal}"))
+        .clone();
+    let mut c = c;
+    c["deal_size"] = deal["size"].clone();
+    c["price_per_epoch"] = deal["price_per_epoch"].clone();
+    c
+}
+
+/// A commitment's pay for one proven period: its share of the price.
+fn share_of(c: &serde_json::Value) -> u64 {
+    (u128::from(c["price_per_epoch"].as_u64().unwrap()) * u128::from(c["bytes"].as_u64().unwrap())
+        / u128::from(c["deal_size"].as_u64().unwrap())) as u64
+}
+
+fn chain_epoch(config: &str) -> u64 {
+    json_of(&cairn(
+        &["chain", "status", "--json", "--config", config],
+        &[],
+    ))["period"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Storage proofs on a devnet of real processes: every node proves every
+/// period and is paid exactly its share; a node stopped past its window
+/// (SIGSTOP) misses, is not paid, and proves again after SIGCONT; a node
+/// whose shard files are deleted behind its back fails, turns faulty, is
+/// disqualified and slashed, and its commitment is orphaned.
+#[test]
+fn nodes_prove_every_period_are_paid_and_lose_stake_when_their_data_is_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let _cleanup = Cleanup(dir.clone());
+    let mut net = Devnet::up(&dir, &options(6)).unwrap();
+    let config_path = net.client_config_path();
+    let mut client = ClientConfig::load(&config_path).unwrap();
+    client.deal.price_per_gib_epoch = 1_000_000_000;
+    client.deal.epochs = 40;
+    client.write(&config_path).unwrap();
+    let config = config_path.to_str().unwrap().to_string();
+    let file = tmp.path().join("data.bin");
+    std::fs::write(
+        &file,
+        (0..300_000u32)
+            .map(|i| (i * 13 + i / 97) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    // n = 6 on 6 nodes: every node holds a shard of every segment.
+    let put = json_of(&cairn(
+        &[
+            "put",
+            file.to_str().unwrap(),
+            "--data-shards",
+            "2",
+            "--parity-shards",
+            "4",
+            "--json",
+            "--config",
+            &config,
+        ],
+        &[],
+    ));
+    let deal = put["files"][0]["deal"].clone();
+    let id = deal["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no deal: {put}"))
+        .to_string();
+    let start = deal["start_epoch"].as_u64().unwrap();
+    let addresses: Vec<String> = (0..6)
+        .map(|i| {
+            cairn_node::local_chain::chain_address(&net.node_dir(i))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let address = |i: usize| addresses[i].clone();
+    let (paused, robbed) = (4, 5);
+
+    // Three periods of the deal settle: everyone proved each and was paid
+    // exactly its share of the price.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while chain_epoch(&config) < start + 3 {
+        assert!(std::time::Instant::now() < deadline, "the chain stalled");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for i in 0..6 {
+        let c = commitment_of(&config, &id, &address(i));
+        let proven = c["proofs_accepted"].as_u64().unwrap();
+        assert!(proven >= 3, "node {i}: {c}");
+        assert_eq!(c["proofs_missed"], 0, "node {i}: {c}");
+        assert_eq!(c["status"], "active", "node {i}: {c}");
+        assert!(share_of(&c) > 0);
+        assert_eq!(
+            c["paid"].as_u64().unwrap(),
+            proven * share_of(&c),
+            "node {i}: {c}"
+        );
+    }
+    let status = net.status();
+    let proofs = &status[0].status.as_ref().unwrap()["proofs"];
+    assert!(proofs["accepted"].as_u64().unwrap() >= 3, "{proofs}");
+    assert_eq!(proofs["rejected"], 0, "{proofs}");
+
+    // SIGSTOP one node for two periods; delete another's shards.
+    net.pause(paused).unwrap();
+    let shards = dir
+        .join(format!("node-{robbed:02}"))
+        .join("store")
+        .join("shards");
+    for sub in std::fs::read_dir(&shards).unwrap() {
+        for f in std::fs::read_dir(sub.unwrap().path()).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+    }
+    // Stopped until the chain counts a missed period, then resumed.
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    let missed = loop {
+        let c = commitment_of(&config, &id, &address(paused));
+        if c["proofs_missed"].as_u64().unwrap() >= 1 {
+            break c;
+        }
+        assert!(std::time::Instant::now() < until, "no miss counted: {c}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(
+        missed["paid"].as_u64().unwrap(),
+        missed["proofs_accepted"].as_u64().unwrap() * share_of(&missed),
+        "a missed period is not paid: {missed}"
+    );
+    net.resume(paused).unwrap();
+
+    // The robbed node fails, turns faulty, then is disqualified and slashed.
+    let chain_node = |i: usize| {
+        let nodes = json_of(&cairn(
+            &["chain", "nodes", "--json", "--config", &config],
+            &[],
+        ));
+        nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["address"] == address(i).as_str())
+            .unwrap()
+            .clone()
+    };
+    let stake = chain_node(robbed)["stake"].as_u64().unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let n = chain_node(robbed);
+        if n["status"] == "disqualified" {
+            assert_eq!(n["stake"], 0, "{n}");
+            assert!(n["slashed"].as_u64().unwrap() >= stake.min(1), "{n}");
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "not disqualified: {n}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let orphaned = commitment_of(&config, &id, &address(robbed));
+    assert_eq!(orphaned["status"], "orphaned", "{orphaned}");
+    assert!(orphaned["lost_shards"].as_u64().unwrap() > 0, "{orphaned}");
+
+    // The paused node proves again once resumed, and is not disqualified.
+    let resumed = missed["proofs_accepted"].as_u64().unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while commitment_of(&config, &id, &address(paused))["proofs_accepted"]
+        .as_u64()
+        .unwrap()
+        <= resumed
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "the resumed node does not prove"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_ne!(chain_node(paused)["status"], "disqualified");
+    net.down(true).unwrap();
+}

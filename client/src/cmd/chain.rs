@@ -102,7 +102,10 @@ pub fn run(command: ChainCommand, global: &Global) -> anyhow::Result<()> {
                         .map(|d| format!(" (block {})", &d[..16]))
                         .unwrap_or_default()
                 );
-                println!("epoch       {} (every {} blocks)", s.epoch, s.epoch_blocks);
+                println!(
+                    "period      {} (an epoch of {} blocks; {} samples per proof, {} blocks to answer)",
+                    s.period, s.epoch_blocks, s.proof_samples, s.proof_window_blocks
+                );
                 println!("state root  {}", s.state_root);
                 println!("mempool     {} transaction(s)", s.mempool_txs);
                 println!("validators  {}", s.validators.len());
@@ -232,15 +235,27 @@ pub fn deals(global: &Global, owner: Option<&str>, all: bool) -> anyhow::Result<
     }
     for d in &list.deals {
         println!(
-            "{}  {} bytes on {} node(s), epochs {}..{}, {} per epoch, escrow {}",
+            "{}  {} bytes on {} node(s), epochs {}..{}, {} per epoch, escrow {} ({} withheld)",
             d.id,
             d.size,
             d.commitments.len(),
             d.start_epoch,
             d.end_epoch,
             d.price_per_epoch,
-            d.escrow
+            d.escrow,
+            d.withheld
         );
+        for c in &d.commitments {
+            let lost = if c.lost_shards > 0 {
+                format!(", {} shard(s) lost", c.lost_shards)
+            } else {
+                String::new()
+            };
+            println!(
+                "  {}  {:<12} {} proven, {} missed, paid {}{lost}",
+                c.node, c.status, c.proofs_accepted, c.proofs_missed, c.paid
+            );
+        }
     }
     if list.total > list.deals.len() {
         println!("({} more not shown)", list.total - list.deals.len());
