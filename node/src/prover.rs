@@ -267,12 +267,8 @@ impl Prover {
                 "challenged chunks are missing here: this period fails"
             );
         }
-        let nonce = match self.client.account(&node).await {
-            Ok(a) => a.next_nonce,
-            Err(e) => {
-                tracing::warn!(period, error = %e, "account lookup failed; retrying next poll");
-                return;
-            }
+        let Some(nonce) = self.nonce_with_fee(status).await else {
+            return;
         };
         let tx = self.key.sign_tx(
             &status.chain_id,
