@@ -441,11 +441,14 @@ fn parse_hex32(text: &str) -> Option<[u8; 32]> {
     hex::decode(text).ok()?.try_into().ok()
 }
 
+/// One commitment to prove: its deal, its space, the kept leaf list.
+type HeldSpace = (DealId, Space, Vec<(ContentId, u64)>);
+
 /// The spaces of a task with the node's kept leaf lists.
 fn held_spaces(
     store: &ShardStore,
     spaces: &[crate::ledger::api::SpaceView],
-) -> Result<Vec<(DealId, Space, Vec<(ContentId, u64)>)>, String> {
+) -> Result<Vec<HeldSpace>, String> {
     spaces
         .iter()
         .map(|s| {
