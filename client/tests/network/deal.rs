@@ -13,7 +13,8 @@ use ed25519_dalek::SigningKey;
 
 use crate::common::*;
 
-const CHAIN: &str = "deal-test";
+/// The devnet's chain: nodes sign receipts for their own chain only.
+const CHAIN: &str = "cairn-devnet";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_node_holding_an_upload_signs_what_it_stores() {
@@ -38,7 +39,14 @@ async fn every_node_holding_an_upload_signs_what_it_stores() {
         report.manifest_copies
     );
 
-    let plan = deal::plan(&report.placement, 100, 0, 10).unwrap();
+    // Nodes sign only for a deal starting soon after the chain's epoch.
+    let chain = cairn_client::chain::ChainClient::new(
+        &net.devnet.chain_urls(),
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    let epoch = chain.status().await.unwrap().epoch;
+    let plan = deal::plan(&report.placement, 100, epoch + 2, epoch + 12).unwrap();
     // 5 columns plus manifest copies over 6 nodes: most nodes take part.
     assert!(plan.nodes.len() >= 5, "{} nodes", plan.nodes.len());
     let owner_key = client.account().signing_key();
@@ -108,10 +116,14 @@ async fn every_node_holding_an_upload_signs_what_it_stores() {
                 peer_id: vec![1],
                 addresses: vec!["/ip4/127.0.0.1/udp/1/quic-v1".into()],
                 capacity: 1 << 40,
-                stake: 1_000,
+                stake: 1 << 30,
             },
         };
         state.apply_tx(&register.sign(k)).unwrap();
+    }
+    // The state machine at the devnet's epoch, so the deal's start is valid.
+    for h in 1..=epoch * 10 {
+        state.apply_block(h, [0; 32], &[]).unwrap();
     }
     let open = Transaction {
         chain_id: CHAIN.into(),
