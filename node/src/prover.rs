@@ -34,7 +34,7 @@ use tokio::sync::watch;
 
 use crate::chain_client::ChainClient;
 use crate::identity::ChainKey;
-use crate::ledger::api::{ProofTaskView, StatusView};
+use crate::ledger::api::{ProofTaskView, StatusView, TxView};
 use crate::metrics::Metrics;
 use crate::store::ShardStore;
 use crate::terms::{ChainFacts, TermsPolicy};
@@ -277,14 +277,7 @@ impl Prover {
             TxBody::ProveStorage(proof),
         );
         self.update(|s| s.submitted += 1);
-        let outcome = match self.client.submit(&tx).await {
-            Ok(id) => self
-                .client
-                .wait_for_tx(&id, COMMIT_TIMEOUT)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
-        };
+        let outcome = self.commit(&tx).await;
         let latency = seen.elapsed();
         let last = match outcome {
             Ok(view) if view.ok == Some(true) => {
@@ -333,6 +326,15 @@ impl Prover {
         self.update(|s| s.last = Some(last));
     }
 
+    /// Submits `tx` and waits for the block that applied or refused it.
+    async fn commit(&self, tx: &cairn_protocol::chain::SignedTx) -> Result<TxView, String> {
+        let id = self.client.submit(tx).await.map_err(|e| e.to_string())?;
+        self.client
+            .wait_for_tx(&id, COMMIT_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// The account's next nonce, once it can pay a fee. On a chain with a
     /// faucet (a devnet) an account short of the fee asks the faucet for a
     /// supply of fees first; elsewhere the operator funds it (the node's
@@ -360,12 +362,8 @@ impl Prover {
             0,
             TxBody::Faucet { amount },
         );
-        let committed = match self.client.submit(&tx).await {
-            Ok(id) => self.client.wait_for_tx(&id, COMMIT_TIMEOUT).await.ok(),
-            Err(_) => None,
-        };
-        match committed {
-            Some(view) if view.ok == Some(true) => {
+        match self.commit(&tx).await {
+            Ok(view) if view.ok == Some(true) => {
                 tracing::info!(amount, "took fees for proofs from the faucet");
                 Some(account.next_nonce + 1)
             }
@@ -393,14 +391,7 @@ impl Prover {
                 status.min_fee,
                 TxBody::DeclareLost(chunk.to_vec()),
             );
-            let result = match self.client.submit(&tx).await {
-                Ok(id) => self
-                    .client
-                    .wait_for_tx(&id, COMMIT_TIMEOUT)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
+            let result = self.commit(&tx).await;
             match result {
                 Ok(view) if view.ok == Some(true) => {
                     tracing::warn!(shards = chunk.len(), "declared lost shards on the chain");
