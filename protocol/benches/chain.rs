@@ -39,6 +39,7 @@ fn state_with_nodes(nodes: u32) -> ChainState {
         max_deal_epochs: 1_000_000,
         allocations,
         validators: vec![addr(0)],
+        group_key: None,
     };
     let mut s = ChainState::from_genesis(&genesis).unwrap();
     for n in 1..=nodes {

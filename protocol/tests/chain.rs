@@ -41,6 +41,7 @@ fn genesis() -> Genesis {
         max_deal_epochs: 1_000,
         allocations,
         validators: vec![addr(100)],
+        group_key: None,
     }
 }
 

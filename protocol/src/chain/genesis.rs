@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::beacon::GroupKey;
 use super::tx::{Address, MAX_CHAIN_ID_LEN};
 
 /// An initial balance.
@@ -29,6 +30,11 @@ pub struct Genesis {
     pub allocations: Vec<Allocation>,
     /// The validators' keys.
     pub validators: Vec<Address>,
+    /// The validators' threshold group public key, which every block's
+    /// beacon seed is checked against (see [`super::beacon`]). A validator
+    /// refuses to start without one; the state machine does not read it.
+    #[serde(default)]
+    pub group_key: Option<GroupKey>,
 }
 
 impl Genesis {
@@ -70,6 +76,7 @@ impl Genesis {
             max_deal_epochs: 100_000,
             allocations,
             validators,
+            group_key: None,
         }
     }
 }

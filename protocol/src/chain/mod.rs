@@ -18,8 +18,9 @@
 //!   by its node as an acceptance receipt; every epoch the escrow pays the
 //!   nodes pro rata to the bytes they hold, and what is left returns to the
 //!   owner when the deal ends;
-//! * **epochs**, each with a beacon: the digest of the parent of the block
-//!   that opens it (the engine passes it in),
+//! * **epochs**, each with a beacon: the randomness the engine hands in
+//!   with the block that opens it, from the consensus threshold seed of a
+//!   view the proposer cannot choose ([`beacon`] says which),
 //!   from which storage challenges are derived ([`crate::proof`]);
 //! * **namespace roots**: one mutable pointer (an id and a version) per
 //!   account, so a recovery phrase alone finds a user's files.
@@ -32,12 +33,14 @@
 //! Non-goals here: storage-proof accounting, slashing and repair bounties
 //! (they build on deals and epochs), and the consensus engine itself.
 
+pub mod beacon;
 mod genesis;
 pub mod merkle;
 mod rejection;
 mod state;
 mod tx;
 
+pub use beacon::GroupKey;
 pub use genesis::{Allocation, Genesis};
 pub use rejection::Rejection;
 pub use state::{

@@ -180,8 +180,8 @@ impl ChainState {
         self.epoch
     }
 
-    /// The current epoch's beacon: the digest the engine handed in with the
-    /// block that opened it (Cairn's engine passes that block's parent).
+    /// The current epoch's beacon: the beacon the engine handed in with the
+    /// block that opened it (see [`super::beacon`]).
     pub fn beacon(&self) -> [u8; 32] {
         self.beacon
     }
@@ -236,12 +236,15 @@ impl ChainState {
     }
 
     /// Applies a block: opens an epoch if this height starts one (its beacon
-    /// is `block_hash`, and the epoch that ended is paid for), then each
-    /// transaction in order.
+    /// is `beacon`, and the epoch that ended is paid for), then each
+    /// transaction in order. `beacon` is the beacon for this block: the
+    /// randomness the engine hands in with it ([`super::beacon`]: the
+    /// threshold seed of the parent's view, which the proposer cannot
+    /// choose).
     pub fn apply_block(
         &mut self,
         height: u64,
-        block_hash: [u8; 32],
+        beacon: [u8; 32],
         txs: &[SignedTx],
     ) -> Result<BlockOutcome, String> {
         if height != self.height + 1 {
@@ -254,7 +257,7 @@ impl ChainState {
         let new_epoch = height % self.params.epoch_blocks == 0;
         if new_epoch {
             self.epoch = height / self.params.epoch_blocks;
-            self.beacon = block_hash;
+            self.beacon = beacon;
             self.settle_epoch(self.epoch - 1);
         }
         let results = txs.iter().map(|tx| self.apply_tx(tx)).collect();
