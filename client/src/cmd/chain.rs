@@ -103,6 +103,10 @@ pub fn run(command: ChainCommand, global: &Global) -> anyhow::Result<()> {
                         .unwrap_or_default()
                 );
                 println!("epoch       {} (every {} blocks)", s.epoch, s.epoch_blocks);
+                match s.beacon_view {
+                    Some(view) => println!("beacon      {} (seed of view {view})", s.beacon),
+                    None => println!("beacon      {} (genesis)", s.beacon),
+                }
                 println!("state root  {}", s.state_root);
                 println!("mempool     {} transaction(s)", s.mempool_txs);
                 println!("validators  {}", s.validators.len());

@@ -118,6 +118,21 @@ async fn status(State(ledger): State<Arc<Ledger>>) -> ApiResult<StatusView> {
         blocking(move || Ok(l.store().block(height)?)).await?
     };
     let params = ledger.params();
+    let beacon_view = match cairn_protocol::chain::beacon::epoch_opening_height(
+        state.epoch(),
+        params.epoch_blocks,
+    ) {
+        None => None,
+        Some(opening) if Some(opening) == latest.as_ref().map(|b| b.height) => latest
+            .as_ref()
+            .and_then(|b| b.beacon.seed.as_ref().map(|s| s.view)),
+        Some(opening) => {
+            let l = ledger.clone();
+            blocking(move || Ok(l.store().block(opening)?))
+                .await?
+                .and_then(|b| b.beacon.seed.map(|s| s.view))
+        }
+    };
     Ok(Json(StatusView {
         chain_id: state.chain_id().to_string(),
         genesis_hash: hex::encode(ledger.store().genesis_hash()),
@@ -133,6 +148,7 @@ async fn status(State(ledger): State<Arc<Ledger>>) -> ApiResult<StatusView> {
         min_fee: params.min_fee,
         min_stake: params.min_stake,
         faucet_max: params.faucet_max,
+        beacon_view,
     }))
 }
 
@@ -304,7 +320,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::ledger::store::tests::{addr, block, digest, genesis, key, transfer};
+    use crate::ledger::store::tests::{addr, beacon, block, digest, genesis, key, transfer};
     use crate::ledger::MempoolConfig;
 
     fn signed(from: u8, nonce: u64, body: TxBody) -> SignedTx {
@@ -435,6 +451,8 @@ mod tests {
         assert_eq!(s["beacon"], hex::encode(ledger.store().state().beacon()));
         assert_eq!(s["mempool_txs"], 0);
         assert_eq!(s["min_fee"], 1);
+        // Epoch 0: the beacon is the genesis's, from no view.
+        assert!(s["beacon_view"].is_null(), "{s}");
         let typed: super::super::api::StatusView = serde_json::from_value(s).unwrap();
         assert_eq!(typed.validators, vec![addr(100)]);
 
@@ -497,6 +515,12 @@ mod tests {
         assert_eq!(b["txs"][1]["id"], hex::encode(pay.id()));
         assert_eq!(b["txs"][1]["ok"], true);
         assert_eq!(b["proposer"], hex::encode([7u8; 32]));
+        assert_eq!(b["view"], 11);
+        assert_eq!(b["beacon"], hex::encode(beacon(1)));
+        assert!(b["seed"].is_null(), "the block on genesis has no seed: {b}");
+        let b = expect(http, "/chain/block/2", 200).await;
+        assert_eq!(b["seed"]["view"], 11);
+        assert_eq!(b["seed"]["signature"], hex::encode([2u8; 48]));
         expect(http, "/chain/block/0", 404).await;
         let e = expect(http, "/chain/block/99", 404).await;
         assert!(e["error"].as_str().unwrap().contains("latest is 2"), "{e}");
@@ -597,6 +621,9 @@ mod tests {
             (Some(3), Some(0))
         );
         assert_eq!(s["epoch"], 1);
+        // Block 3 opened epoch 1 with the seed of view 12 (its parent's).
+        assert_eq!(s["beacon_view"], 12);
+        assert_eq!(s["beacon"], hex::encode(beacon(3)));
         let t = expect(http, &format!("/chain/tx/{}", hex::encode(next.id())), 200).await;
         assert_eq!(t["status"], "committed");
     }
