@@ -28,8 +28,7 @@ use commonware_consensus::{
     types::{Epoch, FixedEpocher, ViewDelta},
 };
 use commonware_cryptography::{
-    blake3::Digest, certificate::ConstantProvider, certificate::Verifier as _, ed25519::PublicKey,
-    Digested, Digestible,
+    blake3::Digest, certificate::ConstantProvider, ed25519::PublicKey, Digested, Digestible,
 };
 use commonware_p2p::{Blocker, Provider, Receiver, Sender};
 use commonware_parallel::Sequential;
@@ -197,7 +196,9 @@ where
             &prefix,
             "finalizations",
             &page_cache,
-            scheme.certificate_codec_config(),
+            // A threshold certificate (one recovered signature pair) decodes
+            // without a config (`certificate_codec_config()` is `()`).
+            (),
         ),
     )
     .await
