@@ -7,16 +7,21 @@
 //! built or verified; a block whose ancestors it never saw (it was down, or
 //! is catching up) is handled by walking the ancestry back to a known state
 //! and replaying forward. States at or below the committed head are pruned.
+//!
+//! Every block carries the seed of its parent's view (see
+//! `cairn_protocol::chain::beacon`): a proposer takes it from the seeds
+//! consensus certified ([`Seeds`]), a verifier checks it against the
+//! genesis group key ([`seeds::check`]) and refuses the block otherwise.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use cairn_protocol::chain::ChainState;
+use cairn_protocol::chain::{beacon, ChainState};
 use commonware_actor::Feedback;
 use commonware_consensus::{
     marshal::{ancestry::Ancestry, Update},
-    simplex::{scheme::ed25519::Scheme, types::Context},
+    simplex::types::Context,
     Heightable, Reporter,
 };
 use commonware_cryptography::{blake3::Digest, ed25519::PublicKey, Digested, Digestible};
@@ -24,11 +29,17 @@ use commonware_runtime::{Clock, Metrics, Spawner};
 use commonware_utils::{Acknowledgement, SystemTimeExt};
 use futures::StreamExt;
 
-use crate::block::{Block, MAX_BLOCK_TXS, MAX_BLOCK_TX_BYTES};
+use crate::block::{seed_beacon, Block, BlockParts, BlockSeed, MAX_BLOCK_TXS, MAX_BLOCK_TX_BYTES};
 use crate::ledger::{apply, Head, Ledger};
+use crate::seeds::{self, Seeds};
+use crate::threshold::Scheme;
 
 /// How far a block's time may run ahead of a verifier's clock.
 const CLOCK_SKEW_MS: u64 = 5_000;
+
+/// How long a proposer waits for its parent's seed to be reported (it is
+/// normally there before consensus asks for the proposal).
+const SEED_WAIT: Duration = Duration::from_secs(2);
 
 struct Shared {
     ledger: Box<dyn Ledger>,
@@ -47,6 +58,9 @@ struct Shared {
 #[derive(Clone)]
 pub struct ChainApp {
     shared: Arc<Mutex<Shared>>,
+    seeds: Seeds,
+    /// Checks seeds against the genesis group key.
+    verifier: Arc<Scheme>,
 }
 
 impl std::fmt::Debug for ChainApp {
@@ -58,10 +72,19 @@ impl std::fmt::Debug for ChainApp {
 impl ChainApp {
     /// `genesis_root` is the root of the genesis state (every validator
     /// derives the same genesis block from it); a proposer waits until
-    /// `block_interval` has passed since the parent's time.
-    pub fn new(ledger: Box<dyn Ledger>, genesis_root: [u8; 32], block_interval: Duration) -> Self {
+    /// `block_interval` has passed since the parent's time; `verifier`
+    /// holds the genesis group key
+    /// ([`crate::threshold::seed_verifier`]).
+    pub fn new(
+        ledger: Box<dyn Ledger>,
+        genesis_root: [u8; 32],
+        block_interval: Duration,
+        verifier: Scheme,
+    ) -> Self {
         let head = ledger.head();
         Self {
+            seeds: Seeds::default(),
+            verifier: Arc::new(verifier),
             shared: Arc::new(Mutex::new(Shared {
                 ledger,
                 genesis_root,
@@ -86,6 +109,26 @@ impl ChainApp {
     /// The committed head.
     pub fn head(&self) -> Head {
         self.lock().head.clone()
+    }
+
+    /// The seeds consensus reports (the engine wires its reporter here).
+    pub fn seeds(&self) -> Seeds {
+        self.seeds.clone()
+    }
+
+    /// The seed of `view`, waiting up to [`SEED_WAIT`] for its report.
+    async fn seed_of<E: Clock>(&self, runtime: &E, view: u64) -> Option<BlockSeed> {
+        let deadline = runtime.current() + SEED_WAIT;
+        loop {
+            if let Some(seed) = self.seeds.get(view) {
+                return Some(seed);
+            }
+            if runtime.current() >= deadline {
+                tracing::warn!(view, "no seed for the parent's view: not proposing");
+                return None;
+            }
+            runtime.sleep(Duration::from_millis(5)).await;
+        }
     }
 
     fn known(&self, digest: &Digest) -> Option<(u64, Arc<ChainState>)> {
@@ -149,6 +192,8 @@ impl ChainApp {
                 let height = head.height;
                 shared.head = head;
                 shared.states.retain(|_, (h, _)| *h > height);
+                // Every later block builds on this one or above it.
+                self.seeds.prune_below(block.view);
                 true
             }
             Ok(_) => {
@@ -183,12 +228,27 @@ where
 
     async fn propose(
         &mut self,
-        (runtime, _context): (E, Self::Context),
+        (runtime, context): (E, Self::Context),
         mut ancestry: impl Ancestry<Self::Block>,
         _input: (),
     ) -> Option<Digested<Self::Block>> {
         let parent = ancestry.next().await?;
         let parent_digest = parent.digest();
+        let parent_view = context.parent.0.get();
+        if parent.inner().view != parent_view {
+            tracing::warn!(
+                parent_view,
+                recorded = parent.inner().view,
+                "parent block records another view: not proposing"
+            );
+            return None;
+        }
+        // The beacon is fixed by the parent's view before anything below
+        // is chosen (see cairn_protocol::chain::beacon).
+        let seed = match beacon::seed_view(parent.height().get(), parent_view) {
+            None => None,
+            Some(view) => Some(self.seed_of(&runtime, view).await?),
+        };
         let height = parent.height().next();
         let parent_time = parent.inner().timestamp_ms;
         // Pace the chain: an idle network still makes a block about every
@@ -205,9 +265,18 @@ where
             .ledger
             .pending(&state, MAX_BLOCK_TXS, MAX_BLOCK_TX_BYTES);
         let mut next = (*state).clone();
-        let outcome = next.apply_block(height.get(), parent_digest.0, &txs).ok()?;
+        let beacon = seed_beacon(seed.as_ref(), state.chain_id());
+        let outcome = next.apply_block(height.get(), beacon, &txs).ok()?;
         let timestamp_ms = now_ms(&runtime).max(parent_time + 1);
-        let block = Block::new(parent_digest, height, timestamp_ms, outcome.state_root, txs);
+        let block = Block::new(BlockParts {
+            parent: parent_digest,
+            height,
+            view: context.round.view().get(),
+            timestamp_ms,
+            seed,
+            state_root: outcome.state_root,
+            txs,
+        });
         self.remember(&block, Arc::new(next));
         let digest = block.digest();
         Some(Digested::precomputed(block, digest))
@@ -215,7 +284,7 @@ where
 
     async fn verify(
         &mut self,
-        (runtime, _context): (E, Self::Context),
+        (runtime, context): (E, Self::Context),
         mut ancestry: impl Ancestry<Self::Block>,
     ) -> bool {
         let Some(block) = ancestry.next().await else {
@@ -227,6 +296,16 @@ where
         if block.inner().timestamp_ms <= parent.inner().timestamp_ms
             || block.inner().timestamp_ms > now_ms(&runtime) + CLOCK_SKEW_MS
         {
+            return false;
+        }
+        if let Err(e) = seeds::check(
+            &self.verifier,
+            block.inner(),
+            parent.inner(),
+            context.round.view().get(),
+            context.parent.0.get(),
+        ) {
+            tracing::warn!(height = block.height().get(), error = %e, "refusing block: bad seed");
             return false;
         }
         if self.known(&block.digest()).is_some() {

@@ -22,24 +22,25 @@ use commonware_consensus::{
         Start,
     },
     simplex::{
-        self, elector::RoundRobin, scheme::ed25519::Scheme, types::Finalization, Engine as Simplex,
-        Floor, ForwardPolicy, SkipBudget, SkipPolicy,
+        self, elector::RoundRobin, types::Finalization, Engine as Simplex, Floor, ForwardPolicy,
+        SkipBudget, SkipPolicy,
     },
     types::{Epoch, FixedEpocher, ViewDelta},
 };
 use commonware_cryptography::{
-    blake3::Digest, certificate::ConstantProvider, certificate::Verifier as _, ed25519::PrivateKey,
-    ed25519::PublicKey, Digested, Digestible, Signer,
+    blake3::Digest, certificate::ConstantProvider, ed25519::PublicKey, Digested, Digestible,
 };
 use commonware_p2p::{Blocker, Provider, Receiver, Sender};
 use commonware_parallel::Sequential;
 use commonware_runtime::{buffer::paged::CacheRef, Clock, Handle, Metrics, Spawner, Storage};
 use commonware_storage::archive::immutable;
-use commonware_utils::{ordered::Set, NZDuration, NZUsize, NZU16, NZU64};
+use commonware_utils::{NZDuration, NZUsize, NZU16, NZU64};
 use rand_core::CryptoRng;
 
 use crate::app::ChainApp;
 use crate::block::Block;
+use crate::seeds::SeedReporter;
+use crate::threshold::{self, Polynomial, Scheme, ThresholdError, ValidatorShare};
 
 /// Domain of every consensus signature, so Cairn votes mean nothing elsewhere.
 pub const NAMESPACE: &[u8] = b"cairn-chain-v1";
@@ -80,9 +81,15 @@ impl Default for Timing {
 
 /// One validator's engine configuration.
 pub struct Config<B, P> {
-    pub signer: PrivateKey,
+    /// This validator's identity (its p2p and chain key).
+    pub me: PublicKey,
     /// Every validator's key, genesis order.
     pub validators: Vec<PublicKey>,
+    /// The genesis group key's polynomial ([`threshold::polynomial`]).
+    pub polynomial: Polynomial,
+    /// This validator's share of it: consensus votes are partial
+    /// threshold signatures made with it.
+    pub share: ValidatorShare,
     /// Prefix of every storage partition this engine writes.
     pub partition: String,
     pub timing: Timing,
@@ -106,6 +113,8 @@ impl<B, P> std::fmt::Debug for Config<B, P> {
 pub enum EngineError {
     #[error("this validator's key is not among the genesis validators")]
     NotAValidator,
+    #[error("validator share: {0}")]
+    Share(#[from] ThresholdError),
     #[error("storage: {0}")]
     Storage(String),
 }
@@ -165,10 +174,15 @@ where
     S: Sender<PublicKey = PublicKey>,
     R: Receiver<PublicKey = PublicKey>,
 {
-    let me = config.signer.public_key();
-    let participants = Set::from_iter_dedup(config.validators.iter().cloned());
-    let scheme = Scheme::signer(NAMESPACE, participants, config.signer.clone())
-        .ok_or(EngineError::NotAValidator)?;
+    let me = config.me.clone();
+    if !config.validators.contains(&me) {
+        return Err(EngineError::NotAValidator);
+    }
+    // Checked first: the scheme's own checks panic.
+    threshold::check_share(&config.polynomial, &config.validators, &me, &config.share)?;
+    let participants = threshold::participants(&config.validators);
+    let scheme = Scheme::signer(NAMESPACE, participants, config.polynomial, config.share)
+        .ok_or(ThresholdError::ShareMismatch)?;
     let prefix = config.partition.clone();
     let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(4096));
     let epocher = FixedEpocher::new(NZU64!(u64::MAX));
@@ -182,7 +196,9 @@ where
             &prefix,
             "finalizations",
             &page_cache,
-            scheme.certificate_codec_config(),
+            // A threshold certificate (one recovered signature pair) decodes
+            // without a config (`certificate_codec_config()` is `()`).
+            (),
         ),
     )
     .await
@@ -252,6 +268,7 @@ where
         marshal_mailbox,
         epocher,
     );
+    let reporter = SeedReporter::new(app.seeds(), inline.clone());
     let timing = &config.timing;
     let consensus = Simplex::new(
         context.child("consensus"),
@@ -260,8 +277,8 @@ where
             elector: RoundRobin::<commonware_cryptography::Sha256>::default(),
             blocker: config.blocker,
             automaton: inline.clone(),
-            relay: inline.clone(),
-            reporter: inline,
+            relay: inline,
+            reporter,
             track_historical_votes: false,
             strategy: Sequential,
             partition: format!("{prefix}-consensus"),

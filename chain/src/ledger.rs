@@ -65,12 +65,13 @@ pub trait Ledger: Send + 'static {
     fn pending(&mut self, state: &ChainState, max_txs: usize, max_bytes: usize) -> Vec<SignedTx>;
 }
 
-/// Applies `block` on top of `state` the way every validator does: the
-/// beacon of an epoch-opening block is its parent's digest (its own digest
-/// commits to the resulting root, so it cannot feed the state).
+/// Applies `block` on top of `state` the way every validator does, with
+/// the block's beacon ([`Block::beacon`]: from the seed of its parent's
+/// view, which nothing in the block can change).
 pub fn apply(state: &ChainState, block: &Block) -> Result<ChainState, String> {
     let mut next = state.clone();
-    let outcome = next.apply_block(block.height.get(), block.parent.0, &block.txs)?;
+    let beacon = block.beacon(state.chain_id());
+    let outcome = next.apply_block(block.height.get(), beacon, &block.txs)?;
     if outcome.state_root != block.state_root {
         return Err(format!(
             "state root mismatch at height {}",

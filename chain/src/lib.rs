@@ -11,7 +11,9 @@
 //! view changes), `marshal` (finalized blocks in height order, at least
 //! once, with backfill of missing ones), `broadcast::buffered` (block
 //! dissemination), `resolver` (fetching what is missing) and `storage`
-//! (journals and archives). This crate supplies only the block format
+//! (journals and archives). Votes are threshold BLS signatures
+//! (`bls12381_threshold::vrf`), whose per-view seed is each block's
+//! beacon ([`threshold`], [`seeds`]). This crate supplies only the block format
 //! ([`block`]), the application that builds and verifies blocks ([`app`]),
 //! the boundary to the node's ledger and mempool ([`ledger`]) and the
 //! wiring ([`engine`]). It is generic over commonware's runtime, so the
@@ -25,8 +27,10 @@ pub mod app;
 pub mod block;
 pub mod engine;
 pub mod ledger;
+pub mod seeds;
+pub mod threshold;
 
 pub use app::ChainApp;
-pub use block::Block;
+pub use block::{Block, BlockParts, BlockSeed};
 pub use engine::{start, Channels, Config, EngineError, Timing, NAMESPACE};
 pub use ledger::{Head, Ledger, LedgerError, MemoryLedger};

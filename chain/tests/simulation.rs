@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use cairn_chain::{
     engine::{Channels, Timing},
-    Block, ChainApp, Head, Ledger, LedgerError, MemoryLedger,
+    threshold, Block, ChainApp, Head, Ledger, LedgerError, MemoryLedger,
 };
 use cairn_protocol::chain::{
     Address, Allocation, ChainState, Genesis, SignedTx, Transaction, TxBody,
@@ -26,14 +26,37 @@ type Ctx = deterministic::Context;
 
 const VALIDATORS: u64 = 4;
 
+/// What the test keeps of a committed block.
+#[derive(Debug, Clone)]
+struct Committed {
+    view: u64,
+    digest: [u8; 32],
+    seed: Option<cairn_chain::BlockSeed>,
+    beacon: [u8; 32],
+}
+
 /// A ledger the test can read while the validator runs, and which outlives
 /// a crash of it (as a RocksDB directory would).
 #[derive(Clone)]
-struct SharedLedger(Arc<Mutex<MemoryLedger>>);
+struct SharedLedger {
+    ledger: Arc<Mutex<MemoryLedger>>,
+    committed: Arc<Mutex<Vec<Committed>>>,
+    /// Propose the pending transactions in reverse order (a proposer
+    /// choosing another order and another set).
+    reverse: bool,
+}
 
 impl SharedLedger {
+    fn new(genesis: &Genesis) -> Self {
+        Self {
+            ledger: Arc::new(Mutex::new(MemoryLedger::new(genesis).unwrap())),
+            committed: Arc::default(),
+            reverse: false,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoryLedger> {
-        self.0.lock().unwrap()
+        self.ledger.lock().unwrap()
     }
 }
 
@@ -42,10 +65,24 @@ impl Ledger for SharedLedger {
         self.lock().head()
     }
     fn commit(&mut self, block: &Block) -> Result<Head, LedgerError> {
-        self.lock().commit(block)
+        let before = self.lock().head().height;
+        let head = self.lock().commit(block)?;
+        if head.height > before {
+            self.committed.lock().unwrap().push(Committed {
+                view: block.view,
+                digest: block.id(),
+                seed: block.seed,
+                beacon: block.beacon("sim"),
+            });
+        }
+        Ok(head)
     }
     fn pending(&mut self, state: &ChainState, max_txs: usize, max_bytes: usize) -> Vec<SignedTx> {
-        self.lock().pending(state, max_txs, max_bytes)
+        let mut txs = self.lock().pending(state, max_txs, max_bytes);
+        if self.reverse {
+            txs.reverse();
+        }
+        txs
     }
 }
 
@@ -53,9 +90,15 @@ fn user_key() -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(&[42; 32])
 }
 
+/// The dealer's shares, one per validator in `validators`' order (a fixed
+/// dealing, so every run of a test deals the same).
+fn dealing(validators: &[Key]) -> threshold::Dealing {
+    threshold::deal([7; 32], validators).unwrap()
+}
+
 fn genesis(validators: &[Key]) -> Genesis {
     let user = Address::of(&user_key().verifying_key());
-    Genesis::devnet(
+    let mut genesis = Genesis::devnet(
         "sim",
         validators
             .iter()
@@ -65,11 +108,40 @@ fn genesis(validators: &[Key]) -> Genesis {
                 Address(a)
             })
             .collect(),
-        vec![Allocation {
-            address: user,
-            amount: 1_000_000,
-        }],
-    )
+        (0..=8u8)
+            .map(|i| Allocation {
+                address: if i == 0 {
+                    user
+                } else {
+                    Address::of(&sender_key(i).verifying_key())
+                },
+                amount: 1_000_000,
+            })
+            .collect(),
+    );
+    genesis.allocations.sort_by_key(|a| a.address);
+    genesis.group_key = Some(dealing(validators).group_key);
+    genesis
+}
+
+fn sender_key(i: u8) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[100 + i; 32])
+}
+
+/// A transfer of 1 from sender `i` (1..=8), its first transaction.
+fn sender_transfer(i: u8) -> SignedTx {
+    let key = sender_key(i);
+    Transaction {
+        chain_id: "sim".into(),
+        signer: Address::of(&key.verifying_key()),
+        nonce: 0,
+        fee: 1,
+        body: TxBody::Transfer {
+            to: Address([9; 32]),
+            amount: 1,
+        },
+    }
+    .sign(&key)
 }
 
 fn transfer(nonce: u64, amount: u64) -> SignedTx {
@@ -92,6 +164,7 @@ struct Validator {
     ledger: SharedLedger,
     handle: Option<Handle<()>>,
     restarts: u32,
+    block_interval: Duration,
 }
 
 impl Validator {
@@ -119,23 +192,30 @@ async fn launch(context: &Ctx, oracle: &Oracle<Key, Ctx>, v: &mut Validator, all
     for id in Channels::ALL {
         channels.push(control.register(id, quota).await.unwrap());
     }
-    let genesis_root = ChainState::from_genesis(&genesis(all)).unwrap().root();
+    let genesis = genesis(all);
+    let genesis_root = ChainState::from_genesis(&genesis).unwrap().root();
+    let polynomial = threshold::polynomial(genesis.group_key.as_ref(), all.len()).unwrap();
+    let index = all.iter().position(|k| *k == me).unwrap();
+    let verifier = threshold::seed_verifier(&polynomial);
     let config = cairn_chain::Config {
-        signer: v.key.clone(),
+        me: me.clone(),
         validators: all.to_vec(),
+        polynomial,
+        share: dealing(all).shares[index].clone(),
         partition: format!("validator-{me}"),
         timing: timing(),
         blocker: control.clone(),
         peers: oracle.manager(),
     };
     let ledger = v.ledger.clone();
+    let interval = v.block_interval;
     let label = format!("v{}-{}", &me.to_string()[..8], v.restarts);
     v.restarts += 1;
     let handle = context
         .child("validator")
         .with_attribute("instance", label)
         .spawn(move |context| async move {
-            let app = ChainApp::new(Box::new(ledger), genesis_root, Duration::from_millis(500));
+            let app = ChainApp::new(Box::new(ledger), genesis_root, interval, verifier);
             let mut channels = channels.into_iter();
             let mut next = || channels.next().unwrap();
             let handles =
@@ -221,11 +301,10 @@ fn validators(keys: &[PrivateKey], all: &[Key]) -> Vec<Validator> {
     keys.iter()
         .map(|key| Validator {
             key: key.clone(),
-            ledger: SharedLedger(Arc::new(Mutex::new(
-                MemoryLedger::new(&genesis(all)).unwrap(),
-            ))),
+            ledger: SharedLedger::new(&genesis(all)),
             handle: None,
             restarts: 0,
+            block_interval: Duration::from_millis(500),
         })
         .collect()
 }
@@ -312,6 +391,7 @@ fn four_validators_decide_survive_crashes_and_never_fork() {
         // Every block commits to its post-state root, so equal blocks at
         // every height mean equal states.
         assert_no_fork(&vs);
+        assert_seeded(&vs[..3], &all);
     });
 }
 
@@ -371,5 +451,112 @@ fn lossy_links_and_a_healed_partition_neither_stop_nor_fork_the_chain() {
         })
         .await;
         assert_no_fork(&vs);
+        assert_seeded(&vs, &all);
     });
+}
+
+/// Every committed block carries the seed of its parent's view, which
+/// verifies against the genesis group key, and hands the state machine the
+/// beacon of that seed.
+fn assert_seeded(validators: &[Validator], all: &[Key]) {
+    let genesis = genesis(all);
+    let polynomial = threshold::polynomial(genesis.group_key.as_ref(), all.len()).unwrap();
+    let verifier = threshold::seed_verifier(&polynomial);
+    for v in validators {
+        let committed = v.ledger.committed.lock().unwrap();
+        assert!(committed.len() >= 5);
+        assert!(
+            committed[0].seed.is_none(),
+            "the block on genesis has no seed"
+        );
+        for pair in committed.windows(2) {
+            let seed = pair[1].seed.expect("a seed above height 1");
+            assert_eq!(seed.view, pair[0].view, "the seed is the parent's view's");
+            assert!(threshold::verify_seed(
+                &verifier,
+                seed.view,
+                &seed.signature
+            ));
+            assert_eq!(
+                pair[1].beacon,
+                cairn_protocol::chain::beacon::beacon_from_seed(&seed.signature_bytes())
+            );
+        }
+    }
+}
+
+/// One run of four validators committing eight senders' transfers; with
+/// `meddle`, every proposer orders its transactions the other way round
+/// and validator 0 paces its blocks differently (other timestamps). Returns
+/// validator 1's committed blocks.
+fn run_for_beacons(meddle: bool) -> Vec<Committed> {
+    let runner = deterministic::Runner::new(
+        deterministic::Config::new()
+            .with_seed(5)
+            .with_timeout(Some(Duration::from_secs(3_600))),
+    );
+    runner.start(|context| async move {
+        let keys: Vec<PrivateKey> = (0..VALIDATORS).map(PrivateKey::from_seed).collect();
+        let all: Vec<Key> = keys.iter().map(|k| k.public_key()).collect();
+        let oracle = network(&context, &all, lan()).await;
+        let mut vs = validators(&keys, &all);
+        if meddle {
+            for v in vs.iter_mut() {
+                v.ledger.reverse = true;
+            }
+            vs[0].block_interval = Duration::from_millis(730);
+        }
+        for v in vs.iter() {
+            for i in 1..=8 {
+                v.ledger.lock().submit(sender_transfer(i));
+            }
+        }
+        for v in vs.iter_mut() {
+            launch(&context, &oracle, v, &all).await;
+        }
+        wait_for(&context, "height 20 everywhere", 300, || {
+            vs.iter().all(|v| v.height() >= 20)
+        })
+        .await;
+        let target = Address([9; 32]);
+        assert_eq!(vs[1].ledger.lock().head().state.account(&target).balance, 8);
+        assert_no_fork(&vs);
+        assert_seeded(&vs, &all);
+        let committed = vs[1].ledger.committed.lock().unwrap().clone();
+        committed
+    })
+}
+
+#[test]
+fn a_proposer_changing_transactions_order_or_time_does_not_change_the_beacon() {
+    let honest = run_for_beacons(false);
+    let meddled = run_for_beacons(true);
+    // The beacon of a block is the seed of its parent's view: both runs
+    // agree on the beacon drawn from every view both certified, although
+    // the blocks of those views differ (other transactions, order, times).
+    let by_view = |chain: &[Committed]| -> std::collections::BTreeMap<u64, ([u8; 32], [u8; 32])> {
+        chain
+            .windows(2)
+            .map(|p| (p[0].view, (p[0].digest, p[1].beacon)))
+            .collect()
+    };
+    let (a, b) = (by_view(&honest), by_view(&meddled));
+    let mut compared = 0;
+    for (view, (digest_a, beacon_a)) in &a {
+        if let Some((digest_b, beacon_b)) = b.get(view) {
+            assert_eq!(beacon_a, beacon_b, "view {view}'s seed gave two beacons");
+            if digest_a != digest_b {
+                compared += 1;
+            }
+        }
+    }
+    assert!(
+        compared >= 10,
+        "only {compared} views with different blocks and a common beacon"
+    );
+    // The chains themselves differ: the proposers' choices changed blocks.
+    assert_ne!(
+        honest.iter().map(|c| c.digest).collect::<Vec<_>>(),
+        meddled.iter().map(|c| c.digest).collect::<Vec<_>>()
+    );
 }

@@ -49,6 +49,7 @@ fn engine(ledger: Arc<Ledger>) -> tokio::task::JoinHandle<()> {
                     timestamp_ms: 1_000 * height,
                     proposer: vec![1],
                     txs,
+                    beacon: Default::default(),
                 })
                 .unwrap();
             parent = digest;

@@ -277,6 +277,24 @@ fn cli_devnet_runs_a_four_validator_chain() {
         "{status}"
     );
     assert_eq!(status["chain_id"], "cairn-devnet");
+    // The beacon and the view whose seed it is (none in epoch 0).
+    assert_eq!(status["beacon"].as_str().unwrap().len(), 64, "{status}");
+    assert!(
+        status.as_object().unwrap().contains_key("beacon_view"),
+        "{status}"
+    );
+    // `up` dealt the threshold key: the group key in the genesis, each
+    // validator's share in a file only it can read.
+    let genesis: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("genesis.json")).unwrap()).unwrap();
+    assert!(genesis["group_key"].as_str().is_some_and(|k| !k.is_empty()));
+    for i in 0..4 {
+        use std::os::unix::fs::PermissionsExt;
+        let share = dir.join(format!("node-{i:02}")).join("validator.share");
+        let mode = std::fs::metadata(&share).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", share.display());
+    }
+    assert!(!dir.join("node-04").join("validator.share").exists());
 
     let devnet_status = json_of(&cairn(&["devnet", "status", "--dir", d, "--json"], &env));
     assert!(devnet_status["chain_height"].as_u64().unwrap() > 2);

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 
 /// Name of the identity key file inside the data directory.
 pub const IDENTITY_FILE: &str = "identity.key";
+
+/// A validator's threshold key share, by default (in the data directory).
+pub const SHARE_FILE: &str = "validator.share";
 /// Name of the config file `init` writes inside the data directory.
 pub const CONFIG_FILE: &str = "config.toml";
 
@@ -86,6 +89,7 @@ struct RawChain {
     prove: Option<bool>,
     ask_per_gib_epoch: Option<u64>,
     max_deal_epochs: Option<u64>,
+    share: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -165,6 +169,10 @@ pub struct ChainConfig {
     /// Longest deal this node signs a receipt for, in epochs (default: any
     /// the chain allows).
     pub max_deal_epochs: u64,
+    /// A validator's share of the threshold consensus key; relative paths
+    /// are taken from the config file's directory. `None`:
+    /// `<data dir>/validator.share` ([`Config::share_path`]).
+    pub share: Option<PathBuf>,
 }
 
 /// Bounds on what peers can make the node hold or do at once.
@@ -213,9 +221,14 @@ impl Config {
         if config.data_dir.is_relative() {
             config.data_dir = base.join(&config.data_dir);
         }
-        if let Some(genesis) = config.chain.as_mut().and_then(|c| c.genesis.as_mut()) {
-            if genesis.is_relative() {
-                *genesis = base.join(&*genesis);
+        if let Some(chain) = config.chain.as_mut() {
+            for path in [chain.genesis.as_mut(), chain.share.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
             }
         }
         Ok(config)
@@ -377,6 +390,15 @@ impl Config {
     pub fn identity_path(&self) -> PathBuf {
         self.data_dir.join(IDENTITY_FILE)
     }
+
+    /// A validator's threshold key share: `chain.share`, or
+    /// [`SHARE_FILE`] in the data directory.
+    pub fn share_path(&self) -> PathBuf {
+        self.chain
+            .as_ref()
+            .and_then(|c| c.share.clone())
+            .unwrap_or_else(|| self.data_dir.join(SHARE_FILE))
+    }
 }
 
 fn chain_config(c: RawChain, http: Option<SocketAddr>) -> Result<ChainConfig, ConfigError> {
@@ -454,6 +476,7 @@ fn chain_config(c: RawChain, http: Option<SocketAddr>) -> Result<ChainConfig, Co
         prove: c.prove.unwrap_or(register),
         ask_per_gib_epoch: c.ask_per_gib_epoch.unwrap_or(0),
         max_deal_epochs: c.max_deal_epochs.unwrap_or(u64::MAX),
+        share: c.share.filter(|p| !p.as_os_str().is_empty()),
     })
 }
 
@@ -631,8 +654,15 @@ mod tests {
         assert_eq!(chain.stake, Some(5000));
         // Defaults: register on, stake from the chain.
         let c = Config::parse(&with("genesis = \"g.json\"\nvalidator = true")).unwrap();
+        // The share defaults to the data directory, like the identity key.
+        assert_eq!(c.share_path(), c.data_dir.join(SHARE_FILE));
         let chain = c.chain.unwrap();
         assert!(chain.register && chain.api.is_empty() && chain.stake.is_none());
+        let c = Config::parse(&with(
+            "genesis = \"g.json\"\nvalidator = true\nshare = \"/keys/v0.share\"",
+        ))
+        .unwrap();
+        assert_eq!(c.share_path(), PathBuf::from("/keys/v0.share"));
         // Not registering needs nothing.
         let c = Config::parse(&with("register = false")).unwrap();
         assert!(!c.chain.unwrap().register);

@@ -414,6 +414,7 @@ async fn start_validator(
             listen: chain.listen,
             peers: chain.peers.clone(),
             engine_dir: config.engine_dir(),
+            share: config.share_path(),
             block_interval: chain.block_interval,
             timing: cairn_chain::Timing::default(),
         },

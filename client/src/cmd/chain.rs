@@ -106,6 +106,10 @@ pub fn run(command: ChainCommand, global: &Global) -> anyhow::Result<()> {
                     "period      {} (an epoch of {} blocks; {} samples per proof, {} blocks to answer)",
                     s.period, s.epoch_blocks, s.proof_samples, s.proof_window_blocks
                 );
+                match s.beacon_view {
+                    Some(view) => println!("beacon      {} (seed of view {view})", s.beacon),
+                    None => println!("beacon      {} (genesis)", s.beacon),
+                }
                 println!("state root  {}", s.state_root);
                 println!("mempool     {} transaction(s)", s.mempool_txs);
                 println!("validators  {}", s.validators.len());

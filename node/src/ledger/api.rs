@@ -18,6 +18,7 @@ pub struct StatusView {
     /// Latest committed height (0: only genesis).
     pub height: u64,
     pub epoch: u64,
+    /// The current epoch's beacon (its challenges are drawn from it).
     pub beacon: String,
     pub state_root: String,
     pub validators: Vec<Address>,
@@ -45,6 +46,11 @@ pub struct StatusView {
     pub max_start_ahead_epochs: u64,
     #[serde(default)]
     pub max_deal_epochs: u64,
+    /// The consensus view whose threshold seed `beacon` is (the view of
+    /// the latest block's parent); `None` before the chain has a block
+    /// past the genesis one.
+    #[serde(default)]
+    pub beacon_view: Option<u64>,
 }
 
 /// A namespace pointer.
@@ -311,6 +317,22 @@ pub struct BlockView {
     pub state_root: String,
     pub new_epoch: bool,
     pub txs: Vec<TxResultView>,
+    /// The consensus view the block was proposed in.
+    pub view: u64,
+    /// The beacon the block handed the state machine.
+    pub beacon: String,
+    /// The seed of the parent's view the beacon comes from (`None` for the
+    /// block on genesis): what a light client checks against the genesis
+    /// group key.
+    pub seed: Option<SeedView>,
+}
+
+/// A view's threshold seed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedView {
+    pub view: u64,
+    /// The BLS12-381 signature (G1, compressed), hex.
+    pub signature: String,
 }
 
 impl BlockView {
@@ -323,6 +345,12 @@ impl BlockView {
             proposer: hex::encode(&b.proposer),
             state_root: hex::encode(b.state_root),
             new_epoch: b.new_epoch,
+            view: b.beacon.view,
+            beacon: hex::encode(b.beacon.beacon),
+            seed: b.beacon.seed.as_ref().map(|s| SeedView {
+                view: s.view,
+                signature: hex::encode(&s.signature),
+            }),
             txs: b
                 .txs
                 .iter()

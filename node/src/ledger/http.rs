@@ -119,6 +119,10 @@ async fn status(State(ledger): State<Arc<Ledger>>) -> ApiResult<StatusView> {
         blocking(move || Ok(l.store().block(height)?)).await?
     };
     let params = ledger.params();
+    // The latest block's beacon is what `state.beacon()` reports.
+    let beacon_view = latest
+        .as_ref()
+        .and_then(|b| b.beacon.seed.as_ref().map(|s| s.view));
     Ok(Json(StatusView {
         chain_id: state.chain_id().to_string(),
         genesis_hash: hex::encode(ledger.store().genesis_hash()),
@@ -140,6 +144,7 @@ async fn status(State(ledger): State<Arc<Ledger>>) -> ApiResult<StatusView> {
         stake_per_gib: state.proof_params().stake_per_gib,
         max_start_ahead_epochs: state.max_start_ahead(),
         max_deal_epochs: params.max_deal_epochs,
+        beacon_view,
     }))
 }
 
@@ -322,7 +327,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::ledger::store::tests::{addr, block, digest, genesis, key, transfer};
+    use crate::ledger::store::tests::{addr, beacon, block, digest, genesis, key, transfer};
     use crate::ledger::MempoolConfig;
 
     fn signed(from: u8, nonce: u64, body: TxBody) -> SignedTx {
@@ -453,6 +458,8 @@ mod tests {
         assert_eq!(s["beacon"], hex::encode(ledger.store().state().beacon()));
         assert_eq!(s["mempool_txs"], 0);
         assert_eq!(s["min_fee"], 1);
+        // Epoch 0: the beacon is the genesis's, from no view.
+        assert!(s["beacon_view"].is_null(), "{s}");
         let typed: super::super::api::StatusView = serde_json::from_value(s).unwrap();
         assert_eq!(typed.validators, vec![addr(100)]);
 
@@ -527,6 +534,12 @@ mod tests {
         assert_eq!(b["txs"][1]["id"], hex::encode(pay.id()));
         assert_eq!(b["txs"][1]["ok"], true);
         assert_eq!(b["proposer"], hex::encode([7u8; 32]));
+        assert_eq!(b["view"], 11);
+        assert_eq!(b["beacon"], hex::encode(beacon(1)));
+        assert!(b["seed"].is_null(), "the block on genesis has no seed: {b}");
+        let b = expect(http, "/chain/block/2", 200).await;
+        assert_eq!(b["seed"]["view"], 11);
+        assert_eq!(b["seed"]["signature"], hex::encode([2u8; 48]));
         expect(http, "/chain/block/0", 404).await;
         let e = expect(http, "/chain/block/99", 404).await;
         assert!(e["error"].as_str().unwrap().contains("latest is 2"), "{e}");
@@ -627,6 +640,9 @@ mod tests {
             (Some(3), Some(0))
         );
         assert_eq!(s["epoch"], 1);
+        // Block 3 opened epoch 1 with the seed of view 12 (its parent's).
+        assert_eq!(s["beacon_view"], 12);
+        assert_eq!(s["beacon"], hex::encode(beacon(3)));
         let t = expect(http, &format!("/chain/tx/{}", hex::encode(next.id())), 200).await;
         assert_eq!(t["status"], "committed");
     }

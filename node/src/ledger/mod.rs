@@ -24,7 +24,10 @@ use std::sync::Mutex;
 use cairn_protocol::chain::{Address, BlockOutcome, Genesis, SignedTx};
 
 pub use mempool::{Mempool, MempoolConfig, MempoolError};
-pub use store::{genesis_hash, BlockRecord, FinalizedBlock, LedgerError, LedgerStore, TxRecord};
+pub use store::{
+    genesis_hash, BlockBeacon, BlockRecord, FinalizedBlock, LedgerError, LedgerStore, SeedRecord,
+    TxRecord,
+};
 
 /// Genesis parameters the state keeps private but clients need (to pick a
 /// fee, to size a faucet request).

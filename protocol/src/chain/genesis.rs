@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::beacon::GroupKey;
 use super::tx::{Address, MAX_CHAIN_ID_LEN};
 use crate::proofs::ProofParams;
 
@@ -48,6 +49,11 @@ pub struct Genesis {
     /// How many epochs ahead of the current one a deal may start.
     #[serde(default = "defaults::max_start_ahead_epochs")]
     pub max_start_ahead_epochs: u64,
+    /// The validators' threshold group public key, which every block's
+    /// beacon seed is checked against (see [`super::beacon`]). A validator
+    /// refuses to start without one; the state machine does not read it.
+    #[serde(default)]
+    pub group_key: Option<GroupKey>,
 }
 
 /// Defaults of the fields a genesis file may leave out: the production values
@@ -138,6 +144,7 @@ impl Genesis {
             disqualify_after_misses: 3,
             stake_per_gib: 1_000,
             max_start_ahead_epochs: 4,
+            group_key: None,
         }
     }
 }

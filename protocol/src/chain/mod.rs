@@ -26,6 +26,9 @@
 //!   disqualified: its stake is slashed into the repair pool and its
 //!   commitments are orphaned; `DeclareLost` admits lost shards early;
 //! * **stake** covering the bytes a node commits (`stake_per_gib`);
+//! * **beacons**: the randomness the engine hands in with every block, from
+//!   the consensus threshold seed of a view the proposer cannot choose
+//!   ([`beacon`] says which);
 //! * **namespace roots**: one mutable pointer (an id and a version) per
 //!   account, so a recovery phrase alone finds a user's files.
 //!
@@ -37,12 +40,14 @@
 //! Non-goals here: repair orders and bounties (they build on the orphaned
 //! commitments and the repair pool), and the consensus engine itself.
 
+pub mod beacon;
 mod genesis;
 pub mod merkle;
 mod rejection;
 mod state;
 mod tx;
 
+pub use beacon::GroupKey;
 pub use genesis::{Allocation, Genesis};
 pub use rejection::Rejection;
 pub use state::{

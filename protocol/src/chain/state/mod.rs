@@ -275,7 +275,8 @@ impl ChainState {
         self.epoch
     }
 
-    /// The beacon the engine handed in with the latest block.
+    /// The beacon the engine handed in with the latest block (see
+    /// [`super::beacon`] for where it comes from).
     pub fn beacon(&self) -> [u8; 32] {
         self.beacon
     }
@@ -363,6 +364,8 @@ impl ChainState {
     /// engine hands in with it; it seeds the proof windows that open at this
     /// height), settles the period that ended if this height starts an epoch,
     /// then applies each transaction in order.
+    /// [`super::beacon`] says which randomness that is: the threshold seed
+    /// of the parent's view, which the proposer cannot choose.
     pub fn apply_block(
         &mut self,
         height: u64,
