@@ -507,8 +507,8 @@ mod tests {
         assert_eq!(s["beacon"], hex::encode(ledger.store().state().beacon()));
         assert_eq!(s["mempool_txs"], 0);
         assert_eq!(s["min_fee"], 1);
-        // Epoch 0: the beacon is the genesis's, from no view.
-        assert!(s["beacon_view"].is_null(), "{s}");
+        // The latest block (height 2) carries the seed of its parent's view.
+        assert_eq!(s["beacon_view"], 11, "{s}");
         let typed: cairn_client::chain::api::StatusView = serde_json::from_value(s).unwrap();
         assert_eq!(typed.validators, vec![addr(100)]);
 
