@@ -1,13 +1,15 @@
-//! Storage proofs: how fast the chain verifies one (signature included),
+//! Storage proofs: how fast the chain verifies one (signature included; the
+//! old whole-transaction `verify_strict` beside the prehashed ZIP-215 check,
+//! alone and in a block's batch),
 //! what it costs a node to build one, how big it is, and how likely a node
 //! that dropped part of its bytes is caught, next to `1 − (1 − f)^s`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use cairn_protocol::chain::{merkle, Address, SignedTx, Transaction, TxBody};
+use cairn_protocol::chain::{merkle, sig, Address, SignedTx, Transaction, TxBody};
 use cairn_protocol::proofs::{self, challenge, Held, ProofParams, Space};
 use cairn_protocol::ContentId;
 use criterion::{Criterion, Throughput};
-use ed25519_dalek::SigningKey;
+use ed25519_dalek::{Signer, SigningKey};
 
 /// A node holding `count` shards of the default size (8 MiB segments, k = 10).
 fn holding(count: usize) -> (Vec<Vec<u8>>, Vec<(ContentId, u64)>, Space) {
@@ -68,6 +70,30 @@ fn bench(c: &mut Criterion) {
     );
     let mut g = c.benchmark_group("proofs");
     g.throughput(Throughput::Elements(1));
+    // The path before prehashing: Ed25519 (strict) over the whole 25 KB
+    // encoding, so SHA-512 runs over every byte of the proof.
+    let v1_message = [
+        &b"cairn tx v1\0"[..],
+        &postcard::to_allocvec(&tx.tx).unwrap(),
+    ]
+    .concat();
+    let v1_sig = key.sign(&v1_message);
+    g.bench_function("verify_v1_whole_tx_strict", |b| {
+        b.iter(|| {
+            let message = [
+                &b"cairn tx v1\0"[..],
+                &postcard::to_allocvec(&tx.tx).unwrap(),
+            ]
+            .concat();
+            key.verifying_key()
+                .verify_strict(&message, &v1_sig)
+                .unwrap();
+            let TxBody::ProveStorage(p) = &tx.tx.body else {
+                unreachable!()
+            };
+            proofs::verify(&params, p, &[3; 32], std::slice::from_ref(&space)).unwrap()
+        })
+    });
     g.bench_function("verify_with_signature", |b| {
         b.iter(|| {
             tx.verify().unwrap();
@@ -77,6 +103,38 @@ fn bench(c: &mut Criterion) {
             proofs::verify(&params, p, &[3; 32], std::slice::from_ref(&space)).unwrap()
         })
     });
+    // A block of 64 nodes' proofs: one batch for the signatures.
+    let block: Vec<SignedTx> = (0..64u8)
+        .map(|i| {
+            proof_tx(
+                &SigningKey::from_bytes(&[i; 32]),
+                &params,
+                &data,
+                &shards,
+                &space,
+            )
+        })
+        .collect();
+    g.throughput(Throughput::Elements(block.len() as u64));
+    g.bench_function("verify_block_of_64_batched", |b| {
+        b.iter(|| {
+            let messages: Vec<Vec<u8>> = block.iter().map(|t| t.tx.signing_bytes()).collect();
+            let checks = sig::check_all(
+                block
+                    .iter()
+                    .zip(&messages)
+                    .map(|(t, m)| (&t.tx.signer, m.as_slice(), &t.signature)),
+            );
+            assert!(checks.iter().all(Result::is_ok));
+            for t in &block {
+                let TxBody::ProveStorage(p) = &t.tx.body else {
+                    unreachable!()
+                };
+                proofs::verify(&params, p, &[3; 32], std::slice::from_ref(&space)).unwrap();
+            }
+        })
+    });
+    g.throughput(Throughput::Elements(1));
     g.bench_function("verify_proof_only", |b| {
         let TxBody::ProveStorage(p) = &tx.tx.body else {
             unreachable!()
@@ -139,9 +197,116 @@ fn detection_table() {
     }
 }
 
+/// This thread's CPU time, which other processes on a shared machine do not
+/// inflate the way they inflate wall-clock time.
+fn thread_cpu() -> std::time::Duration {
+    cpu_time::ThreadTime::now().as_duration()
+}
+
+/// CPU microseconds per proof of each step the chain takes, median of runs.
+fn cpu_breakdown() {
+    let params = ProofParams::default();
+    let (data, shards, space) = holding(64);
+    let block: Vec<SignedTx> = (0..64u8)
+        .map(|i| {
+            proof_tx(
+                &SigningKey::from_bytes(&[i; 32]),
+                &params,
+                &data,
+                &shards,
+                &space,
+            )
+        })
+        .collect();
+    let per_proof = |f: &mut dyn FnMut()| {
+        let mut runs: Vec<f64> = (0..15)
+            .map(|_| {
+                let t = thread_cpu();
+                f();
+                (thread_cpu() - t).as_secs_f64() * 1e6 / block.len() as f64
+            })
+            .collect();
+        runs.sort_by(f64::total_cmp);
+        runs[runs.len() / 2]
+    };
+    let encode = per_proof(&mut || {
+        for t in &block {
+            std::hint::black_box(t.encode());
+        }
+    });
+    let decode = per_proof(&mut || {
+        for t in &block {
+            std::hint::black_box(SignedTx::decode(&t.encode()).unwrap());
+        }
+    });
+    let signing = per_proof(&mut || {
+        for t in &block {
+            std::hint::black_box(t.tx.signing_bytes());
+        }
+    });
+    let v1 = per_proof(&mut || {
+        for t in &block {
+            let m = [
+                &b"cairn tx v1\0"[..],
+                &postcard::to_allocvec(&t.tx).unwrap(),
+            ]
+            .concat();
+            let key = ed25519_dalek::VerifyingKey::from_bytes(&t.tx.signer.0).unwrap();
+            // Signed over other bytes: the failing check costs the same.
+            std::hint::black_box(key.verify_strict(&m, &key_sig(&t.signature)).is_ok());
+        }
+    });
+    let single = per_proof(&mut || {
+        for t in &block {
+            t.verify().unwrap();
+        }
+    });
+    let batched = per_proof(&mut || {
+        let messages: Vec<Vec<u8>> = block.iter().map(|t| t.tx.signing_bytes()).collect();
+        let checks = sig::check_all(
+            block
+                .iter()
+                .zip(&messages)
+                .map(|(t, m)| (&t.tx.signer, m.as_slice(), &t.signature)),
+        );
+        assert!(checks.iter().all(Result::is_ok));
+    });
+    let proof = per_proof(&mut || {
+        for t in &block {
+            let TxBody::ProveStorage(p) = &t.tx.body else {
+                unreachable!()
+            };
+            proofs::verify(&params, p, &[3; 32], std::slice::from_ref(&space)).unwrap();
+        }
+    });
+    println!("CPU µs per proof transaction (thread CPU time, median of 15 runs of 64):");
+    println!("  encode (postcard)                         {encode:8.1}");
+    println!("  decode (bounded, limits checked)          {decode:8.1}");
+    println!("  v2 signing bytes (encode + BLAKE3)        {signing:8.1}");
+    println!("  v1 signature: strict over the whole tx    {v1:8.1}");
+    println!("  v2 signature alone (ZIP-215, prehashed)   {single:8.1}");
+    println!("  v2 signatures, a batch of 64              {batched:8.1}");
+    println!("  proof (16 samples)                        {proof:8.1}");
+    println!(
+        "  chain, v1 path: signature + proof         {:8.1}  ({:.0} proofs/s/core)",
+        v1 + proof,
+        1e6 / (v1 + proof)
+    );
+    println!(
+        "  chain, v2 block: batch + proof            {:8.1}  ({:.0} proofs/s/core)",
+        batched + proof,
+        1e6 / (batched + proof)
+    );
+}
+
+fn key_sig(s: &cairn_protocol::chain::Sig) -> ed25519_dalek::Signature {
+    ed25519_dalek::Signature::from_bytes(&s.0)
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c);
     c.final_summary();
+    cpu_breakdown();
     detection_table();
 }

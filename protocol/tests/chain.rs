@@ -56,6 +56,33 @@ fn transfers_move_funds_and_burn_fees() {
     assert_eq!(s.held(), s.expected_supply());
 }
 
+/// A block checks its signatures in one batch; a forged one among good ones
+/// is refused alone, with the reason a single check gives, and a block
+/// applied as a whole ends where the same transactions applied one by one end.
+#[test]
+fn a_block_batch_refuses_exactly_the_forged_signatures() {
+    let mut whole = fresh();
+    let mut single = fresh();
+    let transfer = |to: u8| TxBody::Transfer {
+        to: addr(to),
+        amount: 5,
+    };
+    let good1 = tx(&whole, 1, 10, transfer(2));
+    let mut forged = tx(&whole, 2, 10, transfer(3));
+    forged.signature = Sig(key(3).sign(&forged.tx.signing_bytes()).to_bytes());
+    let good2 = tx(&whole, 3, 10, transfer(1));
+    let block = [good1, forged, good2];
+    let outcome = whole.apply_block(1, [1; 32], &block).unwrap();
+    assert_eq!(
+        outcome.results,
+        vec![Ok(()), Err(Rejection::BadSignature), Ok(())]
+    );
+    single.apply_block(1, [1; 32], &[]).unwrap();
+    let one_by_one: Vec<_> = block.iter().map(|t| single.apply_tx(t)).collect();
+    assert_eq!(one_by_one, outcome.results);
+    assert_eq!(single.root(), whole.root());
+}
+
 #[test]
 fn every_rejection_reason() {
     let mut s = fresh();

@@ -44,6 +44,7 @@ pub mod beacon;
 mod genesis;
 pub mod merkle;
 mod rejection;
+pub mod sig;
 mod state;
 mod tx;
 

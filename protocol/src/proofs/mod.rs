@@ -104,7 +104,13 @@ pub struct Sample {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Answer {
     /// The chunk's bytes and its BLAKE3 path to the shard id, bottom up.
-    Chunk { data: Vec<u8>, path: Vec<[u8; 32]> },
+    /// (`serde_bytes`: the same postcard bytes as a `Vec<u8>`, a length and
+    /// the bytes, written and read in one copy instead of byte by byte.)
+    Chunk {
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+        path: Vec<[u8; 32]>,
+    },
     /// The node cannot produce this chunk: the period fails and the shard
     /// is marked lost. (Shards known lost before the window opened are not
     /// sampled, so declaring a loss early is cheaper than being caught.)

@@ -3,6 +3,7 @@
 
 use super::{add, ChainState, Deal, DealCommitment, DealId};
 use crate::chain::rejection::Rejection;
+use crate::chain::sig;
 use crate::chain::tx::{receipt_message, Address, DealTerms};
 use crate::proofs::accounting::{required_stake, Health};
 
@@ -77,18 +78,26 @@ impl ChainState {
         if total != terms.size {
             return invalid("size is not the sum of the commitments' bytes");
         }
-        // Receipts last: they are the expensive check.
-        for c in &terms.commitments {
-            let key = c
-                .node
-                .verifying_key()
-                .map_err(|_| Rejection::BadReceipt(c.node))?;
-            let message = receipt_message(&self.chain_id, &owner, nonce, terms, c);
-            key.verify_strict(
-                &message,
-                &ed25519_dalek::Signature::from_bytes(&c.receipt.0),
-            )
-            .map_err(|_| Rejection::BadReceipt(c.node))?;
+        // Receipts last: they are the expensive check, done in one batch.
+        let messages: Vec<Vec<u8>> = terms
+            .commitments
+            .iter()
+            .map(|c| receipt_message(&self.chain_id, &owner, nonce, terms, c))
+            .collect();
+        let checks = sig::check_all(
+            terms
+                .commitments
+                .iter()
+                .zip(&messages)
+                .map(|(c, m)| (&c.node, m.as_slice(), &c.receipt)),
+        );
+        if let Some((c, _)) = terms
+            .commitments
+            .iter()
+            .zip(&checks)
+            .find(|(_, r)| r.is_err())
+        {
+            return Err(Rejection::BadReceipt(c.node));
         }
         terms
             .price_per_epoch

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::genesis::Genesis;
 use super::rejection::Rejection;
+use super::sig;
 use super::tx::{Address, SignedTx, TxBody};
 use crate::proofs::accounting::{Health, ProofRecord};
 use crate::proofs::ProofParams;
@@ -388,7 +389,19 @@ impl ChainState {
             self.epoch = height / self.params.epoch_blocks;
             self.settle_period(self.epoch - 1);
         }
-        let results = txs.iter().map(|tx| self.apply_tx(tx)).collect();
+        // Every signature of the block in one batch (the answer is the
+        // same, tx by tx, as checking each alone: see `sig`).
+        let messages: Vec<Vec<u8>> = txs.iter().map(|t| t.tx.signing_bytes()).collect();
+        let signatures = sig::check_all(
+            txs.iter()
+                .zip(&messages)
+                .map(|(t, m)| (&t.tx.signer, m.as_slice(), &t.signature)),
+        );
+        let results = txs
+            .iter()
+            .zip(signatures)
+            .map(|(tx, signature)| self.apply_checked(tx, signature))
+            .collect();
         Ok(BlockOutcome {
             results,
             new_epoch,
@@ -398,6 +411,17 @@ impl ChainState {
 
     /// Applies one transaction, or rejects it and changes nothing.
     pub fn apply_tx(&mut self, signed: &SignedTx) -> Result<(), Rejection> {
+        self.apply_checked(signed, signed.verify())
+    }
+
+    /// [`Self::apply_tx`] with the signature already checked (`signature`
+    /// is [`SignedTx::verify`]'s answer), so a block checks all of its
+    /// signatures in one batch.
+    fn apply_checked(
+        &mut self,
+        signed: &SignedTx,
+        signature: Result<(), Rejection>,
+    ) -> Result<(), Rejection> {
         let tx = &signed.tx;
         tx.check_limits()?;
         if tx.chain_id != self.chain_id {
@@ -406,7 +430,7 @@ impl ChainState {
                 got: tx.chain_id.clone(),
             });
         }
-        signed.verify()?;
+        signature?;
         let signer = tx.signer;
         let account = self.account(&signer);
         if tx.nonce != account.nonce {
