@@ -28,11 +28,11 @@
 
 use std::collections::BTreeMap;
 
-use cairn_node::identity::peer_address;
-use cairn_node::net::client::ClientError;
+use crate::net::client::ClientError;
+use crate::net::peer_address;
 use std::time::Duration;
 
-use cairn_node::chain_client::{ChainClient, ChainError};
+use crate::chain::{ChainClient, ChainError};
 use cairn_protocol::chain::{
     merkle, Address, Commitment, DealId, DealTerms, Transaction, TxBody, MAX_COMMITMENTS,
 };

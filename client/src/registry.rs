@@ -12,9 +12,9 @@
 
 use std::time::Duration;
 
-use cairn_node::chain_client::{ChainClient, ChainError};
-use cairn_node::ledger::api::NodeView;
-use cairn_node::net::client::NodeAddr;
+use crate::chain::api::NodeView;
+use crate::chain::{ChainClient, ChainError};
+use crate::net::client::NodeAddr;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 

@@ -154,7 +154,7 @@ pub struct ChainConfig {
     pub peers: Vec<(cairn_protocol::chain::Address, SocketAddr)>,
     pub block_interval: Duration,
     /// Validators' HTTP APIs (`http://host:port`, each checked with
-    /// [`crate::chain_client::Endpoint::parse`]) the node registers through.
+    /// [`cairn_client::chain::Endpoint::parse`]) the node registers through.
     /// Empty on a validator: its own HTTP API.
     pub api: Vec<String>,
     /// Register this node on the chain at start (default true).
@@ -410,7 +410,7 @@ fn chain_config(c: RawChain, http: Option<SocketAddr>) -> Result<ChainConfig, Co
         ));
     }
     for (i, url) in c.api.iter().enumerate() {
-        crate::chain_client::Endpoint::parse(url)
+        cairn_client::chain::Endpoint::parse(url)
             .map_err(|e| field(format!("chain.api[{i}]"), e.to_string()))?;
     }
     let register = c.register.unwrap_or(true);

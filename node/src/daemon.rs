@@ -34,7 +34,7 @@ use crate::config::Config;
 use crate::http::StatusSource;
 use crate::maintenance::{self, ScrubStatus};
 use crate::metrics::Metrics;
-use crate::net::chain::{error_response, ChainService};
+use crate::net::chain_service::{error_response, ChainService};
 use crate::net::server::ShardService;
 use crate::net::{
     build_swarm, is_dialable, split_peer, CairnBehaviour, CairnBehaviourEvent, Role, ShardResponse,

@@ -2,8 +2,9 @@
 //!
 //! A storage node accepts shards, keeps them safe on disk, serves them back
 //! verified, and tells its operator how it is doing. This crate is the
-//! daemon (binary `cairn-node`) and the network client the rest of Cairn
-//! uses to talk to nodes.
+//! daemon (binary `cairn-node`). It talks to other nodes and to validators
+//! through the client library (`cairn-client`: the swarm, `ShardClient`,
+//! `ChainClient`), as any client does.
 //!
 //! | module | holds |
 //! |---|---|
@@ -11,10 +12,8 @@
 //! | [`identity`] | the node's ed25519 key file (0600) |
 //! | [`store`] | the shard store (a file per shard, metadata in RocksDB): verified, synced puts, capacity, quarantine |
 //! | [`maintenance`] | the scrubber and expiry GC |
-//! | [`net`] | libp2p swarm (QUIC, TCP+noise+yamux, identify, Kademlia) and `/cairn/shards/1` |
-//! | [`net::client`] | [`ShardClient`](net::client::ShardClient): store, fetch (verified), has, info, delete |
+//! | [`net`] | the client library's libp2p swarm, plus the serving side of `/cairn/shards/1` and `/cairn/chain/1` |
 //! | [`http`] | `/metrics`, `/status` and a status page on loopback; `/chain/...` with a ledger |
-//! | [`chain_client`] | [`ChainClient`](chain_client::ChainClient): a validator's HTTP API, for nodes and clients |
 //! | [`ledger`] | the chain on this node: blocks, tx index and state in RocksDB, the mempool |
 //! | [`registration`] | the node registers itself on the chain at start (and updates its record) |
 //! | [`prover`] | the proof worker: proves the node's committed bytes every period, declares losses |
@@ -40,7 +39,6 @@
 //! chain; NAT traversal and relays are not done: a node needs a reachable
 //! address.
 
-pub mod chain_client;
 pub mod config;
 pub mod daemon;
 pub mod http;

@@ -32,12 +32,12 @@ use cairn_protocol::ContentId;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::chain_client::ChainClient;
 use crate::identity::ChainKey;
-use crate::ledger::api::{ProofTaskView, StatusView, TxView};
 use crate::metrics::Metrics;
 use crate::store::ShardStore;
 use crate::terms::{ChainFacts, TermsPolicy};
+use cairn_client::chain::api::{ProofTaskView, StatusView, TxView};
+use cairn_client::chain::ChainClient;
 
 /// How often the worker looks at the chain: well under a block, so a
 /// window of a few blocks is never missed for want of looking.
@@ -438,7 +438,7 @@ type HeldSpace = (DealId, Space, Vec<(ContentId, u64)>);
 /// The spaces of a task with the node's kept leaf lists.
 fn held_spaces(
     store: &ShardStore,
-    spaces: &[crate::ledger::api::SpaceView],
+    spaces: &[cairn_client::chain::api::SpaceView],
 ) -> Result<Vec<HeldSpace>, String> {
     spaces
         .iter()
@@ -469,7 +469,7 @@ fn build_proof(
     node: Address,
     period: u64,
     seed: &[u8; 32],
-    spaces: &[crate::ledger::api::SpaceView],
+    spaces: &[cairn_client::chain::api::SpaceView],
 ) -> Result<proofs::StorageProof, String> {
     let held = held_spaces(store, spaces)?;
     let refs: Vec<Held<'_>> = held
@@ -484,7 +484,10 @@ fn build_proof(
 
 /// Leaves of the task's spaces that are not known lost on the chain and
 /// whose shard this node no longer has.
-fn missing_leaves(store: &ShardStore, spaces: &[crate::ledger::api::SpaceView]) -> Vec<LostLeaf> {
+fn missing_leaves(
+    store: &ShardStore,
+    spaces: &[cairn_client::chain::api::SpaceView],
+) -> Vec<LostLeaf> {
     let Ok(held) = held_spaces(store, spaces) else {
         return Vec::new();
     };

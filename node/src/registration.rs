@@ -41,10 +41,10 @@ use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::watch;
 
-use crate::chain_client::ChainClient;
 use crate::http::StatusSource;
 use crate::identity::ChainKey;
 use crate::metrics::Metrics;
+use cairn_client::chain::ChainClient;
 
 /// First pause after a failure; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);

@@ -13,11 +13,14 @@ use axum::{Json, Router};
 use cairn_protocol::chain::{Address, DealId, MAX_TX_BYTES};
 use serde::Deserialize;
 
-use super::api::{
+use cairn_client::chain::api::{
     account_view, BlockView, DealList, DealView, ErrorView, NodeList, NodeView, ProofTaskView,
-    StatusView, SubmitRequest, SubmitView, TxView, MAX_LIST,
+    SeedView, StatusView, SubmitRequest, SubmitView, TxResultView, TxStatus, TxSummary, TxView,
+    MAX_LIST,
 };
-use super::{Ledger, LedgerError};
+use cairn_protocol::chain::{Rejection, SignedTx};
+
+use super::{BlockRecord, Ledger, LedgerError, TxRecord};
 
 /// Largest request body: a hex-encoded largest transaction in JSON. A raw
 /// body is held to [`MAX_TX_BYTES`] separately.
@@ -162,7 +165,7 @@ async fn proof_task(
 async fn account(
     State(ledger): State<Arc<Ledger>>,
     Path(address): Path<String>,
-) -> ApiResult<super::api::AccountView> {
+) -> ApiResult<cairn_client::chain::api::AccountView> {
     let address = parse_address(&address)?;
     let state = ledger.store().state();
     let next = ledger.next_nonce(&address);
@@ -247,7 +250,53 @@ async fn block(
     let record = record.ok_or_else(|| {
         ApiError::not_found(format!("no block at height {height} (the latest is {tip})"))
     })?;
-    Ok(Json(BlockView::new(&record)))
+    Ok(Json(block_view(&record)))
+}
+
+/// A committed block as the API shows it.
+fn block_view(b: &BlockRecord) -> BlockView {
+    BlockView {
+        height: b.height,
+        digest: hex::encode(b.digest),
+        parent: hex::encode(b.parent),
+        timestamp_ms: b.timestamp_ms,
+        proposer: hex::encode(&b.proposer),
+        state_root: hex::encode(b.state_root),
+        new_epoch: b.new_epoch,
+        view: b.beacon.view,
+        beacon: hex::encode(b.beacon.beacon),
+        seed: b.beacon.seed.as_ref().map(|s| SeedView {
+            view: s.view,
+            signature: hex::encode(&s.signature),
+        }),
+        txs: b
+            .txs
+            .iter()
+            .zip(&b.results)
+            .map(|(tx, r)| TxResultView {
+                id: hex::encode(tx.id()),
+                ok: r.is_ok(),
+                error: error_text(r),
+            })
+            .collect(),
+    }
+}
+
+/// A committed transaction as the API shows it.
+fn committed_tx_view(id: &[u8; 32], record: &TxRecord, tx: Option<&SignedTx>) -> TxView {
+    TxView {
+        id: hex::encode(id),
+        status: TxStatus::Committed,
+        height: Some(record.height),
+        index: Some(record.index),
+        ok: Some(record.result.is_ok()),
+        error: error_text(&record.result),
+        tx: tx.map(TxSummary::new),
+    }
+}
+
+fn error_text(r: &Result<(), Rejection>) -> Option<String> {
+    r.as_ref().err().map(ToString::to_string)
 }
 
 async fn tx(State(ledger): State<Arc<Ledger>>, Path(id): Path<String>) -> ApiResult<TxView> {
@@ -256,7 +305,7 @@ async fn tx(State(ledger): State<Arc<Ledger>>, Path(id): Path<String>) -> ApiRes
         if let Some(record) = ledger.store().tx(&id)? {
             let block = ledger.store().block(record.height)?;
             let tx = block.and_then(|b| b.txs.get(record.index as usize).cloned());
-            return Ok(Some(TxView::committed(&id, &record, tx.as_ref())));
+            return Ok(Some(committed_tx_view(&id, &record, tx.as_ref())));
         }
         Ok(ledger.is_pending(&id).then(|| TxView::pending(&id)))
     })
@@ -458,9 +507,9 @@ mod tests {
         assert_eq!(s["beacon"], hex::encode(ledger.store().state().beacon()));
         assert_eq!(s["mempool_txs"], 0);
         assert_eq!(s["min_fee"], 1);
-        // Epoch 0: the beacon is the genesis's, from no view.
-        assert!(s["beacon_view"].is_null(), "{s}");
-        let typed: super::super::api::StatusView = serde_json::from_value(s).unwrap();
+        // The latest block (height 2) carries the seed of its parent's view.
+        assert_eq!(s["beacon_view"], 11, "{s}");
+        let typed: cairn_client::chain::api::StatusView = serde_json::from_value(s).unwrap();
         assert_eq!(typed.validators, vec![addr(100)]);
 
         let a = expect(http, &format!("/chain/account/{a1}"), 200).await;

@@ -611,14 +611,17 @@ pub(crate) mod tests {
             store.block(2).unwrap().unwrap().results[0],
             Err(Rejection::BadNonce { .. })
         ));
-        // Height 3 opened epoch 1 with the beacon the engine handed in.
+        // Height 3 opened epoch 1; the state reports the latest block's
+        // beacon and keeps each recent block's, as the engine handed them in.
         assert_eq!(store.state().epoch(), 1);
-        assert_eq!(store.state().beacon(), beacon(3));
+        assert_eq!(store.state().beacon(), beacon(4));
         let opening = store.block(3).unwrap().unwrap().beacon;
         assert_eq!(opening.view, 13);
         assert_eq!(opening.seed.unwrap().view, 12);
         assert_eq!(store.state().beacon_at(3), Some(beacon(3)));
-        assert_eq!(store.state().beacon_at(2), Some(beacon(2)));
+        assert_eq!(store.state().beacon_at(4), Some(beacon(4)));
+        // Only the last window's worth of beacons is kept (window 1: two).
+        assert_eq!(store.state().beacon_at(2), None);
         let b = store.block(4).unwrap().unwrap();
         assert_eq!(b.parent, digest(3));
         assert_eq!(b.proposer, vec![7; 32]);

@@ -3,9 +3,9 @@
 //! what it signs opens a deal in the chain's state machine.
 
 use bytes::Bytes;
+use cairn_client::net::client::{ClientError, ClientSettings, NodeAddr, ShardClient};
+use cairn_client::net::peer_address;
 use cairn_node::config::IDENTITY_FILE;
-use cairn_node::identity::peer_address;
-use cairn_node::net::client::{ClientError, ClientSettings, NodeAddr, ShardClient};
 use cairn_protocol::chain::{
     merkle, Address, Allocation, ChainState, Genesis, Sig, Transaction, TxBody,
 };

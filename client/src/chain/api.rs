@@ -1,14 +1,12 @@
 //! The JSON shapes of the `/chain/...` HTTP API. The node serializes them,
-//! [`crate::chain_client`] (nodes, and the client as `cairn_client::chain`)
-//! deserializes the same types, so the two cannot drift apart. Hashes and ids are lowercase hex; addresses are
+//! [`ChainClient`](super::ChainClient) (clients, and nodes registering
+//! themselves) deserializes the same types, so the two cannot drift apart. Hashes and ids are lowercase hex; addresses are
 //! [`Address`]'s hex text.
 
 use cairn_protocol::chain::{
-    Address, ChainState, Deal, DealId, NamespaceRoot, NodeRecord, Rejection, SignedTx,
+    Address, ChainState, Deal, DealId, NamespaceRoot, NodeRecord, SignedTx,
 };
 use serde::{Deserialize, Serialize};
-
-use super::store::{BlockRecord, TxRecord};
 
 /// `GET /chain/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -335,40 +333,6 @@ pub struct SeedView {
     pub signature: String,
 }
 
-impl BlockView {
-    pub fn new(b: &BlockRecord) -> Self {
-        Self {
-            height: b.height,
-            digest: hex::encode(b.digest),
-            parent: hex::encode(b.parent),
-            timestamp_ms: b.timestamp_ms,
-            proposer: hex::encode(&b.proposer),
-            state_root: hex::encode(b.state_root),
-            new_epoch: b.new_epoch,
-            view: b.beacon.view,
-            beacon: hex::encode(b.beacon.beacon),
-            seed: b.beacon.seed.as_ref().map(|s| SeedView {
-                view: s.view,
-                signature: hex::encode(&s.signature),
-            }),
-            txs: b
-                .txs
-                .iter()
-                .zip(&b.results)
-                .map(|(tx, r)| TxResultView {
-                    id: hex::encode(tx.id()),
-                    ok: r.is_ok(),
-                    error: error_text(r),
-                })
-                .collect(),
-        }
-    }
-}
-
-fn error_text(r: &Result<(), Rejection>) -> Option<String> {
-    r.as_ref().err().map(ToString::to_string)
-}
-
 /// Where a transaction stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -427,18 +391,6 @@ impl TxView {
             tx: None,
         }
     }
-
-    pub fn committed(id: &[u8; 32], record: &TxRecord, tx: Option<&SignedTx>) -> Self {
-        Self {
-            id: hex::encode(id),
-            status: TxStatus::Committed,
-            height: Some(record.height),
-            index: Some(record.index),
-            ok: Some(record.result.is_ok()),
-            error: error_text(&record.result),
-            tx: tx.map(TxSummary::new),
-        }
-    }
 }
 
 /// `POST /chain/tx` as JSON.
@@ -454,7 +406,7 @@ pub struct SubmitView {
 }
 
 /// Every error answer: the reason, and for a refused transaction a short
-/// stable code (see [`super::MempoolError::code`]).
+/// stable code (the node's `MempoolError::code`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorView {
     pub error: String,

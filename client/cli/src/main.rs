@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use cairn_client::quickstart::{self, QuickstartOptions, QuickstartReport, Stage};
+use cairn_cli::bar::Bar;
+use cairn_cli::quickstart::{self, QuickstartOptions, QuickstartReport, Stage};
+use cairn_cli::report::error_line;
 use cairn_protocol::units::{format_size, parse_size};
 use cairn_protocol::CodingParams;
 use clap::{Parser, Subcommand};
@@ -168,10 +170,11 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             match fallback {
-                Some(why) => {
-                    eprintln!("error: {e:#} (the nodes listed in the config were used: {why})")
-                }
-                None => eprintln!("error: {e:#}"),
+                Some(why) => eprintln!(
+                    "error: {} (the nodes listed in the config were used: {why})",
+                    error_line(&e)
+                ),
+                None => eprintln!("error: {}", error_line(&e)),
             }
             ExitCode::FAILURE
         }
@@ -259,7 +262,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Stage::Upload => "store",
                     Stage::Download => "retrieve",
                 }));
-                Arc::new(bar) as Arc<dyn cairn_client::progress::Progress>
+                Arc::new(Bar(bar)) as Arc<dyn cairn_client::progress::Progress>
             }))?;
             if json {
                 println!("{}", serde_json::to_string(&report)?);
@@ -294,7 +297,7 @@ fn bench(
     if sizes.is_empty() || sizes.contains(&0) {
         anyhow::bail!("--size needs positive sizes");
     }
-    let opts = cairn_client::bench::BenchOptions {
+    let opts = cairn_cli::bench::BenchOptions {
         nodes,
         params,
         sizes,
@@ -307,8 +310,8 @@ fn bench(
     if json {
         multi.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let runs = cmd::transfer::runtime()?.block_on(cairn_client::bench::run(&opts, |label| {
-        Arc::new(multi.add(progress_bar(label))) as Arc<dyn cairn_client::progress::Progress>
+    let runs = cmd::transfer::runtime()?.block_on(cairn_cli::bench::run(&opts, |label| {
+        Arc::new(Bar(multi.add(progress_bar(label)))) as Arc<dyn cairn_client::progress::Progress>
     }))?;
     let last = runs.last().context("no run")?;
     if json {

@@ -34,20 +34,19 @@
 //! liveness is read from `/proc` where it exists (which also guards against
 //! a recycled pid), else `kill -0`.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cairn_node::chain_client::ChainClient;
+use cairn_client::chain::ChainClient;
+use cairn_client::net::client::NodeAddr;
 use cairn_node::daemon::{node_addr, RuntimeInfo, RUNTIME_FILE};
 use cairn_node::local_chain::NODE_CONFIG;
-use cairn_node::net::client::NodeAddr;
 use cairn_protocol::chain::{Address, Allocation};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{self, ClientConfig, CONFIG_FILE};
-use crate::keys;
+use cairn_client::config::{self, ClientConfig, CONFIG_FILE};
+use cairn_client::keys;
 
 /// The file that lists a devnet's nodes.
 pub const DEVNET_FILE: &str = "devnet.json";
@@ -1027,31 +1026,15 @@ pub fn pid_alive(pid: u32) -> bool {
     send_signal(pid, "0")
 }
 
-/// GET `path` from an HTTP/1.x server at `addr` and parse the body as JSON.
+/// GET `path` from a node's HTTP endpoint at `addr` as JSON, with the
+/// chain API's client (the node serves `/status` beside `/chain/...`).
 fn http_get_json(addr: &str, path: &str) -> Option<serde_json::Value> {
-    let socket: std::net::SocketAddr = addr.parse().ok()?;
-    let timeout = Duration::from_secs(2);
-    let mut s = std::net::TcpStream::connect_timeout(&socket, timeout).ok()?;
-    s.set_read_timeout(Some(timeout)).ok()?;
-    s.set_write_timeout(Some(timeout)).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = Vec::new();
-    s.take(1 << 20).read_to_end(&mut out).ok()?;
-    let text = String::from_utf8_lossy(&out);
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let status_ok = head
-        .split_whitespace()
-        .nth(1)
-        .map(|code| code == "200")
-        .unwrap_or(false);
-    if !status_ok {
-        return None;
-    }
-    serde_json::from_str(body).ok()
+    let client = ChainClient::new(&[format!("http://{addr}")], Duration::from_secs(2)).ok()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    runtime.block_on(client.get_json(path)).ok()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cairn_client::devnet::{Devnet, DevnetOptions};
+use cairn_cli::devnet::{Devnet, DevnetOptions};
 use cairn_client::{Client, ClientConfig, GetOptions, PutOptions, PutReport};
 use cairn_protocol::{Capability, CodingParams};
 use rand::{RngCore, SeedableRng};

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use cairn_cli::bar::Bar;
 use cairn_client::config::{self, ClientConfig, CONFIG_FILE};
 use cairn_client::{Client, GetOptions, PutOptions};
 use cairn_protocol::units::format_size;
@@ -79,6 +80,28 @@ pub fn node_fallback() -> Option<&'static str> {
     NODE_FALLBACK.get().map(String::as_str)
 }
 
+/// What storing with `fitted` instead of the configured code means.
+fn scaled_down(configured: CodingParams, fitted: CodingParams) -> String {
+    let (k, m, n) = (fitted.k(), fitted.m(), fitted.n());
+    let less = if fitted.expansion() + 1e-9 < configured.expansion() {
+        format!(
+            ", less than the {:.1}× asked for: the network is too small to keep both",
+            configured.expansion()
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "{n} storage nodes, fewer than the {} that {} data + {} parity shards need: \
+         storing each segment as {k} data + {m} parity shards, one per node, so any {k} \
+         nodes rebuild it and {m} may be lost; it takes {:.1}× the file's size{less}",
+        configured.n(),
+        configured.k(),
+        configured.m(),
+        fitted.expansion(),
+    )
+}
+
 /// Runs `work`, or stops on ctrl-c with `interrupted` as the error.
 async fn interruptible<T>(
     work: impl std::future::Future<Output = Result<T, cairn_client::Error>>,
@@ -116,13 +139,17 @@ pub fn put(
     runtime()?.block_on(async {
         let client = Client::open(config).await?;
         note_node_source(&client);
+        let params = client.coding_params(explicit)?;
+        if explicit.is_none() && params != client.config().params && !global.json {
+            eprintln!("note: {}", scaled_down(client.config().params, params));
+        }
         let deals = client.chain().is_some() && client.config().open_deals && !no_deal;
         let mut reports = Vec::new();
         for file in files {
             let bar = bar(global.json, "put");
             let options = PutOptions {
                 params: explicit,
-                progress: Some(Arc::new(bar.clone())),
+                progress: Some(Arc::new(Bar(bar.clone()))),
             };
             let report = interruptible(
                 client.put_path(file, &options),
@@ -206,7 +233,7 @@ pub fn get(global: &Global, cap: &str, out: &Path, force: bool) -> anyhow::Resul
         note_node_source(&client);
         let bar = bar(global.json, "get");
         let options = GetOptions {
-            progress: Some(Arc::new(bar.clone())),
+            progress: Some(Arc::new(Bar(bar.clone()))),
             overwrite: force,
         };
         let report = interruptible(
@@ -436,4 +463,24 @@ pub fn nodes(global: &Global) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scaled_down_code_says_what_it_keeps() {
+        let asked = CodingParams::default();
+        let five = scaled_down(asked, asked.fit_to(5).unwrap());
+        assert_eq!(
+            five,
+            "5 storage nodes, fewer than the 30 that 10 data + 20 parity shards need: \
+             storing each segment as 2 data + 3 parity shards, one per node, so any 2 nodes \
+             rebuild it and 3 may be lost; it takes 2.5× the file's size, less than the 3.0× \
+             asked for: the network is too small to keep both"
+        );
+        let ten = scaled_down(asked, asked.fit_to(10).unwrap());
+        assert!(ten.ends_with("it takes 3.3× the file's size"), "{ten}");
+    }
 }

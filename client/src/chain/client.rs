@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ledger::api::{
+use super::api::{
     AccountView, BlockView, DealList, DealView, ErrorView, NodeList, NodeView, ProofTaskView,
     StatusView, SubmitView, TxStatus, TxView,
 };
@@ -308,6 +308,12 @@ impl ChainClient {
 
     async fn get(&self, path: &str) -> Result<Answer, ChainError> {
         self.request(Method::GET, path, None).await
+    }
+
+    /// `GET path` of the endpoint's API as JSON: for a node's own HTTP
+    /// routes beside the chain's, e.g. its `/status`.
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ChainError> {
+        self.get(path).await?.ok()
     }
 
     pub async fn status(&self) -> Result<StatusView, ChainError> {

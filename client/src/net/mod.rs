@@ -4,16 +4,16 @@
 //! listen), Kademlia (find peers), `/cairn/shards/1` request–response
 //! for shards, and `/cairn/chain/1` request–response for the chain's API
 //! ([`chain`]). Transports are QUIC (quinn) and TCP with noise and yamux.
-//! A node answers shard requests ([`server`]); a client only asks
-//! ([`client::ShardClient`]).
+//! A client only asks ([`client::ShardClient`]); a node builds the same
+//! swarm and answers (its serving side is `cairn_node::net`).
 
 pub mod chain;
 pub mod client;
 pub mod codec;
-pub mod server;
 
 use std::time::Duration;
 
+use cairn_protocol::chain::Address;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{behaviour::toggle::Toggle, NetworkBehaviour};
@@ -164,6 +164,19 @@ pub fn split_peer(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
         Some(libp2p::multiaddr::Protocol::P2p(peer)) => Some((peer, base)),
         _ => None,
     }
+}
+
+/// The chain address of the node with this peer id: an ed25519 peer id
+/// embeds its public key. `None` for peer ids of other key types (hashed,
+/// so the key cannot be read back).
+pub fn peer_address(peer: &PeerId) -> Option<Address> {
+    let multihash: &libp2p::multihash::Multihash<64> = peer.as_ref();
+    // Code 0 is the identity multihash: the digest is the key itself.
+    if multihash.code() != 0 {
+        return None;
+    }
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
+    Some(Address(key.try_into_ed25519().ok()?.to_bytes()))
 }
 
 /// True for identify-reported addresses worth telling the DHT about.

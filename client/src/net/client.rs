@@ -10,7 +10,7 @@
 //!
 //! The same swarm also asks validators' chain API over `/cairn/chain/1`
 //! ([`ShardClient::chain_api`]), which
-//! [`ChainClient`](crate::chain_client::ChainClient) uses for its libp2p
+//! [`ChainClient`](crate::chain::ChainClient) uses for its libp2p
 //! endpoints.
 
 // `ClientError` names the peer in every variant (a PeerId is ~80 bytes);
@@ -384,7 +384,9 @@ impl ShardClient {
         id: ContentId,
         owner_key: &SigningKey,
     ) -> Result<bool, ClientError> {
-        let issued_at = crate::store::now();
+        let issued_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let message = delete_message(&node.peer.to_bytes(), &id, issued_at);
         let request = DeleteRequest {
             id,
@@ -413,7 +415,7 @@ impl ShardClient {
         request: &ReceiptRequest,
         shards: &[(ContentId, u64)],
     ) -> Result<Sig, ClientError> {
-        let address = crate::identity::peer_address(&node.peer).ok_or_else(|| {
+        let address = super::peer_address(&node.peer).ok_or_else(|| {
             ClientError::Invalid(format!(
                 "peer id {} does not embed an ed25519 key, so it has no chain address",
                 node.peer

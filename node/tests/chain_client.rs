@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_client::chain::api::TxStatus;
 use cairn_client::chain::{ChainClient, ChainError};
-use cairn_node::ledger::api::TxStatus;
 use cairn_node::ledger::{FinalizedBlock, Ledger, MempoolConfig};
 use cairn_protocol::chain::{Address, Allocation, Genesis, Transaction, TxBody};
 use ed25519_dalek::SigningKey;

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn_node::net::client::NodeAddr;
-use cairn_node::net::{build_swarm, CairnBehaviourEvent, Role, ShardResponse, SwarmSettings};
+use cairn_client::net::client::NodeAddr;
+use cairn_client::net::{build_swarm, CairnBehaviourEvent, Role, ShardResponse, SwarmSettings};
 use cairn_protocol::shard::Outboard;
 use cairn_protocol::wire::{Request, Response};
 use futures::StreamExt;

@@ -18,9 +18,9 @@ use cairn_protocol::CodingParams;
 use tokio::io::AsyncWrite;
 
 use crate::devnet::{Devnet, DevnetOptions};
-use crate::progress::Progress;
 use crate::quickstart::QuickstartError;
-use crate::{Client, GetOptions, PutOptions};
+use cairn_client::progress::Progress;
+use cairn_client::{Client, GetOptions, PutOptions};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -92,7 +92,7 @@ pub async fn run(
             .await?;
         let upload = started.elapsed().as_secs_f64();
         let upload_peak = peak_mib();
-        let want = *crate::upload::lock(&input_hash);
+        let want = *lock(&input_hash);
         crate::rss::reset_peak();
         let mut sink = HashSink::default();
         let started = Instant::now();
@@ -160,7 +160,7 @@ impl Generator {
             done: done.clone(),
         };
         if size == 0 {
-            *crate::upload::lock(&done) = Some(g.hasher.finalize());
+            *lock(&done) = Some(g.hasher.finalize());
         }
         (g, done)
     }
@@ -184,7 +184,7 @@ impl tokio::io::AsyncRead for Generator {
         buf.advance(n);
         this.left -= n as u64;
         if this.left == 0 {
-            *crate::upload::lock(&this.done) = Some(this.hasher.finalize());
+            *lock(&this.done) = Some(this.hasher.finalize());
         }
         Poll::Ready(Ok(()))
     }
@@ -213,4 +213,8 @@ impl AsyncWrite for HashSink {
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
     }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -120,3 +120,49 @@ fn an_unreachable_network_is_a_clear_error() {
     fails_with(&out, "no node is reachable");
     drop(net.dir);
 }
+
+#[test]
+fn a_five_node_network_stores_with_the_strongest_code_it_allows() {
+    let net = TestNet::start(5);
+    // The default 10 + 20, which needs 30 nodes.
+    let config = net.config_file(10, 20);
+    let (path, bytes) = net.file("small-net.bin", 300_000, 5);
+
+    let out = cairn(&config, &["put", path.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let note = "note: 5 storage nodes, fewer than the 30 that 10 data + 20 parity shards need: \
+                storing each segment as 2 data + 3 parity shards";
+    assert_eq!(err.matches(note).count(), 1, "said once: {err}");
+    assert!(err.contains("2.5× the file's size"), "{err}");
+    assert!(err.contains("k=2 n=5"), "{err}");
+    let cap = String::from_utf8_lossy(&out.stdout).trim().to_string();
+
+    let dest = net.dir.path().join("small-net.back");
+    let out = cairn(&config, &["get", &cap, "-o", dest.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same(&std::fs::read(&dest).unwrap(), &bytes, "read back");
+
+    // Explicit shard counts are taken as given: refused, the reason said once.
+    let out = cairn(
+        &config,
+        &[
+            "put",
+            "--data-shards",
+            "4",
+            "--parity-shards",
+            "4",
+            path.to_str().unwrap(),
+        ],
+    );
+    fails_with(
+        &out,
+        "5 storage nodes are too few for the 4 data + 4 parity shards",
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("too few").count(), 1, "said once: {err}");
+}

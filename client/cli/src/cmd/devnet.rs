@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use cairn_cli::devnet::{self, Devnet, DevnetOptions};
 use cairn_client::chain::ChainClient;
-use cairn_client::devnet::{self, Devnet, DevnetOptions};
 use cairn_protocol::units::{format_size, parse_size};
 
 use super::Global;

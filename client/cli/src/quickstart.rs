@@ -16,9 +16,9 @@ use rand::seq::SliceRandom;
 use rand::RngCore;
 
 use crate::devnet::{Devnet, DevnetError, DevnetOptions};
-use crate::error::Error;
-use crate::progress::Progress;
-use crate::{Client, GetOptions, PutOptions};
+use cairn_client::error::Error;
+use cairn_client::progress::Progress;
+use cairn_client::{Client, GetOptions, PutOptions};
 
 /// What to run.
 #[derive(Debug, Clone)]

@@ -10,10 +10,10 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use cairn_cli::devnet::{find_node_bin, pid_alive, Devnet, DevnetError, DevnetOptions};
 use cairn_client::config::ClientConfig;
-use cairn_client::devnet::{find_node_bin, pid_alive, Devnet, DevnetError, DevnetOptions};
 use cairn_client::keys;
-use cairn_node::net::client::{NodeAddr, ShardClient};
+use cairn_client::net::client::{NodeAddr, ShardClient};
 
 const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
 
