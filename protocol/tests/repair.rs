@@ -409,3 +409,38 @@ fn a_declared_loss_is_repaired_from_the_deals_withheld_pay_alone() {
     assert_eq!(net.s.deal(&net.deal).unwrap().withheld, 0);
     assert_eq!(net.s.account(&addr(2)).balance, before - 10 + withheld);
 }
+
+#[test]
+fn a_node_whose_found_losses_were_repaired_away_stops_missing() {
+    let mut net = repairable();
+    // Node 11 lost everything: its period-1 proof answers "lost" and the
+    // chain finds both its shards lost.
+    while net.s.height() < 10 {
+        let height = net.s.height() + 1;
+        let mut txs = Vec::new();
+        for n in NODES {
+            let Some((w, _)) = net.s.window_seed(&addr(n)) else {
+                continue;
+            };
+            if w.accepts(height) && net.s.node(&addr(n)).unwrap().proven.is_none() {
+                let read = |id: &ContentId| if n == 11 { None } else { read_all(id) };
+                txs.extend(proof_any(&net.s, n, K, &SIZES, read));
+            }
+        }
+        let beacon = *blake3::hash(&height.to_le_bytes()).as_bytes();
+        let out = net.s.apply_block(height, beacon, &txs).unwrap();
+        assert!(out.results.iter().all(Result::is_ok));
+    }
+    let c = &net.s.deal(&net.deal).unwrap().commitments[1];
+    assert_eq!(c.lost.iter().filter(|l| l.found).count(), 2);
+    assert_eq!(net.s.node(&addr(11)).unwrap().proofs.missed, 1);
+    let claim = claim_from(&net, 2, &[13]);
+    assert!(claim.shards.iter().all(|s| s.from == 1));
+    let t = claim_tx(&net.s, 2, claim);
+    assert_eq!(step(&mut net.s, &[], vec![t]), vec![Ok(())]);
+    // Nothing left to prove and nothing unrepaired: skipped, not missed.
+    run_until(&mut net.s, 30, &[10, 12, 13]);
+    let n11 = net.s.node(&addr(11)).unwrap();
+    assert_eq!((n11.proofs.missed, n11.health()), (1, NodeHealth::Active));
+    assert_eq!(net.s.node(&addr(13)).unwrap().proofs.accepted, 3);
+}

@@ -255,7 +255,12 @@ impl ChainState {
                         self.deals
                             .get(id)
                             .and_then(|d| d.commitments.get(*ci))
-                            .is_some_and(|c| c.lost.iter().any(|l| l.found))
+                            .is_some_and(|c| {
+                                // Until repair moved them away.
+                                c.lost
+                                    .iter()
+                                    .any(|l| l.found && !c.moved.iter().any(|m| m.0 == l.leaf))
+                            })
                     });
                     if live == 0 && !found {
                         continue;
