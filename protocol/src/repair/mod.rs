@@ -16,12 +16,14 @@
 //!   that are lost, and where the rebuilt ones go (protocol placement,
 //!   never a node already in the deal, never a faulty or disqualified one);
 //! * [`claim`]: the `ClaimRepair` body for a set of moved shards, with every
-//!   path the chain checks.
+//!   path the chain checks;
+//! * [`bounty`]: what a claim is paid, from the deal and from the pool.
 //!
 //! The chain side (what a claim must prove, the bounty) is in
 //! `chain::state::repairing`; the scheme and its threat model in
 //! `docs/repair.md`.
 
+pub mod bounty;
 pub mod claim;
 pub mod data;
 pub mod plan;

@@ -10,6 +10,7 @@ use crate::chain::rejection::Rejection;
 use crate::chain::repair::{repair_receipt_message, RepairClaim, RepairCommitment, RepairRef};
 use crate::chain::tx::Address;
 use crate::proofs::accounting::{required_stake, Health};
+use crate::repair::bounty;
 
 /// What repair knows and did for one deal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -284,9 +285,8 @@ impl ChainState {
             .iter()
             .map(|&(ci, bytes)| {
                 let c = &deal.commitments[ci];
-                let left = c.bytes.saturating_sub(c.moved_bytes()).max(1);
-                let share = u128::from(c.slashed) * u128::from(bytes) / u128::from(left);
-                (ci, (share as u64).min(c.slashed))
+                let left = c.bytes.saturating_sub(c.moved_bytes());
+                (ci, bounty::from_pool(c.slashed, bytes, left))
             })
             .collect();
         let from_pool = draws
@@ -480,6 +480,5 @@ fn bounty_from_deal(deal: &super::Deal, claimed: u64) -> u64 {
         .iter()
         .map(DealCommitment::unrepaired_bytes)
         .fold(0u64, u64::saturating_add);
-    let share = u128::from(withheld) * u128::from(claimed) / u128::from(unrepaired.max(1));
-    (share as u64).min(withheld)
+    bounty::from_deal(withheld, claimed, unrepaired)
 }
