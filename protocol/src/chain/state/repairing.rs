@@ -226,6 +226,9 @@ impl ChainState {
             let c = claim
                 .commitment(h)
                 .ok_or_else(|| Rejection::BadRepairClaim("a holder takes no shard".into()))?;
+            if c.bytes == 0 {
+                return bad("a holder takes no data");
+            }
             if holders.iter().any(|x| x.node == c.node) {
                 return Err(Rejection::DuplicateNode(c.node));
             }
