@@ -23,7 +23,7 @@
 //! | [`range`] | which shard bytes hold a plaintext byte range |
 //! | [`keys`] | BIP-39 recovery phrase → account and namespace keys |
 //! | [`placement`] | which nodes get a segment's shards (rendezvous hashing, spread by failure domain) |
-//! | [`repair`] | when a segment needs repair and when it is lost |
+//! | [`repair`] | repair without the owner: when a segment needs repair, the public repair data, repair orders and claims from the chain's state |
 //! | [`wire`] | the messages clients and nodes exchange under `/cairn/shards/1` |
 //! | [`units`] | human byte sizes (`64MiB`) for configs and command lines |
 //!

@@ -23,7 +23,7 @@ pub struct Candidate<'a> {
 }
 
 /// Why no placement was possible.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum PlacementError {
     #[error("need {need} distinct nodes, only {have} available")]
     NotEnoughNodes { need: usize, have: usize },

@@ -6,9 +6,13 @@
 mod common;
 
 use cairn_protocol::chain::{
-    receipt_message, ChainState, DealId, Rejection, Sig, SignedTx, Transaction, TxBody,
+    merkle, receipt_message, ChainState, DealId, LostLeaf, Rejection, RepairClaim, Sig, SignedTx,
+    Transaction, TxBody,
 };
-use cairn_protocol::ContentId;
+use cairn_protocol::repair::{
+    assess, choose_holders, columns, placement_seed, prepare, RepairData, RepairPolicy,
+};
+use cairn_protocol::{CodingParams, ContentId};
 use common::chain::*;
 use ed25519_dalek::Signer;
 use proptest::prelude::*;
@@ -368,7 +372,7 @@ fn arb_tx() -> impl Strategy<Value = (u8, u64, u8, u64)> {
     (
         prop::sample::select(vec![1u8, 2, 3, 10, 11, 12, 13, 50]),
         0u64..20,
-        0u8..10,
+        0u8..13,
         0u64..2_000_000,
     )
 }
@@ -415,20 +419,92 @@ fn build(state: &ChainState, (signer, fee, kind, amount): (u8, u64, u8, u64)) ->
                 .find(|(_, d)| d.owner == addr(signer))
                 .map_or(DealId([amount as u8; 32]), |(id, _)| *id),
         },
-        // A proof from the test data; node 13 has lost everything.
+        // The owner names its deal's repair data (or a made-up deal's).
+        10 => {
+            let own = state.deals().find_map(|(id, d)| {
+                (d.owner == addr(signer) && d.repair.is_none())
+                    .then(|| Some((*id, test_repair_data(d, 1, &SIZES)?)))
+                    .flatten()
+            });
+            match own {
+                Some((deal, data)) => TxBody::SetRepairData {
+                    deal,
+                    repair: data.reference(),
+                },
+                None => TxBody::AddStake { amount: 1 },
+            }
+        }
+        // The signer repairs what the rules say is lost, onto the holders
+        // placement picks, or tries a shard that is not lost.
+        11 => match repair_claim(state, signer, amount) {
+            Some(claim) => TxBody::ClaimRepair(claim),
+            None => TxBody::AddStake { amount: 1 },
+        },
+        // A node declares one of its leaves lost.
+        12 => {
+            let shards = held_shards(signer, &SIZES);
+            let leaf = (amount % 3) as usize;
+            match state
+                .deals()
+                .find(|(_, d)| d.commitments.iter().any(|c| c.node == addr(signer)))
+            {
+                Some((deal, _)) => TxBody::DeclareLost(vec![LostLeaf {
+                    deal: *deal,
+                    leaf: leaf as u32,
+                    shard: shards[leaf].0,
+                    size: shards[leaf].1,
+                    path: merkle::prove(&shards, leaf).unwrap(),
+                }]),
+                None => TxBody::AddStake { amount: 1 },
+            }
+        }
+        // A proof from the test data, repaired commitments included; node 13
+        // has lost everything.
         _ => {
             let read = |id: &ContentId| {
                 (signer != 13)
-                    .then(|| read_shard(&[10, 11, 12], &[1000, 1000, 1000], id))
+                    .then(|| read_shard(&[10, 11, 12], &SIZES, id))
                     .flatten()
             };
-            if let Some(proof) = proof_now(state, signer, &[1000, 1000, 1000], read) {
+            if let Some(proof) = proof_any(state, signer, 1, &SIZES, read) {
                 return proof;
             }
             TxBody::AddStake { amount: 1 }
         }
     };
     tx(state, signer, fee, body)
+}
+
+const SIZES: [usize; 3] = [1000, 1000, 1000];
+
+/// A repair claim for some deal with repair data: what is lost, to holders
+/// placement picks (receipts signed); or, with nothing lost, shard 0 of
+/// segment 0 to node 13 (refused).
+fn repair_claim(state: &ChainState, signer: u8, pick: u64) -> Option<RepairClaim> {
+    let with_data: Vec<(DealId, RepairData)> = state
+        .deals()
+        .filter(|(_, d)| d.repair.is_some())
+        .filter_map(|(id, d)| Some((*id, test_repair_data(d, 1, &SIZES)?)))
+        .collect();
+    let (deal, data) = with_data.get(pick as usize % with_data.len().max(1))?;
+    let policy = RepairPolicy::new(CodingParams::new(data.k, data.m).ok()?, data.n() - 1);
+    let statuses = assess(state, deal, data, &policy).ok()?;
+    let mut cols = columns(&statuses, 1);
+    let holders = if cols.is_empty() {
+        cols = vec![vec![(0, 0)]];
+        vec![addr(13)]
+    } else {
+        let bytes: Vec<u64> = cols.iter().map(|c| 1000 * c.len() as u64).collect();
+        let seed = placement_seed(deal, pick as usize);
+        choose_holders(state, deal, &seed, &bytes, |_, _| 0)
+            .unwrap_or_else(|_| vec![addr(13); cols.len()])
+    };
+    let mut claim = prepare(state, deal, data, &cols, &holders).ok()?;
+    for holder in &claim.holders {
+        node_number(&holder.node)?;
+    }
+    sign_receipts(&mut claim, signer);
+    Some(claim)
 }
 
 proptest! {

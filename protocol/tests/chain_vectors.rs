@@ -15,9 +15,11 @@ mod common;
 use std::collections::BTreeMap;
 
 use cairn_protocol::chain::{
-    merkle, receipt_message, ChainState, DealId, LostLeaf, SignedTx, TxBody,
+    merkle, receipt_message, repair_receipt_message, ChainState, DealId, LostLeaf, MovedShard,
+    NewHolder, RepairClaim, RepairCommitment, RepairRef, Sig, SignedTx, TxBody,
 };
 use cairn_protocol::proofs::{challenge, chunk, Answer, ProofParams, Sample, StorageProof};
+use cairn_protocol::repair::RepairData;
 use cairn_protocol::ContentId;
 use common::chain::*;
 
@@ -130,6 +132,50 @@ fn one_of_each(state: &ChainState) -> Vec<(&'static str, SignedTx)> {
                 }],
             }]),
         ),
+        (
+            "set_repair_data",
+            1,
+            TxBody::SetRepairData {
+                deal: DealId::new(&addr(1), 0),
+                repair: RepairRef {
+                    object: ContentId::of(b"repair data"),
+                    root: [9; 32],
+                    k: 2,
+                    m: 1,
+                    segments: 3,
+                    bytes: 27_072,
+                    commitments: 3,
+                },
+            },
+        ),
+        (
+            "claim_repair",
+            2,
+            TxBody::ClaimRepair(RepairClaim {
+                deal: DealId::new(&addr(1), 0),
+                shards: vec![MovedShard {
+                    segment: 1,
+                    index: 2,
+                    id: shard,
+                    size: 3000,
+                    repair_path: vec![merkle::Sibling {
+                        hash: [10; 32],
+                        bytes: 6000,
+                    }],
+                    from: 2,
+                    leaf: 1,
+                    from_path: vec![merkle::Sibling {
+                        hash: [11; 32],
+                        bytes: 5000,
+                    }],
+                    to: 0,
+                }],
+                holders: vec![NewHolder {
+                    node: addr(13),
+                    receipt: Sig([12; 64]),
+                }],
+            }),
+        ),
     ];
     bodies
         .into_iter()
@@ -228,6 +274,37 @@ fn compute() -> BTreeMap<String, String> {
             &terms,
             &terms.commitments[0],
         )),
+    );
+    v.insert(
+        "repair.receipt.message".into(),
+        bytes_value(&repair_receipt_message(
+            CHAIN,
+            &addr(2),
+            &DealId::new(&addr(1), 7),
+            &RepairCommitment {
+                node: addr(13),
+                root: [4; 32],
+                shards: 2,
+                bytes: 8000,
+            },
+        )),
+    );
+    // The public repair data of a deal over NODES: segment g is leaf g of
+    // every node's commitment, k = 2, m = 1.
+    let commitments: Vec<_> = NODES.iter().map(|&n| held_shards(n, &SIZES)).collect();
+    let segments: Vec<Vec<_>> = (0..SIZES.len())
+        .map(|g| commitments.iter().map(|c| c[g]).collect())
+        .collect();
+    let data = RepairData::build(2, 1, commitments, &segments).unwrap();
+    v.insert("repair.data.encoding".into(), bytes_value(&data.encode()));
+    let r = data.reference();
+    v.insert(
+        "repair.data.reference".into(),
+        bytes_value(&postcard::to_stdvec(&r).unwrap()),
+    );
+    v.insert(
+        "repair.data.segment1.shard2.path".into(),
+        bytes_value(&postcard::to_stdvec(&data.path(1, 2).unwrap()).unwrap()),
     );
     v.insert(
         "deal_id.addr1.nonce7".into(),

@@ -32,7 +32,10 @@ const KEY_STATE: &[u8] = b"state";
 /// Bumped when a stored value changes shape; a ledger of another version is
 /// refused rather than misread.
 /// 2: blocks record their view, seed and beacon (threshold consensus).
-const FORMAT_VERSION: u32 = 2;
+/// 3: the stored state records repair (a deal's repair data, moved shards
+/// and pending bounties; a commitment's first period, moved leaves and
+/// earmarked stake).
+const FORMAT_VERSION: u32 = 3;
 
 /// Why the ledger could not open, commit or answer.
 #[derive(Debug, thiserror::Error)]

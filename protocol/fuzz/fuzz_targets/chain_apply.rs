@@ -1,14 +1,16 @@
 //! The chain's state machine under a sequence of signed transactions and
 //! blocks built from fuzzed fields (structure-aware: plain bytes never pass
 //! the signature). Honest deals and proofs are built by the harness and then
-//! bent, so the fuzzer reaches deal opening, proving, settlement, slashing
-//! and refunds. After every step: no panic, tokens conserved
+//! bent, so the fuzzer reaches deal opening, proving, settlement, slashing,
+//! refunds, repair data and repair claims. After every step: no panic, tokens conserved
 //! (`held() == expected_supply()`), a refused transaction changes nothing,
 //! and every transaction round-trips through its wire encoding.
 #![no_main]
 
 use arbitrary::Arbitrary;
-use cairn_protocol::chain::{ChainState, DealId, LostLeaf, SignedTx, Transaction, TxBody};
+use cairn_protocol::chain::{
+    ChainState, DealId, LostLeaf, RepairClaim, RepairRef, SignedTx, Transaction, TxBody,
+};
 use cairn_protocol::proofs::StorageProof;
 use cairn_protocol::ContentId;
 use cairn_protocol_fuzz::{
@@ -67,6 +69,32 @@ enum Body {
         deal: u8,
         leaves: Vec<(u32, bool)>,
     },
+    /// Names the n-th deal's repair data (honest, or one byte of it bent).
+    SetRepairData {
+        deal: u8,
+        bend: Option<(u8, u8)>,
+    },
+    /// Claims what the rules say is lost in the n-th deal, onto keys from
+    /// `holder` on, then bent.
+    ClaimRepair {
+        deal: u8,
+        holder: u8,
+        bend: Option<ClaimBend>,
+    },
+}
+
+#[derive(Debug, Arbitrary)]
+enum ClaimBend {
+    Id(u8, [u8; 32]),
+    Size(u8, u64),
+    Segment(u8, u32),
+    Index(u8, u16),
+    From(u8, u32),
+    Leaf(u8, u32),
+    To(u8, u16),
+    Receipt(u8, u8),
+    Holder(u8, u8),
+    Drop(u8),
 }
 
 #[derive(Debug, Arbitrary)]
@@ -224,6 +252,78 @@ fn body(state: &ChainState, signer: u8, b: Body) -> TxBody {
                 })
                 .collect();
             TxBody::DeclareLost(leaves)
+        }
+        Body::SetRepairData { deal, bend } => {
+            let id = deal_by_index(state, deal).unwrap_or(DealId([deal; 32]));
+            let data = state.deal(&id).and_then(cairn_protocol_fuzz::repair_data);
+            let mut repair = match data {
+                Some(d) => d.reference(),
+                None => RepairRef {
+                    object: ContentId::of(&[deal]),
+                    root: [deal; 32],
+                    k: 1,
+                    m: 1,
+                    segments: 1,
+                    bytes: 1,
+                    commitments: 1,
+                },
+            };
+            if let Some((at, v)) = bend {
+                let mut bytes = postcard::to_stdvec(&repair).unwrap_or_default();
+                if !bytes.is_empty() {
+                    let i = at as usize % bytes.len();
+                    bytes[i] ^= v;
+                }
+                if let Ok(bent) = postcard::from_bytes(&bytes) {
+                    repair = bent;
+                }
+            }
+            TxBody::SetRepairData { deal: id, repair }
+        }
+        Body::ClaimRepair { deal, holder, bend } => {
+            let id = deal_by_index(state, deal).unwrap_or(DealId([deal; 32]));
+            let mut claim = cairn_protocol_fuzz::repair_claim(state, &id, signer, holder)
+                .unwrap_or(RepairClaim {
+                    deal: id,
+                    shards: vec![],
+                    holders: vec![],
+                });
+            match bend {
+                None => {}
+                Some(ClaimBend::Id(i, v)) => pick(&mut claim.shards, i)
+                    .into_iter()
+                    .for_each(|s| s.id = ContentId::from_digest(v)),
+                Some(ClaimBend::Size(i, v)) => pick(&mut claim.shards, i)
+                    .into_iter()
+                    .for_each(|s| s.size = v),
+                Some(ClaimBend::Segment(i, v)) => pick(&mut claim.shards, i)
+                    .into_iter()
+                    .for_each(|s| s.segment = v),
+                Some(ClaimBend::Index(i, v)) => pick(&mut claim.shards, i)
+                    .into_iter()
+                    .for_each(|s| s.index = v),
+                Some(ClaimBend::From(i, v)) => pick(&mut claim.shards, i)
+                    .into_iter()
+                    .for_each(|s| s.from = v),
+                Some(ClaimBend::Leaf(i, v)) => pick(&mut claim.shards, i)
+                    .into_iter()
+                    .for_each(|s| s.leaf = v),
+                Some(ClaimBend::To(i, v)) => pick(&mut claim.shards, i)
+                    .into_iter()
+                    .for_each(|s| s.to = v),
+                Some(ClaimBend::Receipt(i, at)) => pick(&mut claim.holders, i)
+                    .into_iter()
+                    .for_each(|h| h.receipt.0[at as usize % 64] ^= 1),
+                Some(ClaimBend::Holder(i, k)) => pick(&mut claim.holders, i)
+                    .into_iter()
+                    .for_each(|h| h.node = addr(k % KEYS)),
+                Some(ClaimBend::Drop(i)) if !claim.shards.is_empty() => {
+                    let at = i as usize % claim.shards.len();
+                    claim.shards.remove(at);
+                }
+                Some(ClaimBend::Drop(_)) => {}
+            }
+            TxBody::ClaimRepair(claim)
         }
     }
 }

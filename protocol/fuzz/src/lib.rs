@@ -6,11 +6,12 @@
 use arbitrary::Arbitrary;
 use cairn_protocol::chain::merkle::Sibling;
 use cairn_protocol::chain::{
-    merkle, receipt_message, Address, Allocation, ChainState, Commitment, DealTerms, Genesis, Sig,
-    SignedTx, Transaction, TxBody,
+    merkle, receipt_message, repair_receipt_message, Address, Allocation, ChainState, Commitment,
+    DealId, DealTerms, Genesis, RepairClaim, Sig, SignedTx, Transaction, TxBody,
 };
 use cairn_protocol::proofs::{self, Answer, Held, StorageProof};
-use cairn_protocol::ContentId;
+use cairn_protocol::repair::{self, RepairData, RepairPolicy};
+use cairn_protocol::{CodingParams, ContentId};
 use ed25519_dalek::{Signer, SigningKey};
 
 pub const CHAIN: &str = "cairn-fuzz";
@@ -252,4 +253,58 @@ pub fn bend_proof(p: &mut StorageProof, bend: ProofBend) {
             .for_each(|s| s.answer = Answer::Lost),
         ProofBend::Truncate(k) => p.samples.truncate(k as usize),
     }
+}
+
+/// The harness's node number behind an address.
+pub fn key_of(a: &Address) -> Option<u8> {
+    (0..=KEYS).find(|&i| addr(i) == *a)
+}
+
+/// The public repair data of a harness deal: segment `g` is leaf `g` of
+/// every commitment (each node holds [`SIZES`]), shard `j` on commitment
+/// `j`, one data shard and the rest parity. `None` for a deal of one node.
+pub fn repair_data(deal: &cairn_protocol::chain::Deal) -> Option<RepairData> {
+    let opened = deal
+        .repair
+        .as_ref()
+        .map_or(deal.commitments.len(), |r| r.data.commitments as usize);
+    let nodes: Vec<u8> = deal
+        .commitments
+        .get(..opened)?
+        .iter()
+        .map(|c| key_of(&c.node))
+        .collect::<Option<_>>()?;
+    let n = u16::try_from(nodes.len()).ok()?;
+    let commitments: Vec<Vec<(ContentId, u64)>> = nodes.iter().map(|&i| held_shards(i)).collect();
+    let segments: Vec<Vec<(ContentId, u64)>> = (0..SIZES.len())
+        .map(|g| commitments.iter().map(|c| c[g]).collect())
+        .collect();
+    RepairData::build(1, n.checked_sub(1)?, commitments, &segments).ok()
+}
+
+/// A claim for what is lost in `deal` (or shard 0 of segment 0 if nothing
+/// is), onto harness keys from `holder` on, receipts signed for `repairer`.
+pub fn repair_claim(
+    state: &ChainState,
+    deal: &DealId,
+    repairer: u8,
+    holder: u8,
+) -> Option<RepairClaim> {
+    let data = repair_data(state.deal(deal)?)?;
+    let policy = RepairPolicy::new(CodingParams::new(data.k, data.m).ok()?, data.n() - 1);
+    let statuses = repair::assess(state, deal, &data, &policy).ok()?;
+    let mut cols = repair::columns(&statuses, 1);
+    if cols.is_empty() {
+        cols = vec![vec![(0, 0)]];
+    }
+    let holders: Vec<Address> = (0..cols.len() as u8)
+        .map(|c| addr(holder.wrapping_add(c) % KEYS))
+        .collect();
+    let mut claim = repair::prepare(state, deal, &data, &cols, &holders).ok()?;
+    for h in 0..claim.holders.len() {
+        let c = claim.commitment(h)?;
+        let message = repair_receipt_message(CHAIN, &addr(repairer), deal, &c);
+        claim.holders[h].receipt = Sig(key(key_of(&c.node)?).sign(&message).to_bytes());
+    }
+    Some(claim)
 }

@@ -37,13 +37,21 @@
 //! unknown node or carries malformed fields is rejected with a
 //! [`Rejection`] saying why, and changes nothing.
 //!
-//! Non-goals here: repair orders and bounties (they build on the orphaned
-//! commitments and the repair pool), and the consensus engine itself.
+//! * **repair**: a deal's owner names its public repair data
+//!   (`SetRepairData`); anyone may rebuild lost shards (of orphaned
+//!   commitments, or declared or found lost) and move them to new holders
+//!   (`ClaimRepair`, first valid claim wins); the claim's bounty (a share of
+//!   the deal's withheld pay and of the failed node's slashed stake) is held
+//!   until every new holder passed a proof that sampled its new commitment,
+//!   then paid, or returned if a new holder fails first.
+//!
+//! Non-goal here: the consensus engine itself.
 
 pub mod beacon;
 mod genesis;
 pub mod merkle;
 mod rejection;
+pub mod repair;
 pub mod sig;
 mod state;
 mod tx;
@@ -51,9 +59,13 @@ mod tx;
 pub use beacon::GroupKey;
 pub use genesis::{Allocation, Genesis};
 pub use rejection::Rejection;
+pub use repair::{
+    repair_receipt_message, MovedShard, NewHolder, RepairClaim, RepairCommitment, RepairRef,
+    MAX_REPAIR_HOLDERS, MAX_REPAIR_SHARDS,
+};
 pub use state::{
-    Account, BlockOutcome, ChainState, Deal, DealCommitment, DealId, LostRecord, NamespaceRoot,
-    NodeRecord,
+    Account, BlockOutcome, ChainState, Deal, DealCommitment, DealId, DealRepair, LostRecord,
+    MovedRecord, NamespaceRoot, NodeRecord, PendingRepair,
 };
 pub use tx::{
     receipt_message, Address, Commitment, DealTerms, LostLeaf, Sig, SignedTx, Transaction, TxBody,

@@ -81,4 +81,27 @@ pub enum Rejection {
     NodeDisqualified(Address),
     #[error("declared shard {index}: {why}")]
     BadLostLeaf { index: usize, why: String },
+    // Repair (appended: rejections are stored in blocks).
+    #[error("deal {0} already has its repair data")]
+    RepairDataSet(DealId),
+    #[error("deal {0} has no repair data: it cannot be repaired")]
+    NoRepairData(DealId),
+    #[error("repair data is invalid: {0}")]
+    BadRepairData(String),
+    #[error("repair claim is invalid: {0}")]
+    BadRepairClaim(String),
+    #[error("moved shard {shard}: its id and size are not that shard of the deal's repair data")]
+    RepairPathMismatch { shard: usize },
+    #[error("moved shard {shard}: it is not that leaf of the commitment it is moved from")]
+    RepairSourceMismatch { shard: usize },
+    #[error("shard {index} of segment {segment} is not lost: its holder still proves it")]
+    ShardNotLost { segment: u32, index: u16 },
+    #[error("shard {index} of segment {segment} was already moved by an earlier repair")]
+    AlreadyRepaired { segment: u32, index: u16 },
+    #[error("node {0} already holds a part of the deal and cannot take repaired shards")]
+    HolderInDeal(Address),
+    #[error("node {node} would hold two shards of segment {segment}")]
+    HolderTwiceInSegment { node: Address, segment: u32 },
+    #[error("repair receipt of node {0} does not verify")]
+    BadRepairReceipt(Address),
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::merkle::{Sibling, MAX_PATH_LEN};
 use super::rejection::Rejection;
+use super::repair::{RepairClaim, RepairRef};
 use super::state::DealId;
 use crate::id::ContentId;
 use crate::proofs::{chunk::MAX_CHUNK_PATH, Answer, StorageProof, CHUNK_BYTES, MAX_SAMPLES};
@@ -217,6 +218,13 @@ pub enum TxBody {
     /// A node admits it lost shards, before a challenge finds them: it stops
     /// being paid for them and is not failed when a sample lands on them.
     DeclareLost(Vec<LostLeaf>),
+    /// The deal's owner names the deal's public repair data (once): what a
+    /// stranger needs to rebuild lost shards without the key.
+    SetRepairData { deal: DealId, repair: RepairRef },
+    /// The signer rebuilt lost shards of a deal and stored them on new
+    /// holders: the chain moves them there (first valid claim wins) and pays
+    /// the signer a bounty once every new holder has proven them.
+    ClaimRepair(RepairClaim),
 }
 
 /// Most shards one `DeclareLost` names.
@@ -318,6 +326,8 @@ impl Transaction {
                     return bad("a commitment path has at most 32 levels");
                 }
             }
+            TxBody::SetRepairData { repair, .. } => repair.check()?,
+            TxBody::ClaimRepair(claim) => claim.check_limits()?,
             _ => {}
         }
         Ok(())
@@ -498,5 +508,15 @@ mod tests {
             8
         );
         assert_eq!(tag(&TxBody::DeclareLost(vec![])), 10);
+        let claim = RepairClaim {
+            deal: DealId([0; 32]),
+            shards: vec![],
+            holders: vec![],
+        };
+        assert_eq!(tag(&TxBody::ClaimRepair(claim)), 12);
+        assert_eq!(
+            postcard::to_stdvec(&Rejection::NoRepairData(DealId([0; 32]))).unwrap()[0],
+            34
+        );
     }
 }

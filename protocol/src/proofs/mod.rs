@@ -206,6 +206,27 @@ pub fn verify(
     seed: &[u8; 32],
     spaces: &[Space],
 ) -> Result<Vec<LostSample>, ProofError> {
+    verify_sampled(params, proof, seed, spaces).map(|v| v.lost)
+}
+
+/// What a verified proof showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The samples answered "lost".
+    pub lost: Vec<LostSample>,
+    /// The commitment (index into the spaces) each sample fell in, in order:
+    /// repair pays its bounty once a passing proof sampled a new holder's
+    /// commitment.
+    pub sampled: Vec<usize>,
+}
+
+/// [`verify`], also saying which commitments the samples fell in.
+pub fn verify_sampled(
+    params: &ProofParams,
+    proof: &StorageProof,
+    seed: &[u8; 32],
+    spaces: &[Space],
+) -> Result<Verified, ProofError> {
     if proof.samples.len() != params.samples as usize {
         return Err(ProofError::SampleCount {
             expected: params.samples,
@@ -215,10 +236,12 @@ pub fn verify(
     let total = live_total(spaces).ok_or(ProofError::NothingToProve)?;
     let mut prev = [0u8; 32];
     let mut lost = Vec::new();
+    let mut sampled = Vec::with_capacity(proof.samples.len());
     for (i, s) in proof.samples.iter().enumerate() {
         let offset =
             challenge::sample_offset(seed, &proof.node, proof.period, i as u32, &prev, total);
         let (ci, local) = locate_sample(spaces, offset).ok_or(ProofError::NothingToProve)?;
+        sampled.push(ci);
         let start = merkle::verify(
             &spaces[ci].tree,
             &s.shard,
@@ -248,7 +271,7 @@ pub fn verify(
             }
         };
     }
-    Ok(lost)
+    Ok(Verified { lost, sampled })
 }
 
 /// One commitment as the node holds it: what the chain knows, and the leaf

@@ -4,10 +4,12 @@
 
 use cairn_protocol::chain::merkle;
 use cairn_protocol::chain::{
-    receipt_message, Address, Allocation, ChainState, Commitment, DealTerms, Genesis, Sig,
-    SignedTx, Transaction, TxBody,
+    receipt_message, repair_receipt_message, Address, Allocation, ChainState, Commitment, Deal,
+    DealId, DealTerms, Genesis, RepairClaim, Sig, SignedTx, Transaction, TxBody,
 };
 use cairn_protocol::proofs::{self, Held};
+use cairn_protocol::repair::claim::leaves_of;
+use cairn_protocol::repair::RepairData;
 use cairn_protocol::ContentId;
 use ed25519_dalek::{Signer, SigningKey};
 
@@ -187,4 +189,100 @@ pub fn fresh() -> ChainState {
         register(&mut s, n);
     }
     s
+}
+
+/// The test cast's node number behind an address.
+pub fn node_number(a: &Address) -> Option<u8> {
+    (10..=20).find(|&n| addr(n) == *a)
+}
+
+/// The public repair data of a test deal whose commitment `j` is node
+/// `j`'s `held_shards(node, sizes)`: segment `g` is leaf `g` of every
+/// commitment, shard `j` on commitment `j`; `k` data shards, the rest
+/// parity. `None` for a deal of one node (no parity).
+pub fn test_repair_data(deal: &Deal, k: u16, sizes: &[usize]) -> Option<RepairData> {
+    let opened = deal
+        .repair
+        .as_ref()
+        .map_or(deal.commitments.len(), |r| r.data.commitments as usize);
+    let originals: Vec<u8> = deal.commitments[..opened.min(deal.commitments.len())]
+        .iter()
+        .map(|c| node_number(&c.node))
+        .collect::<Option<_>>()?;
+    let n = originals.len() as u16;
+    if n <= k {
+        return None;
+    }
+    let commitments: Vec<Vec<(ContentId, u64)>> =
+        originals.iter().map(|&i| held_shards(i, sizes)).collect();
+    let segments: Vec<Vec<(ContentId, u64)>> = (0..sizes.len())
+        .map(|g| commitments.iter().map(|c| c[g]).collect())
+        .collect();
+    RepairData::build(k, n - k, commitments, &segments).ok()
+}
+
+/// The leaf list node `node` keeps for commitment `ci` of `deal`: its own
+/// test shards, or, for a commitment repair gave it, the shards moved to it.
+pub fn test_leaves(
+    state: &ChainState,
+    deal: &DealId,
+    ci: usize,
+    k: u16,
+    sizes: &[usize],
+) -> Vec<(ContentId, u64)> {
+    let Some(d) = state.deal(deal) else {
+        return vec![];
+    };
+    let c = &d.commitments[ci];
+    match (&d.repair, test_repair_data(d, k, sizes)) {
+        (Some(r), Some(data)) if ci >= r.data.commitments as usize => {
+            leaves_of(d, r, &data, ci as u32).unwrap_or_default()
+        }
+        _ => node_number(&c.node).map_or(vec![], |n| held_shards(n, sizes)),
+    }
+}
+
+/// Node `node`'s proof for its open window over every commitment it holds,
+/// original or repaired (leaf lists from [`test_leaves`]); `None` before its
+/// window or with nothing to prove.
+pub fn proof_any(
+    state: &ChainState,
+    node: u8,
+    k: u16,
+    sizes: &[usize],
+    mut read: impl FnMut(&ContentId) -> Option<Vec<u8>>,
+) -> Option<SignedTx> {
+    let (window, seed) = state.window_seed(&addr(node))?;
+    let at = state.committed_space(&addr(node), window.period);
+    let spaces = state.committed_spaces(&addr(node), window.period, window.open);
+    let leaves: Vec<Vec<(ContentId, u64)>> = at
+        .iter()
+        .map(|(id, ci)| test_leaves(state, id, *ci, k, sizes))
+        .collect();
+    let held: Vec<Held<'_>> = spaces
+        .iter()
+        .zip(&leaves)
+        .map(|(space, shards)| Held { space, shards })
+        .collect();
+    let proof = proofs::build(
+        state.proof_params(),
+        addr(node),
+        window.period,
+        &seed,
+        &held,
+        &mut read,
+    )
+    .ok()?;
+    Some(tx(state, node, 10, TxBody::ProveStorage(proof)))
+}
+
+/// Signs every holder's receipt of `claim` with the test keys, for
+/// repairer `repairer`.
+pub fn sign_receipts(claim: &mut RepairClaim, repairer: u8) {
+    for h in 0..claim.holders.len() {
+        let c = claim.commitment(h).unwrap();
+        let n = node_number(&c.node).unwrap();
+        let message = repair_receipt_message(CHAIN, &addr(repairer), &claim.deal, &c);
+        claim.holders[h].receipt = Sig(key(n).sign(&message).to_bytes());
+    }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod chain;
+pub mod repair;
 
 use cairn_protocol::encoder::EncoderConfig;
 use cairn_protocol::{FileDecoder, FileKey, Manifest, ReadEncoder, SegmentShards};

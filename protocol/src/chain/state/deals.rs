@@ -134,11 +134,15 @@ impl ChainState {
                     proofs_missed: 0,
                     paid: 0,
                     orphaned: false,
+                    since: terms.start_epoch,
+                    moved: Vec::new(),
+                    slashed: 0,
                 })
                 .collect(),
             escrow,
             withheld: 0,
             opened_at: self.height,
+            repair: None,
         };
         self.deals.insert(id, deal);
     }
@@ -180,14 +184,24 @@ impl ChainState {
     }
 
     /// Removes a deal: what is left of its escrow (the unearned part and the
-    /// withheld pay no repair claimed) goes back to the owner, and its nodes
-    /// get their capacity back.
+    /// withheld pay no repair claimed, with the deal's part of bounties still
+    /// pending) goes back to the owner, the pool's part of pending bounties
+    /// back to the repair pool, and its nodes get their capacity back.
     pub(super) fn end_deal(&mut self, id: &DealId) {
         let Some(deal) = self.deals.remove(id) else {
             return;
         };
+        let (from_deal, from_pool) = deal.repair.as_ref().map_or((0, 0), |r| {
+            r.pending.iter().fold((0u64, 0u64), |(d, p), x| {
+                (d.saturating_add(x.from_deal), p.saturating_add(x.from_pool))
+            })
+        });
+        self.repair_pool = self.repair_pool.saturating_add(from_pool);
         let owner = self.accounts.entry(deal.owner).or_default();
-        owner.balance = owner.balance.saturating_add(deal.escrow);
+        owner.balance = owner
+            .balance
+            .saturating_add(deal.escrow)
+            .saturating_add(from_deal);
         for c in &deal.commitments {
             self.node_deals.remove(&(c.node, *id));
             if c.orphaned {

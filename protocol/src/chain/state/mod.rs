@@ -2,10 +2,14 @@
 //!
 //! One file per concern: this one holds the state, accounts, nodes and the
 //! transaction dispatch; [`deals`] opens, closes and pays deals;
-//! [`proving`] checks storage proofs and settles each period.
+//! [`proving`] checks storage proofs and settles each period; [`repairing`]
+//! checks repair claims and pays their bounties.
 
 mod deals;
 mod proving;
+mod repairing;
+
+pub use repairing::{DealRepair, MovedRecord, PendingRepair};
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -88,6 +92,16 @@ pub struct DealCommitment {
     pub paid: u64,
     /// The node was disqualified: it is no longer asked, nor paid.
     pub orphaned: bool,
+    /// The first period this commitment is proven and paid in: the deal's
+    /// start, or for a holder added by repair the period after its claim.
+    pub since: u64,
+    /// Leaves (index, size) whose shards repair moved to another holder.
+    pub moved: Vec<(u32, u64)>,
+    /// The part of the repair pool set aside for repairing this commitment:
+    /// its node's slashed stake pro rata to its bytes once the node was
+    /// disqualified (less what repairs of it took), plus the pool's part of
+    /// a failed repair that moved shards to it.
+    pub slashed: u64,
 }
 
 impl DealCommitment {
@@ -95,6 +109,27 @@ impl DealCommitment {
     pub fn live_bytes(&self) -> u64 {
         let lost: u64 = self.lost.iter().map(|l| l.size).sum();
         self.bytes.saturating_sub(lost)
+    }
+
+    /// Bytes repair moved away from this commitment.
+    pub fn moved_bytes(&self) -> u64 {
+        self.moved.iter().map(|m| m.1).sum()
+    }
+
+    /// Bytes lost here (all of them once orphaned) that no repair moved yet.
+    pub fn unrepaired_bytes(&self) -> u64 {
+        let lost = if self.orphaned {
+            self.bytes
+        } else {
+            self.lost.iter().map(|l| l.size).sum()
+        };
+        lost.saturating_sub(self.moved_bytes())
+    }
+
+    /// Whether leaf `leaf` is lost here: the node was disqualified, or the
+    /// leaf was declared or found lost.
+    pub fn leaf_lost(&self, leaf: u32) -> bool {
+        self.orphaned || self.lost.iter().any(|l| l.leaf == leaf)
     }
 
     /// The commitment's tree.
@@ -151,6 +186,8 @@ pub struct Deal {
     /// pay: kept for repair, returned to the owner if the deal ends unused.
     pub withheld: u64,
     pub opened_at: u64,
+    /// The public repair data's reference and what repair did to the deal.
+    pub repair: Option<DealRepair>,
 }
 
 impl Deal {
@@ -347,12 +384,20 @@ impl ChainState {
         *blake3::hash(&bytes).as_bytes()
     }
 
-    /// Tokens the state holds: balances, stakes and escrow.
+    /// Tokens the state holds: balances, stakes, escrow, the repair pool and
+    /// the bounties held for pending repairs.
     pub fn held(&self) -> u128 {
         let balances: u128 = self.accounts.values().map(|a| a.balance as u128).sum();
         let stakes: u128 = self.nodes.values().map(|n| n.stake as u128).sum();
         let escrow: u128 = self.deals.values().map(|d| d.escrow as u128).sum();
-        balances + stakes + escrow + self.repair_pool as u128
+        let bounties: u128 = self
+            .deals
+            .values()
+            .filter_map(|d| d.repair.as_ref())
+            .flat_map(|r| &r.pending)
+            .map(|p| p.bounty() as u128)
+            .sum();
+        balances + stakes + escrow + bounties + self.repair_pool as u128
     }
 
     /// Tokens that should exist: genesis plus faucet mints minus burned fees.
@@ -605,6 +650,18 @@ impl ChainState {
                 let need = debit(0)?;
                 self.charge(signer, need, tx.fee);
                 self.record_lost(records);
+            }
+            TxBody::SetRepairData { deal, repair } => {
+                self.check_repair_data(signer, deal, repair)?;
+                let need = debit(0)?;
+                self.charge(signer, need, tx.fee);
+                self.set_repair_data(deal, *repair);
+            }
+            TxBody::ClaimRepair(claim) => {
+                let checked = self.check_repair(signer, claim)?;
+                let need = debit(0)?;
+                self.charge(signer, need, tx.fee);
+                self.record_repair(signer, checked);
             }
             TxBody::SetNamespaceRoot { root, version } => {
                 let current = self.namespaces.get(&signer).map_or(0, |n| n.version);

@@ -15,6 +15,8 @@ pub(super) struct CheckedProof {
     failed: bool,
     /// Newly found lost shards: deal, commitment index, record.
     found: Vec<(DealId, usize, LostRecord)>,
+    /// The commitments the samples fell in (deal, commitment index).
+    sampled: Vec<(DealId, usize)>,
 }
 
 /// A shard position in the state: deal, commitment index, leaf.
@@ -22,8 +24,9 @@ type LeafAt = (DealId, usize, u32);
 
 impl ChainState {
     /// The node's committed space in `period`: each deal active in it where
-    /// the node holds a commitment that is not orphaned, in deal-id order,
-    /// with the index of the node's commitment.
+    /// the node holds a commitment that is not orphaned and counts from
+    /// `period` on (a holder added by repair starts the period after its
+    /// claim), in deal-id order, with the index of the node's commitment.
     pub fn committed_space(&self, node: &Address, period: u64) -> Vec<(DealId, usize)> {
         self.node_deals
             .range((*node, DealId([0; 32]))..=(*node, DealId([0xff; 32])))
@@ -36,7 +39,7 @@ impl ChainState {
                     .commitments
                     .iter()
                     .position(|c| c.node == *node && !c.orphaned)?;
-                Some((*id, ci))
+                (deal.commitments[ci].since <= period).then_some((*id, ci))
             })
             .collect()
     }
@@ -110,8 +113,13 @@ impl ChainState {
             .iter()
             .map(|(id, ci)| self.deals[id].commitments[*ci].space(w.open))
             .collect();
-        let lost = proofs::verify(&self.params.proof, proof, &seed, &spaces)
+        let verified = proofs::verify_sampled(&self.params.proof, proof, &seed, &spaces)
             .map_err(Rejection::BadProof)?;
+        let mut sampled: Vec<(DealId, usize)> =
+            verified.sampled.iter().map(|&i| space[i]).collect();
+        sampled.sort_unstable();
+        sampled.dedup();
+        let lost = verified.lost;
         // Every "lost" answer fails the period (losses known before the
         // window are not sampled); new ones are recorded as found.
         let failed = !lost.is_empty();
@@ -139,12 +147,16 @@ impl ChainState {
             period: proof.period,
             failed,
             found,
+            sampled,
         })
     }
 
     pub(super) fn record_proof(&mut self, signer: Address, checked: CheckedProof) {
         if let Some(node) = self.nodes.get_mut(&signer) {
             node.proven = Some((checked.period, checked.failed));
+        }
+        if !checked.failed {
+            self.mark_sampled(&checked.sampled);
         }
         self.record_lost(checked.found);
     }
@@ -213,6 +225,9 @@ impl ChainState {
     pub(super) fn settle_period(&mut self, period: u64) {
         let params = self.params.proof;
         let addresses: Vec<Address> = self.nodes.keys().copied().collect();
+        // Nodes whose period was missed or failed: a repair waiting on one
+        // of them fails.
+        let mut unproven: Vec<Address> = Vec::new();
         for address in addresses {
             let space = self.committed_space(&address, period);
             let Some(node) = self.nodes.get_mut(&address) else {
@@ -240,7 +255,12 @@ impl ChainState {
                         self.deals
                             .get(id)
                             .and_then(|d| d.commitments.get(*ci))
-                            .is_some_and(|c| c.lost.iter().any(|l| l.found))
+                            .is_some_and(|c| {
+                                // Until repair moved them away.
+                                c.lost
+                                    .iter()
+                                    .any(|l| l.found && !c.moved.iter().any(|m| m.0 == l.leaf))
+                            })
                     });
                     if live == 0 && !found {
                         continue;
@@ -251,6 +271,9 @@ impl ChainState {
             let Some(node) = self.nodes.get_mut(&address) else {
                 continue;
             };
+            if outcome != PeriodOutcome::Proven {
+                unproven.push(address);
+            }
             let change = node.proofs.settle(&params, period, outcome);
             let mut earned = 0u64;
             for (id, ci) in &space {
@@ -259,7 +282,10 @@ impl ChainState {
                 };
                 let (price, size) = (deal.price_per_epoch, deal.size);
                 let c = &mut deal.commitments[*ci];
-                let full = period_share(price, c.bytes, size).min(deal.escrow);
+                // Bytes repair moved to another holder are paid there, not
+                // withheld here.
+                let owed = c.bytes.saturating_sub(c.moved_bytes());
+                let full = period_share(price, owed, size).min(deal.escrow);
                 let pay = if outcome == PeriodOutcome::Proven {
                     c.proofs_accepted += 1;
                     period_share(price, c.live_bytes(), size).min(full)
@@ -281,6 +307,7 @@ impl ChainState {
                 self.disqualify(address);
             }
         }
+        self.settle_repairs(period, &unproven);
         let ended: Vec<DealId> = self
             .deals
             .iter()
@@ -306,6 +333,15 @@ impl ChainState {
             .range((address, DealId([0; 32]))..=(address, DealId([0xff; 32])))
             .map(|(_, id)| *id)
             .collect();
+        // The stake is set aside for the repair of each commitment pro rata
+        // to its bytes (rounded down: the rest stays in the pool).
+        let committed: u64 = deals
+            .iter()
+            .filter_map(|id| self.deals.get(id))
+            .flat_map(|d| &d.commitments)
+            .filter(|c| c.node == address && !c.orphaned)
+            .map(|c| c.bytes)
+            .fold(0u64, u64::saturating_add);
         let mut released = (0u64, 0u32);
         for id in deals {
             let Some(deal) = self.deals.get_mut(&id) else {
@@ -317,6 +353,8 @@ impl ChainState {
                 .filter(|c| c.node == address && !c.orphaned)
             {
                 c.orphaned = true;
+                let share = u128::from(stake) * u128::from(c.bytes) / u128::from(committed.max(1));
+                c.slashed = c.slashed.saturating_add(share as u64);
                 released.0 = released.0.saturating_add(c.bytes);
                 released.1 = released.1.saturating_add(1);
             }

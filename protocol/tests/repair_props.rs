@@ -1,0 +1,223 @@
+//! Properties of repair: a shard rebuilt from any k of n shards is byte for
+//! byte (and so id for id) the one that was lost; the public repair data
+//! round-trips, refuses hostile bytes and proves every shard against its
+//! reference; random histories of proofs, losses, claims and closes keep
+//! every token and never pay a repair twice.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use cairn_protocol::chain::{merkle, LostLeaf, SignedTx, TxBody};
+use cairn_protocol::encoder::EncoderConfig;
+use cairn_protocol::erasure::ErasureCoder;
+use cairn_protocol::repair::{assess, choose_holders, columns, placement_seed, prepare};
+use cairn_protocol::repair::{RepairData, RepairDataError};
+use cairn_protocol::{CodingParams, ContentId, FileKey};
+use common::chain::*;
+use common::repair::*;
+use proptest::prelude::*;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    #[test]
+    fn a_shard_rebuilt_from_any_k_shards_is_the_original(
+        len in 1usize..150_000,
+        k in 1u16..7,
+        m in 1u16..6,
+        seed in any::<u64>(),
+    ) {
+        let config = EncoderConfig {
+            params: CodingParams::new(k, m).unwrap(),
+            block_size: 64 * 1024,
+            shard_size: 4096,
+        };
+        let e = common::encode(&common::content(len, seed), &FileKey::from_bytes([5; 32]), config);
+        let coder = ErasureCoder::new(config.params);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let n = config.params.n();
+        for shards in &e.segments {
+            let mut keep: Vec<usize> = (0..n).collect();
+            keep.shuffle(&mut rng);
+            keep.truncate(usize::from(k));
+            let mut slots: Vec<Option<Vec<u8>>> = (0..n)
+                .map(|j| keep.contains(&j).then(|| shards[j].clone()))
+                .collect();
+            coder.reconstruct_all(&mut slots, shards[0].len()).unwrap();
+            for (j, rebuilt) in slots.iter().enumerate() {
+                let rebuilt = rebuilt.as_ref().unwrap();
+                prop_assert_eq!(rebuilt, &shards[j], "shard {} from {:?}", j, &keep);
+                prop_assert_eq!(ContentId::of(rebuilt), ContentId::of(&shards[j]));
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_repair_data_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        if let Ok(data) = RepairData::decode(&bytes) {
+            prop_assert!(data.validate().is_ok());
+            prop_assert_eq!(RepairData::decode(&data.encode()).unwrap(), data);
+        }
+    }
+
+    /// Random histories over a repairable deal: nodes prove or not, lose
+    /// shards, strangers claim repairs (honest or not), the owner closes.
+    #[test]
+    fn repair_histories_conserve_tokens_and_pay_each_repair_once(
+        steps in prop::collection::vec((0u8..5, any::<u8>()), 1..60),
+    ) {
+        let mut net = repairable();
+        join_node_14(&mut net.s);
+        let start: u64 = [2u8, 3].iter().map(|&r| net.s.account(&addr(r)).balance).sum();
+        let mut fees = 0u64;
+        for (kind, x) in steps {
+            match kind {
+                // A block in which the nodes of mask `x` prove.
+                0 | 1 => {
+                    let provers: Vec<u8> = (10..=14).filter(|n| x & (1 << (n - 10)) != 0).collect();
+                    step(&mut net.s, &provers, vec![]);
+                }
+                // A stranger's claim, by the rules or with one field bent.
+                2 => {
+                    let repairer = 2 + x % 2;
+                    if let Some(t) = some_claim(&net, repairer, x) {
+                        if step(&mut net.s, &[], vec![t]) == vec![Ok(())] {
+                            fees += 10;
+                        }
+                    }
+                }
+                // A node declares one of its leaves lost.
+                3 => {
+                    let node = NODES[usize::from(x) % 3];
+                    let shards = held_shards(node, &SIZES);
+                    let leaf = usize::from(x / 3) % 2;
+                    let body = TxBody::DeclareLost(vec![LostLeaf {
+                        deal: net.deal,
+                        leaf: leaf as u32,
+                        shard: shards[leaf].0,
+                        size: shards[leaf].1,
+                        path: merkle::prove(&shards, leaf).unwrap(),
+                    }]);
+                    let _ = net.s.apply_tx(&tx(&net.s, node, 10, body));
+                }
+                // Empty blocks, or the owner closes the deal.
+                _ if x < 240 => {
+                    let to = net.s.height() + 1 + u64::from(x % 6);
+                    run_until(&mut net.s, to, &[]);
+                }
+                _ => {
+                    let _ = net.s.apply_tx(&tx(&net.s, 1, 10, TxBody::CloseDeal { deal: net.deal }));
+                }
+            }
+            prop_assert_eq!(net.s.held(), net.s.expected_supply());
+            let paid = net.s.deal(&net.deal).and_then(|d| d.repair.clone()).map_or(0, |r| r.paid);
+            let now: u64 = [2u8, 3].iter().map(|&r| net.s.account(&addr(r)).balance).sum();
+            // While the deal lives, the repairers gained exactly what it paid.
+            if net.s.deal(&net.deal).is_some() {
+                prop_assert_eq!(now + fees, start + paid);
+            }
+            if let Some(r) = net.s.deal(&net.deal).and_then(|d| d.repair.as_ref()) {
+                let mut places: Vec<(u32, u16)> = r.moved.iter().map(|m| (m.segment, m.index)).collect();
+                places.dedup();
+                prop_assert_eq!(places.len(), r.moved.len(), "a shard has one place");
+            }
+        }
+    }
+}
+
+/// A claim of `repairer` on the current state: by the rules, or bent.
+fn some_claim(net: &Net, repairer: u8, x: u8) -> Option<SignedTx> {
+    let statuses = assess(&net.s, &net.deal, &net.data, &policy()).ok()?;
+    let mut cols = columns(&statuses, usize::from(K));
+    if cols.is_empty() {
+        cols = vec![vec![(u32::from(x) % 2, u16::from(x) % 3)]];
+    }
+    let bytes: Vec<u64> = cols
+        .iter()
+        .map(|c| 3048.min(2048 * c.len() as u64))
+        .collect();
+    let seed = placement_seed(&net.deal, usize::from(x));
+    let holders = choose_holders(&net.s, &net.deal, &seed, &bytes, |_, _| 0)
+        .unwrap_or_else(|_| vec![addr(13 + x % 2); cols.len()]);
+    let mut claim = prepare(&net.s, &net.deal, &net.data, &cols, &holders).ok()?;
+    if x % 5 == 0 {
+        claim.shards[0].id = ContentId::of(&[x]);
+    }
+    sign_receipts(&mut claim, repairer);
+    if x % 7 == 0 {
+        claim.holders[0].receipt.0[0] ^= 1;
+    }
+    Some(tx(&net.s, repairer, 10, TxBody::ClaimRepair(claim)))
+}
+
+#[test]
+fn repair_data_round_trips_and_proves_each_shard_against_its_reference() {
+    let net = repairable();
+    let data = &net.data;
+    let bytes = data.encode();
+    assert_eq!(&RepairData::decode(&bytes).unwrap(), data);
+    let r = data.reference();
+    assert_eq!(r.object, ContentId::of(&bytes));
+    assert_eq!((r.k, r.m, r.segments, r.commitments), (2, 1, 2, 3));
+    assert_eq!(r.bytes, 3 * (2048 + 1000));
+    for g in 0..2u32 {
+        for j in 0..3u16 {
+            let (id, size) = data.shard(g, j).unwrap();
+            let path = data.path(g, j).unwrap();
+            assert!(r.verify(g, j, &id, size, &path));
+            assert!(!r.verify(g, j, &id, size + 1, &path));
+            assert!(!r.verify(g, (j + 1) % 3, &id, size, &path));
+            assert!(!r.verify(g, 3, &id, size, &path));
+        }
+    }
+    // Truncated, trailing, other versions, wrong shard counts, leaves that
+    // no commitment has: each refused with its reason.
+    assert!(matches!(
+        RepairData::decode(&bytes[..bytes.len() - 1]),
+        Err(RepairDataError::Malformed(_))
+    ));
+    let mut long = bytes.clone();
+    long.push(0);
+    assert!(matches!(
+        RepairData::decode(&long),
+        Err(RepairDataError::Malformed(_))
+    ));
+    let mut v2 = bytes.clone();
+    v2[0] = 2;
+    assert_eq!(RepairData::decode(&v2), Err(RepairDataError::Version(2)));
+    let mut short = data.clone();
+    short.segments[1].pop();
+    assert!(matches!(
+        RepairData::decode(&short.encode()),
+        Err(RepairDataError::ShardCount { segment: 1, .. })
+    ));
+    let mut far = data.clone();
+    far.segments[0][1] = (9, 0);
+    assert_eq!(
+        far.validate(),
+        Err(RepairDataError::NoSuchLeaf {
+            segment: 0,
+            index: 1
+        })
+    );
+    // It matches its deal; another deal's data, or a changed leaf, does not.
+    data.check_against(net.s.deal(&net.deal).unwrap()).unwrap();
+    let mut changed = data.clone();
+    changed.commitments[0][0].1 += 1;
+    assert!(matches!(
+        changed.check_against(net.s.deal(&net.deal).unwrap()),
+        Err(RepairDataError::Mismatch(_))
+    ));
+    let shards = [(ContentId::of(b"x"), 10)];
+    assert_eq!(
+        RepairData::build(
+            1,
+            1,
+            vec![shards.to_vec()],
+            &[vec![shards[0], (ContentId::of(b"y"), 10)]]
+        ),
+        Err(RepairDataError::NotCommitted(ContentId::of(b"y")))
+    );
+}
