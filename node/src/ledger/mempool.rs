@@ -10,9 +10,17 @@
 //! transaction that no block takes within `max_age` is dropped, with the
 //! later nonces of its sender that depend on it).
 //!
+//! Nothing waits for free: the sender's balance must cover the fees of all
+//! of its pending transactions, not only the first; a faucet request is
+//! refused on a chain without a faucet (or above its limit), since it pays
+//! no fee. When the pool is full, a transaction paying more per byte evicts
+//! the cheapest one that nothing depends on (some sender's last), so
+//! flooding it costs the flooder fees that outbid everyone else's.
+//!
 //! A proposer takes [`Mempool::select`]: senders in turn, one transaction
 //! each per round, each sender's in nonce order, each one dry-run on a copy
-//! of the state so that only transactions that apply are proposed. After a
+//! of the state so that only transactions that apply are proposed (without
+//! checking signatures again: each was verified when it was admitted). After a
 //! block is committed, [`Mempool::remove_committed`] drops what it included
 //! and whatever its state made stale.
 
@@ -67,8 +75,10 @@ pub enum MempoolError {
     CannotPayFee { balance: u64, fee: u64 },
     #[error("{sender} has {max} transactions pending already; wait for some to be included")]
     SenderFull { sender: Address, max: usize },
-    #[error("the mempool is full ({txs} transactions, {bytes} bytes); try again later")]
+    #[error("the mempool is full ({txs} transactions, {bytes} bytes) and nothing in it pays less per byte; try again later or with a higher fee")]
     Full { txs: usize, bytes: usize },
+    #[error("the sender cannot pay the fees of its pending transactions: balance {balance}, fees {fees} with this one")]
+    CannotPayPending { balance: u64, fees: u64 },
 }
 
 impl MempoolError {
@@ -79,6 +89,8 @@ impl MempoolError {
             Self::Invalid(Rejection::BadSignature) => "bad_signature",
             Self::Invalid(Rejection::WrongChain { .. }) => "wrong_chain",
             Self::Invalid(Rejection::FeeTooLow { .. }) => "fee_too_low",
+            Self::Invalid(Rejection::FaucetDisabled) => "faucet_disabled",
+            Self::Invalid(Rejection::FaucetLimit { .. }) => "faucet_limit",
             Self::Invalid(_) => "malformed",
             Self::StaleNonce { .. } => "stale_nonce",
             Self::NonceGap { .. } => "nonce_gap",
@@ -87,6 +99,7 @@ impl MempoolError {
             Self::CannotPayFee { .. } => "cannot_pay_fee",
             Self::SenderFull { .. } => "sender_full",
             Self::Full { .. } => "mempool_full",
+            Self::CannotPayPending { .. } => "cannot_pay_pending",
         }
     }
 }
@@ -184,7 +197,19 @@ impl Mempool {
                 got: tx.tx.chain_id.clone(),
             }));
         }
-        // The faucet is exempt from the fee, as in the state machine.
+        // The faucet is exempt from the fee, as in the state machine, so it
+        // must exist and the request must be within its limit.
+        if let TxBody::Faucet { amount } = tx.tx.body {
+            let max = state
+                .faucet_max()
+                .ok_or(MempoolError::Invalid(Rejection::FaucetDisabled))?;
+            if amount > max {
+                return Err(MempoolError::Invalid(Rejection::FaucetLimit {
+                    max,
+                    got: amount,
+                }));
+            }
+        }
         let faucet = matches!(tx.tx.body, TxBody::Faucet { .. });
         if !faucet && tx.tx.fee < self.min_fee {
             return Err(MempoolError::Invalid(Rejection::FeeTooLow {
@@ -225,20 +250,43 @@ impl Mempool {
                 fee: tx.tx.fee,
             });
         }
+        // And all of them together: a later nonce must not ride for free on
+        // a balance its predecessors' fees use up.
+        let fees = pending
+            .into_iter()
+            .flat_map(BTreeMap::values)
+            .try_fold(tx.tx.fee, |sum, e| sum.checked_add(e.tx.tx.fee))
+            .unwrap_or(u64::MAX);
+        if account.balance < fees {
+            return Err(MempoolError::CannotPayPending {
+                balance: account.balance,
+                fees,
+            });
+        }
         if pending.map_or(0, BTreeMap::len) >= self.config.max_per_sender {
             return Err(MempoolError::SenderFull {
                 sender,
                 max: self.config.max_per_sender,
             });
         }
-        if self.by_id.len() >= self.config.max_txs || self.bytes + size > self.config.max_bytes {
-            return Err(MempoolError::Full {
-                txs: self.by_id.len(),
-                bytes: self.bytes,
-            });
-        }
+        let evict = if self.by_id.len() >= self.config.max_txs
+            || self.bytes + size > self.config.max_bytes
+        {
+            let victims = self
+                .cheapest_evictable(&tx, size, sender)
+                .ok_or(MempoolError::Full {
+                    txs: self.by_id.len(),
+                    bytes: self.bytes,
+                })?;
+            Some(victims)
+        } else {
+            None
+        };
         // The signature last: it is the expensive check.
         tx.verify().map_err(MempoolError::Invalid)?;
+        for (victim, nonce) in evict.into_iter().flatten() {
+            self.remove_entry(victim, nonce);
+        }
         let nonce = tx.tx.nonce;
         self.by_sender.entry(sender).or_default().insert(
             nonce,
@@ -287,7 +335,7 @@ impl Mempool {
                 if bytes + entry.size > max_bytes {
                     continue;
                 }
-                if sim.apply_tx(&entry.tx).is_err() {
+                if sim.apply_verified(&entry.tx).is_err() {
                     continue;
                 }
                 bytes += entry.size;
@@ -343,6 +391,45 @@ impl Mempool {
         for (sender, nonce) in dead {
             self.remove_entry(sender, nonce);
         }
+    }
+
+    /// What to evict so that `tx` (`size` bytes, from `sender`) fits a full
+    /// pool: senders' last pending transactions (nothing depends on them),
+    /// cheapest per byte first, each paying strictly less per byte than
+    /// `tx`; `None` if that does not free enough room. One per sender, at
+    /// most a few, so a block-sized transaction cannot sweep the pool.
+    fn cheapest_evictable(
+        &self,
+        tx: &SignedTx,
+        size: usize,
+        sender: Address,
+    ) -> Option<Vec<(Address, u64)>> {
+        const MAX_EVICTED: usize = 8;
+        // fee / size compared as fee_a * size_b < fee_b * size_a.
+        let cheaper = |fee: u64, bytes: usize| {
+            u128::from(fee) * (size as u128) < u128::from(tx.tx.fee) * (bytes as u128)
+        };
+        let mut lasts: Vec<(Address, u64, u64, usize)> = self
+            .by_sender
+            .iter()
+            .filter(|(s, _)| **s != sender)
+            .filter_map(|(s, pending)| {
+                let (nonce, e) = pending.iter().next_back()?;
+                cheaper(e.tx.tx.fee, e.size).then_some((*s, *nonce, e.tx.tx.fee, e.size))
+            })
+            .collect();
+        lasts.sort_by(|a, b| (u128::from(a.2) * b.3 as u128).cmp(&(u128::from(b.2) * a.3 as u128)));
+        let (mut txs, mut bytes) = (self.by_id.len(), self.bytes);
+        let mut out = Vec::new();
+        for (s, nonce, _, esize) in lasts.into_iter().take(MAX_EVICTED) {
+            if txs < self.config.max_txs && bytes + size <= self.config.max_bytes {
+                break;
+            }
+            out.push((s, nonce));
+            txs -= 1;
+            bytes -= esize;
+        }
+        (txs < self.config.max_txs && bytes + size <= self.config.max_bytes).then_some(out)
     }
 
     fn remove_entry(&mut self, sender: Address, nonce: u64) {
@@ -449,6 +536,114 @@ mod tests {
         .sign(&key(9));
         insert(&mut p, &faucet, &s).unwrap();
         assert_eq!(p.select(&s, 10, 1 << 20), vec![faucet]);
+    }
+
+    fn signed(signer: u8, nonce: u64, fee: u64, body: TxBody) -> SignedTx {
+        Transaction {
+            chain_id: "test-chain".into(),
+            signer: addr(signer),
+            nonce,
+            fee,
+            body,
+        }
+        .sign(&key(signer))
+    }
+
+    #[test]
+    fn a_faucet_request_needs_a_faucet_and_its_limit() {
+        let mut g = genesis();
+        let max = g.faucet_max.unwrap();
+        let faucet = |amount| signed(9, 0, 0, TxBody::Faucet { amount });
+        let mut p = pool();
+        let e = insert(&mut p, &faucet(max + 1), &state()).unwrap_err();
+        assert_eq!(e.code(), "faucet_limit", "{e}");
+        g.faucet_max = None;
+        let no_faucet = ChainState::from_genesis(&g).unwrap();
+        let e = insert(&mut p, &faucet(1), &no_faucet).unwrap_err();
+        assert_eq!(e.code(), "faucet_disabled", "{e}");
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn every_pending_fee_must_be_covered_not_only_the_first() {
+        let mut g = genesis();
+        g.allocations.push(cairn_protocol::chain::Allocation {
+            address: addr(7),
+            amount: 25,
+        });
+        g.allocations.sort_by_key(|a| a.address);
+        let s = ChainState::from_genesis(&g).unwrap();
+        let mut p = pool();
+        let to = |n| TxBody::Transfer {
+            to: addr(1),
+            amount: n,
+        };
+        // 10 + 10 fit in 25; a third fee of 10 does not, though the account
+        // could pay any one of them alone.
+        insert(&mut p, &signed(7, 0, 10, to(1)), &s).unwrap();
+        insert(&mut p, &signed(7, 1, 10, to(1)), &s).unwrap();
+        let e = insert(&mut p, &signed(7, 2, 10, to(1)), &s).unwrap_err();
+        assert_eq!(
+            e,
+            MempoolError::CannotPayPending {
+                balance: 25,
+                fees: 30
+            }
+        );
+        assert_eq!(e.code(), "cannot_pay_pending");
+        assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn a_full_pool_evicts_the_cheapest_last_transaction_for_a_better_fee() {
+        let s = state();
+        let config = MempoolConfig {
+            max_txs: 3,
+            ..MempoolConfig::default()
+        };
+        let mut p = Mempool::new(config, 1);
+        let to = TxBody::Transfer {
+            to: addr(9),
+            amount: 1,
+        };
+        let cheap0 = signed(1, 0, 1, to.clone());
+        let cheap1 = signed(1, 1, 1, to.clone());
+        let mid = signed(2, 0, 5, to.clone());
+        for t in [&cheap0, &cheap1, &mid] {
+            insert(&mut p, t, &s).unwrap();
+        }
+        // Paying no more per byte than anything in it is refused.
+        let e = insert(&mut p, &signed(3, 0, 1, to.clone()), &s).unwrap_err();
+        assert_eq!(e.code(), "mempool_full", "{e}");
+        // Paying more evicts sender 1's *last* transaction (its first is
+        // kept: nothing may be left with a nonce gap), the cheapest one.
+        let rich = signed(3, 0, 50, to.clone());
+        insert(&mut p, &rich, &s).unwrap();
+        assert_eq!(p.len(), 3);
+        assert!(!p.contains(&cheap1.id()));
+        assert!(p.contains(&cheap0.id()) && p.contains(&mid.id()) && p.contains(&rich.id()));
+        assert_eq!(p.next_nonce(&s, &addr(1)), 1);
+        // The next better offer takes the cheapest that is left, sender 1's
+        // first (now its last).
+        insert(&mut p, &signed(3, 1, 60, to.clone()), &s).unwrap();
+        assert!(!p.contains(&cheap0.id()));
+        assert_eq!(p.next_nonce(&s, &addr(1)), 0);
+        // A sender never evicts its own transactions to make room.
+        let mut own = Mempool::new(
+            MempoolConfig {
+                max_txs: 3,
+                ..MempoolConfig::default()
+            },
+            1,
+        );
+        insert(&mut own, &signed(3, 0, 1, to.clone()), &s).unwrap();
+        insert(&mut own, &signed(3, 1, 1, to.clone()), &s).unwrap();
+        insert(&mut own, &signed(2, 0, 200, to.clone()), &s).unwrap();
+        let e = insert(&mut own, &signed(3, 2, 100, to.clone()), &s).unwrap_err();
+        assert_eq!(e.code(), "mempool_full", "{e}");
+        assert_eq!(own.len(), 3);
+        // What is left still selects and applies in order.
+        assert_eq!(p.select(&s, 10, 1 << 20).len(), 3);
     }
 
     #[test]

@@ -344,6 +344,11 @@ impl ChainState {
         self.params.max_start_ahead
     }
 
+    /// Largest faucet request, or `None`: this chain has no faucet.
+    pub fn faucet_max(&self) -> Option<u64> {
+        self.params.faucet_max
+    }
+
     /// Slashed stake not yet spent on repairs.
     pub fn repair_pool(&self) -> u64 {
         self.repair_pool
@@ -457,6 +462,13 @@ impl ChainState {
     /// Applies one transaction, or rejects it and changes nothing.
     pub fn apply_tx(&mut self, signed: &SignedTx) -> Result<(), Rejection> {
         self.apply_checked(signed, signed.verify())
+    }
+
+    /// [`Self::apply_tx`] for a transaction whose signature the caller has
+    /// verified already ([`SignedTx::verify`]), such as a mempool's dry run
+    /// of what it admitted: everything else is checked as usual.
+    pub fn apply_verified(&mut self, signed: &SignedTx) -> Result<(), Rejection> {
+        self.apply_checked(signed, Ok(()))
     }
 
     /// [`Self::apply_tx`] with the signature already checked (`signature`
