@@ -95,6 +95,7 @@ pub mod erasure;
 pub mod id;
 pub mod keys;
 pub mod manifest;
+pub mod namespace;
 pub mod params;
 pub mod placement;
 pub mod proof;
