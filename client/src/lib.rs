@@ -20,6 +20,7 @@
 //! | [`progress`] | progress reports for bars |
 //! | [`config`] | the client's TOML config: nodes, redundancy, parallelism |
 //! | [`keys`] | the account key file (a BIP-39 recovery phrase, mode 0600) |
+//! | [`namespace`] | files with names: the account's encrypted tree, batches, commits on chain |
 //! | [`devnet`] | a local network of real `cairn-node` processes |
 //! | [`bench`] | `cairn bench`: MiB/s and peak memory against a devnet |
 //! | [`quickstart`] | the guided tour: devnet, store, lose nodes, read back |
@@ -52,6 +53,7 @@ pub mod download;
 pub mod error;
 pub mod journal;
 pub mod keys;
+pub mod namespace;
 pub mod network;
 pub mod progress;
 pub mod quickstart;

@@ -22,6 +22,7 @@
 //! | [`decoder`] | any k shards per segment → verified plaintext |
 //! | [`range`] | which shard bytes hold a plaintext byte range |
 //! | [`keys`] | BIP-39 recovery phrase → account and namespace keys |
+//! | [`namespace`] | directory objects, sealed commits, directory capabilities, merge rules: an account's encrypted tree |
 //! | [`placement`] | which nodes get a segment's shards (rendezvous hashing, spread by failure domain) |
 //! | [`repair`] | when a segment needs repair and when it is lost |
 //! | [`wire`] | the messages clients and nodes exchange under `/cairn/shards/1` |

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 pub mod chain;
 pub mod devnet;
+pub mod fs;
 pub mod keys;
 pub mod transfer;
 
