@@ -1,5 +1,8 @@
-//! Talking to the chain: the validators' HTTP API. The client lives in
-//! `cairn-node` (nodes use it to register themselves); see
-//! [`cairn_node::chain_client`].
+//! Talking to the chain: [`ChainClient`] for the validators' API (over HTTP
+//! or libp2p), and the JSON shapes of that API ([`api`]), which the node
+//! serves and this library reads.
 
-pub use cairn_node::chain_client::*;
+pub mod api;
+mod client;
+
+pub use client::*;

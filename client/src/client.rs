@@ -167,7 +167,10 @@ impl Client {
         &self.account
     }
 
-    fn params(&self, explicit: Option<CodingParams>) -> Result<CodingParams, Error> {
+    /// The code a put would use: `explicit` as given (refused if this
+    /// network has too few nodes for it), otherwise the config's fitted to
+    /// the nodes there are ([`CodingParams::fit_to`]).
+    pub fn coding_params(&self, explicit: Option<CodingParams>) -> Result<CodingParams, Error> {
         upload::params_for(self.config.params, explicit, self.network.len())
     }
 
@@ -187,7 +190,7 @@ impl Client {
     /// Uploads a file. Interrupted, it leaves a journal under the config's
     /// `state_dir`; the same call later sends only what is missing.
     pub async fn put_path(&self, path: &Path, options: &PutOptions) -> Result<PutReport, Error> {
-        let params = self.params(options.params)?;
+        let params = self.coding_params(options.params)?;
         let file = std::fs::File::open(path)
             .map_err(Error::io(format!("cannot read {}", path.display())))?;
         let meta = file
@@ -256,7 +259,7 @@ impl Client {
     where
         R: AsyncRead + Send + Unpin + 'static,
     {
-        let params = self.params(options.params)?;
+        let params = self.coding_params(options.params)?;
         let reader = tokio_util::io::SyncIoBridge::new(reader);
         let plan = self.plan(
             FileKey::generate(),

@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cairn_node::net::client::NodeAddr;
+use crate::net::client::NodeAddr;
 use cairn_protocol::params::{DEFAULT_DATA_SHARDS, DEFAULT_PARITY_SHARDS, DEFAULT_SEGMENT_TARGET};
 use cairn_protocol::units::{format_size, parse_size};
 use cairn_protocol::CodingParams;

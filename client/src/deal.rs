@@ -28,11 +28,11 @@
 
 use std::collections::BTreeMap;
 
-use cairn_node::identity::peer_address;
-use cairn_node::net::client::ClientError;
+use crate::net::client::ClientError;
+use crate::net::peer_address;
 use std::time::Duration;
 
-use cairn_node::chain_client::{ChainClient, ChainError};
+use crate::chain::{ChainClient, ChainError};
 use cairn_protocol::chain::{
     merkle, Address, Commitment, DealId, DealTerms, Transaction, TxBody, MAX_COMMITMENTS,
 };
@@ -254,7 +254,10 @@ pub async fn open(
     let status = chain.status().await?;
     let owner = Address::of(&key.verifying_key());
     let nonce = chain.account(&owner).await?.next_nonce;
-    let start = status.epoch.saturating_add(1);
+    // A deal starts after the current epoch (the chain refuses the current
+    // one); one more epoch of slack lets the receipts and the transaction
+    // take a whole epoch without the deal going stale.
+    let start = status.epoch.saturating_add(2);
     let end = start.saturating_add(options.epochs.max(1));
     // The price depends on the planned size (a shard placed twice on one
     // node counts once), and receipts sign the price: set it first.

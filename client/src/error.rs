@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use cairn_node::net::client::ClientError;
+use crate::net::client::ClientError;
 use cairn_protocol::decoder::DecodeError;
 use cairn_protocol::encoder::EncodeError;
 use cairn_protocol::manifest::ManifestError;
@@ -24,7 +24,7 @@ pub enum Error {
     Key(#[from] KeyFileError),
     #[error("the config lists no storage nodes: add some under `nodes`, or run `cairn devnet up`")]
     NoNodes,
-    #[error("{0}")]
+    #[error(transparent)]
     Params(#[from] ParamsError),
     #[error("{context}: {source}")]
     Io {

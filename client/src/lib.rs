@@ -1,6 +1,10 @@
-//! # cairn-client: the library behind the `cairn` command
+//! # cairn-client: the network-access library
 //!
-//! Puts files into a network of Cairn storage nodes and gets them back. A
+//! Puts files into a network of Cairn storage nodes and gets them back, and
+//! talks to the chain; the `cairn` command (crate `cairn-cli`) and the
+//! storage node (`cairn-node`) are built on it. It depends on
+//! `cairn-protocol` and never on the node: a program that only stores and
+//! reads files does not compile a storage engine or a consensus engine. A
 //! file is encrypted and erasure-coded on this machine (by
 //! `cairn-protocol`), its shards are spread over distinct nodes, and what
 //! comes back is verified against content ids before a byte is written out.
@@ -8,7 +12,8 @@
 //! | module | holds |
 //! |---|---|
 //! | [`client`] | [`Client`]: put, get, get_range, stat, rm |
-//! | [`chain`] | [`ChainClient`](chain::ChainClient): the validators' HTTP API: state, deals, submitting transactions |
+//! | [`chain`] | [`ChainClient`](chain::ChainClient): the validators' API (HTTP or libp2p): state, deals, submitting transactions; [`chain::api`], its JSON shapes |
+//! | [`net`] | the libp2p swarm nodes and clients share, the `/cairn/shards/1` and `/cairn/chain/1` codecs, [`ShardClient`](net::client::ShardClient) |
 //! | [`upload`] | the upload pipeline: encode, place, race slow nodes, journal |
 //! | [`deal`] | a storage deal for an upload: per-node commitments, the nodes' signed receipts, the `OpenDeal` transaction |
 //! | [`download`] | the download pipeline: data shards first, race, decode, in order |
@@ -21,10 +26,6 @@
 //! | [`config`] | the client's TOML config: nodes, redundancy, parallelism |
 //! | [`keys`] | the account key file (a BIP-39 recovery phrase, mode 0600) |
 //! | [`namespace`] | files with names: the account's encrypted tree, batches, commits on chain |
-//! | [`devnet`] | a local network of real `cairn-node` processes |
-//! | [`bench`] | `cairn bench`: MiB/s and peak memory against a devnet |
-//! | [`quickstart`] | the guided tour: devnet, store, lose nodes, read back |
-//! | [`rss`] | peak memory of this process, for reports |
 //!
 //! ## Goals
 //!
@@ -43,23 +44,20 @@
 //!   what each node committed to; storage proofs and repair orders are
 //!   built on it next.
 
-pub mod bench;
 pub mod chain;
 pub mod client;
 pub mod config;
 pub mod deal;
-pub mod devnet;
 pub mod download;
 pub mod error;
 pub mod journal;
 pub mod keys;
 pub mod namespace;
+pub mod net;
 pub mod network;
 pub mod progress;
-pub mod quickstart;
 pub mod registry;
 pub mod remove;
-pub mod rss;
 pub mod status;
 pub mod upload;
 

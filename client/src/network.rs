@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::net::client::{ClientError, ClientSettings, NodeAddr, ShardClient};
 use bytes::Bytes;
-use cairn_node::net::client::{ClientError, ClientSettings, NodeAddr, ShardClient};
 use cairn_protocol::chain::{Address, Sig};
 use cairn_protocol::placement::{place, Candidate};
 use cairn_protocol::wire::{ErrorKind, NodeInfo, ReceiptRequest};

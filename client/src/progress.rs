@@ -17,12 +17,3 @@ impl Progress for Silent {
     fn start(&self, _total: u64) {}
     fn advance(&self, _bytes: u64) {}
 }
-
-impl Progress for indicatif::ProgressBar {
-    fn start(&self, total: u64) {
-        self.set_length(total);
-    }
-    fn advance(&self, bytes: u64) {
-        self.inc(bytes);
-    }
-}

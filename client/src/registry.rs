@@ -12,9 +12,9 @@
 
 use std::time::Duration;
 
-use cairn_node::chain_client::{ChainClient, ChainError};
-use cairn_node::ledger::api::NodeView;
-use cairn_node::net::client::NodeAddr;
+use crate::chain::api::NodeView;
+use crate::chain::{ChainClient, ChainError};
+use crate::net::client::NodeAddr;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 
@@ -111,6 +111,10 @@ mod tests {
             active_deals: 0,
             registered_at: 1,
             earned: 0,
+            proofs_accepted: 0,
+            proofs_missed: 0,
+            consecutive_misses: 0,
+            slashed: 0,
         }
     }
 

@@ -15,9 +15,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use cairn_client::net::client::{ClientSettings, NodeAddr, ShardClient};
 use cairn_node::config::{render, Config, InitOptions};
 use cairn_node::daemon::{node_addr, RuntimeInfo};
-use cairn_node::net::client::{ClientSettings, NodeAddr, ShardClient};
 use cairn_node::store::{PutOptions, ShardStore};
 use cairn_protocol::shard::Outboard;
 use cairn_protocol::ContentId;

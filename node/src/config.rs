@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 
 /// Name of the identity key file inside the data directory.
 pub const IDENTITY_FILE: &str = "identity.key";
+
+/// A validator's threshold key share, by default (in the data directory).
+pub const SHARE_FILE: &str = "validator.share";
 /// Name of the config file `init` writes inside the data directory.
 pub const CONFIG_FILE: &str = "config.toml";
 
@@ -83,6 +86,10 @@ struct RawChain {
     api: Vec<String>,
     register: Option<bool>,
     stake: Option<u64>,
+    prove: Option<bool>,
+    ask_per_gib_epoch: Option<u64>,
+    max_deal_epochs: Option<u64>,
+    share: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -147,13 +154,25 @@ pub struct ChainConfig {
     pub peers: Vec<(cairn_protocol::chain::Address, SocketAddr)>,
     pub block_interval: Duration,
     /// Validators' HTTP APIs (`http://host:port`, each checked with
-    /// [`crate::chain_client::Endpoint::parse`]) the node registers through.
+    /// [`cairn_client::chain::Endpoint::parse`]) the node registers through.
     /// Empty on a validator: its own HTTP API.
     pub api: Vec<String>,
     /// Register this node on the chain at start (default true).
     pub register: bool,
-    /// The stake to lock; `None`: the chain's `min_stake`.
+    /// The stake to lock; `None`: what covers the capacity on this chain.
     pub stake: Option<u64>,
+    /// Prove storage every period (default: whenever the node registers).
+    pub prove: bool,
+    /// Least pay this node signs receipts for, per GiB it holds and epoch
+    /// (default 0: any positive price).
+    pub ask_per_gib_epoch: u64,
+    /// Longest deal this node signs a receipt for, in epochs (default: any
+    /// the chain allows).
+    pub max_deal_epochs: u64,
+    /// A validator's share of the threshold consensus key; relative paths
+    /// are taken from the config file's directory. `None`:
+    /// `<data dir>/validator.share` ([`Config::share_path`]).
+    pub share: Option<PathBuf>,
 }
 
 /// Bounds on what peers can make the node hold or do at once.
@@ -202,9 +221,14 @@ impl Config {
         if config.data_dir.is_relative() {
             config.data_dir = base.join(&config.data_dir);
         }
-        if let Some(genesis) = config.chain.as_mut().and_then(|c| c.genesis.as_mut()) {
-            if genesis.is_relative() {
-                *genesis = base.join(&*genesis);
+        if let Some(chain) = config.chain.as_mut() {
+            for path in [chain.genesis.as_mut(), chain.share.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
             }
         }
         Ok(config)
@@ -366,6 +390,15 @@ impl Config {
     pub fn identity_path(&self) -> PathBuf {
         self.data_dir.join(IDENTITY_FILE)
     }
+
+    /// A validator's threshold key share: `chain.share`, or
+    /// [`SHARE_FILE`] in the data directory.
+    pub fn share_path(&self) -> PathBuf {
+        self.chain
+            .as_ref()
+            .and_then(|c| c.share.clone())
+            .unwrap_or_else(|| self.data_dir.join(SHARE_FILE))
+    }
 }
 
 fn chain_config(c: RawChain, http: Option<SocketAddr>) -> Result<ChainConfig, ConfigError> {
@@ -377,7 +410,7 @@ fn chain_config(c: RawChain, http: Option<SocketAddr>) -> Result<ChainConfig, Co
         ));
     }
     for (i, url) in c.api.iter().enumerate() {
-        crate::chain_client::Endpoint::parse(url)
+        cairn_client::chain::Endpoint::parse(url)
             .map_err(|e| field(format!("chain.api[{i}]"), e.to_string()))?;
     }
     let register = c.register.unwrap_or(true);
@@ -397,6 +430,9 @@ fn chain_config(c: RawChain, http: Option<SocketAddr>) -> Result<ChainConfig, Co
     }
     if c.stake == Some(0) {
         return Err(field("chain.stake", "must be more than 0"));
+    }
+    if c.max_deal_epochs == Some(0) {
+        return Err(field("chain.max_deal_epochs", "must be more than 0"));
     }
     let listen = match c.listen.as_deref() {
         None => SocketAddr::from(([127, 0, 0, 1], 4200)),
@@ -437,6 +473,10 @@ fn chain_config(c: RawChain, http: Option<SocketAddr>) -> Result<ChainConfig, Co
         api: c.api,
         register,
         stake: c.stake,
+        prove: c.prove.unwrap_or(register),
+        ask_per_gib_epoch: c.ask_per_gib_epoch.unwrap_or(0),
+        max_deal_epochs: c.max_deal_epochs.unwrap_or(u64::MAX),
+        share: c.share.filter(|p| !p.as_os_str().is_empty()),
     })
 }
 
@@ -614,8 +654,15 @@ mod tests {
         assert_eq!(chain.stake, Some(5000));
         // Defaults: register on, stake from the chain.
         let c = Config::parse(&with("genesis = \"g.json\"\nvalidator = true")).unwrap();
+        // The share defaults to the data directory, like the identity key.
+        assert_eq!(c.share_path(), c.data_dir.join(SHARE_FILE));
         let chain = c.chain.unwrap();
         assert!(chain.register && chain.api.is_empty() && chain.stake.is_none());
+        let c = Config::parse(&with(
+            "genesis = \"g.json\"\nvalidator = true\nshare = \"/keys/v0.share\"",
+        ))
+        .unwrap();
+        assert_eq!(c.share_path(), PathBuf::from("/keys/v0.share"));
         // Not registering needs nothing.
         let c = Config::parse(&with("register = false")).unwrap();
         assert!(!c.chain.unwrap().register);

@@ -34,14 +34,16 @@ use crate::config::Config;
 use crate::http::StatusSource;
 use crate::maintenance::{self, ScrubStatus};
 use crate::metrics::Metrics;
-use crate::net::chain::{error_response, ChainService};
+use crate::net::chain_service::{error_response, ChainService};
 use crate::net::server::ShardService;
 use crate::net::{
     build_swarm, is_dialable, split_peer, CairnBehaviour, CairnBehaviourEvent, Role, ShardResponse,
     SwarmSettings, KAD_PROTOCOL,
 };
+use crate::prover::Prover;
 use crate::registration::{self, RegistrationState};
 use crate::store::ShardStore;
+use crate::terms::TermsPolicy;
 use crate::{identity, net};
 
 /// File in the data directory where a running node says where it listens.
@@ -181,6 +183,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         scrub: scrub_status.clone(),
         started: Instant::now(),
         registration: RwLock::new(RegistrationState::Off),
+        proofs: Default::default(),
     });
     let http = match config.http {
         Some(addr) => {
@@ -216,25 +219,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // Registration stops as soon as shutdown begins: the listeners close
     // then, and their addresses must not reach the chain as "gone".
     let (draining, draining_rx) = watch::channel(false);
+    // The validators' APIs this node talks to: configured, or (a validator)
+    // its own, where the server actually bound.
+    let chain_api: Vec<String> = match config.chain.as_ref() {
+        Some(chain) if chain.api.is_empty() => http
+            .as_ref()
+            .map(|(bound, _)| {
+                let mut own = *bound;
+                if own.ip().is_unspecified() {
+                    own.set_ip(match own {
+                        SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                        SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                    });
+                }
+                vec![format!("http://{own}")]
+            })
+            .unwrap_or_default(),
+        Some(chain) => chain.api.clone(),
+        None => Vec::new(),
+    };
     let registration = match config.chain.as_ref().filter(|c| c.register) {
         Some(chain) => {
-            let api = if chain.api.is_empty() {
-                // A validator: its own API, where the server actually bound.
-                http.as_ref()
-                    .map(|(bound, _)| {
-                        let mut own = *bound;
-                        if own.ip().is_unspecified() {
-                            own.set_ip(match own {
-                                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
-                                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
-                            });
-                        }
-                        vec![format!("http://{own}")]
-                    })
-                    .unwrap_or_default()
-            } else {
-                chain.api.clone()
-            };
+            let api = chain_api.clone();
             let settings = registration::Settings {
                 api,
                 capacity: config.capacity,
@@ -262,8 +268,33 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         None => None,
     };
 
+    let terms = Arc::new(match config.chain.as_ref() {
+        Some(chain) => TermsPolicy::new(chain.ask_per_gib_epoch, chain.max_deal_epochs, true),
+        None => TermsPolicy::off_chain(),
+    });
+    let prover = match config
+        .chain
+        .as_ref()
+        .filter(|c| c.prove && !chain_api.is_empty())
+    {
+        Some(_) => match Prover::new(
+            &chain_api,
+            store.clone(),
+            chain_key.clone(),
+            metrics.clone(),
+            source.proofs.clone(),
+            terms.clone(),
+        ) {
+            Ok(prover) => Some(tokio::spawn(prover.run(stop_rx.clone()))),
+            Err(reason) => {
+                tracing::error!(%reason, "cannot start the proof worker");
+                None
+            }
+        },
+        None => None,
+    };
     let mut node = EventLoop {
-        service: ShardService::new(store.clone(), metrics.clone(), peer_id, chain_key),
+        service: ShardService::new(store.clone(), metrics.clone(), peer_id, chain_key, terms),
         chain: ChainService::new(
             ledger
                 .as_ref()
@@ -310,6 +341,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         let _ = task.await;
     }
     let _ = stop_tx.send(true);
+    if let Some(task) = prover {
+        // It may be waiting for a block; nothing it does needs finishing.
+        task.abort();
+    }
     if let Some(validator) = validator {
         tokio::task::spawn_blocking(move || validator.stop())
             .await
@@ -379,6 +414,7 @@ async fn start_validator(
             listen: chain.listen,
             peers: chain.peers.clone(),
             engine_dir: config.engine_dir(),
+            share: config.share_path(),
             block_interval: chain.block_interval,
             timing: cairn_chain::Timing::default(),
         },

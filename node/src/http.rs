@@ -42,6 +42,8 @@ pub struct StatusSource {
     pub started: Instant,
     /// Where the node's registration on the chain stands.
     pub registration: RwLock<RegistrationState>,
+    /// What the proof worker did.
+    pub proofs: crate::prover::SharedProofStats,
 }
 
 /// `/status` as JSON.
@@ -58,6 +60,9 @@ pub struct Status {
     pub scrub: ScrubStatus,
     /// `off`, `pending`, `registered` or `failed: <reason>`.
     pub registration: RegistrationState,
+    /// Storage proofs: submitted, accepted, rejected, missed, the current
+    /// window, the last proof and the earnings.
+    pub proofs: crate::prover::ProofStats,
 }
 
 impl StatusSource {
@@ -84,6 +89,7 @@ impl StatusSource {
                 .read()
                 .map(|r| r.clone())
                 .unwrap_or(RegistrationState::Off),
+            proofs: self.proofs.read().map(|p| p.clone()).unwrap_or_default(),
         }
     }
 }
@@ -158,6 +164,25 @@ async fn page(State(s): State<Arc<StatusSource>>) -> Html<String> {
             )
         })
         .unwrap_or_else(|| "none yet".into());
+    let p = &st.proofs;
+    let next = match (p.period, p.window) {
+        (Some(period), Some((open, close))) => {
+            format!("period {period}: seed with block {open}, answer by block {close}")
+        }
+        _ => "none (no deals to prove, or no chain)".into(),
+    };
+    let last = p
+        .last
+        .as_ref()
+        .map(|l| match (&l.error, l.height) {
+            (None, Some(h)) => format!(
+                "period {} accepted in block {h}, {} ms",
+                l.period, l.latency_ms
+            ),
+            (Some(e), _) => format!("period {} refused: {}", l.period, escape(e)),
+            (None, None) => format!("period {} pending", l.period),
+        })
+        .unwrap_or_else(|| "none yet".into());
     Html(format!(
         r#"<!doctype html>
 <html><head><meta charset="utf-8"><title>cairn-node {peer}</title>
@@ -176,6 +201,11 @@ td{{padding:.2em 1em .2em 0}} .bar{{background:#eee;height:1em}} .fill{{backgrou
 <tr><td>used</td><td>{used} of {capacity} ({used_pct:.1} %)</td></tr>
 <tr><td>scrub</td><td>last pass: {last_pass}; corrupt found: {corrupt}{running}</td></tr>
 <tr><td>chain registration</td><td>{registration}</td></tr>
+<tr><td>health on the chain</td><td>{health}</td></tr>
+<tr><td>next challenge</td><td>{next}</td></tr>
+<tr><td>last proof</td><td>{last}</td></tr>
+<tr><td>proofs</td><td>{accepted} accepted, {rejected} rejected, {missed} missed, {declared} shards declared lost</td></tr>
+<tr><td>earned</td><td>{earned}</td></tr>
 </table>
 <div class="bar"><div class="fill" style="width:{used_pct:.1}%"></div></div>
 <h2>Listening on</h2><ul>{listen}</ul>
@@ -191,6 +221,12 @@ td{{padding:.2em 1em .2em 0}} .bar{{background:#eee;height:1em}} .fill{{backgrou
         capacity = format_size(st.store.capacity),
         corrupt = st.scrub.corrupt_found,
         registration = escape(&st.registration.to_string()),
+        health = escape(p.health.as_deref().unwrap_or("unknown")),
+        accepted = p.accepted,
+        rejected = p.rejected,
+        missed = p.missed,
+        declared = p.declared,
+        earned = p.earned,
         running = if st.scrub.running {
             " (running now)"
         } else {

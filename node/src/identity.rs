@@ -1,7 +1,7 @@
 //! The node's ed25519 identity: its libp2p peer id, and the key that signs
 //! its chain transactions and deal receipts ([`ChainKey`]). One key per
 //! node: the chain address is the public half of the libp2p key, so a
-//! client that knows a node's peer id knows its address ([`peer_address`])
+//! client that knows a node's peer id knows its address ([`cairn_client::net::peer_address`])
 //! without asking it.
 //!
 //! Stored as the 32-byte secret seed in hex, in a file only its owner may
@@ -17,7 +17,6 @@ use cairn_protocol::chain::{Address, Sig, SignedTx, Transaction, TxBody};
 use cairn_protocol::wire::ReceiptRequest;
 use ed25519_dalek::{Signer, SigningKey};
 use libp2p::identity::Keypair;
-use libp2p::PeerId;
 use rand::RngCore;
 use zeroize::Zeroizing;
 
@@ -102,19 +101,6 @@ impl std::fmt::Debug for ChainKey {
     }
 }
 
-/// The chain address of the node with this peer id: an ed25519 peer id
-/// embeds its public key. `None` for peer ids of other key types (hashed,
-/// so the key cannot be read back).
-pub fn peer_address(peer: &PeerId) -> Option<Address> {
-    let multihash: &libp2p::multihash::Multihash<64> = peer.as_ref();
-    // Code 0 is the identity multihash: the digest is the key itself.
-    if multihash.code() != 0 {
-        return None;
-    }
-    let key = libp2p::identity::PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
-    Some(Address(key.try_into_ed25519().ok()?.to_bytes()))
-}
-
 /// Generates a new key and writes it to `path` (mode 0600, never overwriting).
 pub fn create(path: &Path) -> Result<Keypair, IdentityError> {
     let io = |source| IdentityError::Io {
@@ -176,6 +162,8 @@ fn keypair(mut seed: Seed, path: &Path) -> Result<Keypair, IdentityError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_client::net::peer_address;
+    use libp2p::PeerId;
 
     #[test]
     fn create_then_load_gives_the_same_peer_id() {
@@ -244,7 +232,7 @@ mod tests {
                 peer_id: peer.to_bytes(),
                 addresses: vec!["/ip4/127.0.0.1/udp/1/quic-v1".into()],
                 capacity: 1 << 30,
-                stake: 1_000,
+                stake: 2_000,
             },
         };
         let node_signing = ChainKey::from_keypair(&keypair).unwrap().key;
@@ -259,7 +247,7 @@ mod tests {
             owner_nonce: 0,
             size: 303,
             price_per_epoch: 5,
-            start_epoch: 0,
+            start_epoch: 1,
             end_epoch: 4,
             root: merkle::root(&shards).unwrap(),
             shards: 3,

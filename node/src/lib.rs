@@ -2,8 +2,9 @@
 //!
 //! A storage node accepts shards, keeps them safe on disk, serves them back
 //! verified, and tells its operator how it is doing. This crate is the
-//! daemon (binary `cairn-node`) and the network client the rest of Cairn
-//! uses to talk to nodes.
+//! daemon (binary `cairn-node`). It talks to other nodes and to validators
+//! through the client library (`cairn-client`: the swarm, `ShardClient`,
+//! `ChainClient`), as any client does.
 //!
 //! | module | holds |
 //! |---|---|
@@ -11,12 +12,12 @@
 //! | [`identity`] | the node's ed25519 key file (0600) |
 //! | [`store`] | the shard store (a file per shard, metadata in RocksDB): verified, synced puts, capacity, quarantine |
 //! | [`maintenance`] | the scrubber and expiry GC |
-//! | [`net`] | libp2p swarm (QUIC, TCP+noise+yamux, identify, Kademlia) and `/cairn/shards/1` |
-//! | [`net::client`] | [`ShardClient`](net::client::ShardClient): store, fetch (verified), has, info, delete |
+//! | [`net`] | the client library's libp2p swarm, plus the serving side of `/cairn/shards/1` and `/cairn/chain/1` |
 //! | [`http`] | `/metrics`, `/status` and a status page on loopback; `/chain/...` with a ledger |
-//! | [`chain_client`] | [`ChainClient`](chain_client::ChainClient): a validator's HTTP API, for nodes and clients |
 //! | [`ledger`] | the chain on this node: blocks, tx index and state in RocksDB, the mempool |
 //! | [`registration`] | the node registers itself on the chain at start (and updates its record) |
+//! | [`prover`] | the proof worker: proves the node's committed bytes every period, declares losses |
+//! | [`terms`] | which deal terms the node signs receipts for |
 //! | [`validator`] | the chain engine on real sockets, committing to the ledger |
 //! | [`local_chain`] | a validator set on one machine (devnets, tests): genesis, reserved ports, `[chain]` sections |
 //! | [`metrics`] | the Prometheus metrics |
@@ -38,7 +39,6 @@
 //! chain; NAT traversal and relays are not done: a node needs a reachable
 //! address.
 
-pub mod chain_client;
 pub mod config;
 pub mod daemon;
 pub mod http;
@@ -48,6 +48,8 @@ pub mod local_chain;
 pub mod maintenance;
 pub mod metrics;
 pub mod net;
+pub mod prover;
 pub mod registration;
 pub mod store;
+pub mod terms;
 pub mod validator;

@@ -9,15 +9,24 @@
 //!
 //! [`setup`] writes one genesis file naming the validators and gives each
 //! validator's config a `[chain]` section with every validator as a peer.
+//! It also deals the validators' threshold key as a **trusted dealer**
+//! (`cairn_chain::threshold::deal`): the group key goes into the genesis,
+//! each share into its validator's share file (mode 0600), and the secret
+//! polynomial is dropped. Fine for a devnet, whose operator runs every
+//! validator anyway; a real network runs a DKG instead (docs/chain.md).
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use cairn_protocol::chain::{Address, Genesis};
+use cairn_chain::threshold;
+use cairn_protocol::chain::{Address, Genesis, GroupKey};
+
+use rand::RngCore;
 
 use crate::config::Config;
 use crate::identity::{self, ChainKey};
+use crate::validator;
 
 /// The config file name inside a node's data directory.
 pub const NODE_CONFIG: &str = "config.toml";
@@ -113,7 +122,9 @@ pub fn reserve_ports(n: usize) -> Result<Vec<u16>, LocalChainError> {
 
 /// Writes `dir/genesis.json` for chain `chain_id` with the nodes in
 /// `validators` (their data directories) as validators, `customize`
-/// adjusting the genesis (allocations, parameters), and sets each
+/// adjusting the genesis (allocations, parameters), deals the threshold
+/// key (the group key into the genesis, each share to its validator's
+/// [`Config::share_path`], replacing an older one), and sets each
 /// validator's `[chain]` section: consensus on a reserved port of
 /// 127.0.0.1, every validator a peer, blocks at least `block_interval_ms`
 /// apart. Other sections of the configs are kept.
@@ -131,6 +142,7 @@ pub fn setup(
     let mut genesis = Genesis::devnet(chain_id, addresses.clone(), Vec::new());
     customize(&mut genesis);
     let genesis_path = dir.join(GENESIS_FILE);
+    genesis.group_key = Some(group_key(&genesis_path, validators, &addresses)?);
     let text = serde_json::to_vec_pretty(&genesis)
         .map_err(|e| file_error(&genesis_path)(e.to_string()))?;
     write_atomically(&genesis_path, &text)?;
@@ -173,6 +185,62 @@ pub fn setup(
         genesis,
         peers,
     })
+}
+
+/// The group key for validators `addresses` (their data directories
+/// `dirs`): the one in the genesis at `genesis_path` if it is for the same
+/// validators and every validator's share file holds its share of it (so
+/// setting up the same devnet again keeps its chain), else a new dealing,
+/// whose shares replace the old files.
+fn group_key(
+    genesis_path: &Path,
+    dirs: &[PathBuf],
+    addresses: &[Address],
+) -> Result<GroupKey, LocalChainError> {
+    let keys = addresses
+        .iter()
+        .map(validator::public_key)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_error(genesis_path)(e.to_string()))?;
+    let mut share_paths = Vec::with_capacity(dirs.len());
+    for dir in dirs {
+        let path = dir.join(NODE_CONFIG);
+        let config = Config::load(&path).map_err(|e| file_error(&path)(e.to_string()))?;
+        share_paths.push(config.share_path());
+    }
+    let existing = std::fs::read(genesis_path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Genesis>(&bytes).ok())
+        .filter(|old| old.validators == addresses)
+        .and_then(|old| old.group_key);
+    if let Some(key) = existing {
+        let reusable = threshold::polynomial(Some(&key), keys.len())
+            .ok()
+            .is_some_and(|poly| {
+                keys.iter().zip(&share_paths).all(|(me, path)| {
+                    validator::load_share(path).ok().is_some_and(|share| {
+                        threshold::check_share(&poly, &keys, me, &share).is_ok()
+                    })
+                })
+            });
+        if reusable {
+            return Ok(key);
+        }
+    }
+    let mut entropy = zeroize::Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(&mut entropy[..]);
+    let dealing =
+        threshold::deal(*entropy, &keys).map_err(|e| file_error(genesis_path)(e.to_string()))?;
+    for (path, share) in share_paths.iter().zip(&dealing.shares) {
+        // A new genesis makes an older share useless.
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(file_error(path)(e.to_string())),
+        }
+        validator::write_share(path, share).map_err(|e| file_error(path)(e.to_string()))?;
+    }
+    Ok(dealing.group_key)
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), LocalChainError> {

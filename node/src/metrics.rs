@@ -45,6 +45,16 @@ pub struct Metrics {
     pub rejected_streams: Counter,
     /// 1 once the node's registration on the chain is current, else 0.
     pub chain_registered: Gauge,
+    /// Storage proofs by outcome: accepted, rejected, missed, unbuildable.
+    pub proofs: Family<OutcomeLabel, Counter>,
+    /// From a window's seed to the proof's block, for accepted proofs.
+    pub proof_seconds: Histogram,
+}
+
+/// A proof's outcome.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
 }
 
 impl Metrics {
@@ -138,6 +148,18 @@ impl Metrics {
             "1 when this node is registered on the chain with its current addresses and capacity",
             chain_registered.clone(),
         );
+        let proofs = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "proofs",
+            "Storage proofs by outcome (accepted, rejected, missed, unbuildable)",
+            proofs.clone(),
+        );
+        let proof_seconds = Histogram::new(exponential_buckets(0.05, 2.0, 12));
+        registry.register(
+            "proof_seconds",
+            "Time from a proof window's seed to the proof's block",
+            proof_seconds.clone(),
+        );
         Arc::new(Self {
             registry,
             requests,
@@ -155,7 +177,21 @@ impl Metrics {
             connected_peers,
             rejected_streams,
             chain_registered,
+            proofs,
+            proof_seconds,
         })
+    }
+
+    /// Counts one proof outcome; `seconds` for accepted ones.
+    pub fn proof(&self, outcome: &str, seconds: Option<f64>) {
+        self.proofs
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.into(),
+            })
+            .inc();
+        if let Some(s) = seconds {
+            self.proof_seconds.observe(s);
+        }
     }
 
     /// Counts one finished request.

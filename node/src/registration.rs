@@ -8,7 +8,9 @@
 //!   the record holds its libp2p peer id (`PeerId::to_bytes`), the
 //!   addresses it listens on (configured `network.external` ones first, no
 //!   `/p2p/` suffix: clients add the peer id), its configured capacity and
-//!   a stake (configured, or the chain's `min_stake`);
+//!   a stake (configured, or what the chain asks to cover the capacity:
+//!   `min_stake` plus `stake_per_gib` per GiB), topped up with `AddStake`
+//!   when the capacity grows;
 //! * a node that restarts on other ports (port 0), or with another
 //!   capacity, brings its record up to date with `UpdateNode`, and one
 //!   whose listen addresses change while it runs does the same;
@@ -22,8 +24,7 @@
 //!   ([`RegistrationState`]) and the gauge `cairn_node_chain_registered`.
 //!
 //! Non-goals: deregistering (an operator's decision: the stake comes back
-//! only without active deals), changing the stake of a registered node
-//! (the chain has no transaction for it), NAT discovery (addresses are the
+//! only without active deals), lowering the stake, NAT discovery (addresses are the
 //! listen and configured external ones), and more than
 //! [`MAX_ADDRESSES`] addresses (the rest are left out).
 //!
@@ -35,14 +36,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_protocol::chain::{TxBody, MAX_ADDRESSES, MAX_ADDRESS_LEN};
+use cairn_protocol::proofs::accounting::required_stake;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::watch;
 
-use crate::chain_client::ChainClient;
 use crate::http::StatusSource;
 use crate::identity::ChainKey;
 use crate::metrics::Metrics;
+use cairn_client::chain::ChainClient;
 
 /// First pause after a failure; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
@@ -93,7 +95,7 @@ pub struct Settings {
     /// Validators' HTTP APIs (`http://host:port`).
     pub api: Vec<String>,
     pub capacity: u64,
-    /// `None`: the chain's `min_stake`.
+    /// `None`: what covers `capacity` on this chain.
     pub stake: Option<u64>,
     /// `network.external`: announced first.
     pub external: Vec<Multiaddr>,
@@ -312,8 +314,28 @@ impl Registrar {
             .map_err(|e| format!("account {me}: {e}"))?;
         let capacity = self.settings.capacity;
         let fee = status.min_fee;
-        let stake = self.settings.stake.unwrap_or(status.min_stake);
+        // The stake covers the whole capacity: the chain refuses deals the
+        // stake does not cover (`stake_per_gib`).
+        let covering = required_stake(status.stake_per_gib, status.min_stake, capacity)
+            .ok_or_else(|| format!("the stake for {capacity} bytes overflows"))?;
+        let stake = self.settings.stake.unwrap_or(covering);
         let (body, what, need) = match &account.node {
+            Some(node)
+                if node.stake < covering
+                    && self.settings.stake.is_none()
+                    && node.status != "disqualified" =>
+            {
+                let amount = covering - node.stake;
+                tracing::info!(
+                    stake = node.stake,
+                    amount,
+                    "adding stake to cover the capacity"
+                );
+                let need = amount
+                    .checked_add(fee)
+                    .ok_or_else(|| format!("stake {amount} plus fee {fee} overflows"))?;
+                (TxBody::AddStake { amount }, "AddStake", need)
+            }
             Some(node) if node.addresses == addresses && node.capacity == capacity => {
                 return Ok(Step::Done)
             }

@@ -8,15 +8,26 @@
 //! streams), and commits finalized blocks to the node's [`Ledger`], which
 //! the HTTP API reads. The validator's key is the node's identity key.
 //!
+//! Consensus votes are threshold BLS signatures: besides its identity key a
+//! validator holds its share of the group key named in the genesis, in a
+//! file of its own ([`load_share`]; `chain.share`, by default
+//! `validator.share` in the data directory), kept like the identity key:
+//! mode 0600, refused if others can read it. A validator whose share is
+//! missing, unreadable, or not its share of the genesis group key refuses
+//! to start and says which.
+//!
 //! Consensus journals and block archives live under `chain/engine/` in the
 //! data directory; the ledger (state, blocks by height, tx index) under
 //! `chain/db/`.
 
+use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_chain::threshold::{self, ValidatorShare};
 use cairn_chain::{Block, ChainApp, Channels, Head, LedgerError as EngineLedgerError, Timing};
 use cairn_protocol::chain::{Address, ChainState, Genesis, SignedTx};
 use commonware_codec::DecodeExt;
@@ -30,7 +41,7 @@ use commonware_stream::{
 use commonware_utils::{ordered::Map, NZUsize, NZU32};
 use futures::FutureExt;
 
-use crate::ledger::{FinalizedBlock, Ledger};
+use crate::ledger::{BlockBeacon, FinalizedBlock, Ledger, SeedRecord};
 
 /// Largest message between validators: a whole block plus certificates.
 const MAX_MESSAGE: u32 = 8 << 20;
@@ -55,6 +66,8 @@ pub struct ValidatorSettings {
     pub peers: Vec<(Address, SocketAddr)>,
     /// Consensus journals and block archives.
     pub engine_dir: PathBuf,
+    /// This validator's share of the genesis group key ([`load_share`]).
+    pub share: PathBuf,
     /// Least time between blocks.
     pub block_interval: Duration,
     pub timing: Timing,
@@ -71,6 +84,12 @@ pub enum ValidatorError {
     Genesis(String),
     #[error("validator key: {0}")]
     Key(String),
+    #[error("validator share {path}: {reason}")]
+    Share { path: PathBuf, reason: String },
+    #[error("validator share {path} is readable by others (mode {mode:o}); run: chmod 600 {path}")]
+    ShareTooOpen { path: PathBuf, mode: u32 },
+    #[error("validator share {path} already exists; refusing to overwrite it")]
+    ShareExists { path: PathBuf },
     #[error("cannot start the validator thread: {0}")]
     Thread(std::io::Error),
     #[error("chain.listen {addr}: {source}")]
@@ -118,7 +137,60 @@ impl ValidatorHandle {
     }
 }
 
-fn public_key(address: &Address) -> Result<ed25519::PublicKey, ValidatorError> {
+/// Reads a validator's share, refusing a file others can read (a leaked
+/// share counts towards the quorum that can sign any seed).
+pub fn load_share(path: &Path) -> Result<ValidatorShare, ValidatorError> {
+    let share_error = |reason: String| ValidatorError::Share {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| {
+        share_error(if e.kind() == std::io::ErrorKind::NotFound {
+            "missing: a validator needs its share of the genesis group key (cairn devnet up writes one per validator; set chain.share if it lives elsewhere)".into()
+        } else {
+            e.to_string()
+        })
+    })?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(ValidatorError::ShareTooOpen {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| share_error(e.to_string()))?,
+    );
+    threshold::decode_share(&text).map_err(|e| share_error(e.to_string()))
+}
+
+/// Writes a share for [`load_share`] (mode 0600, never overwriting).
+pub fn write_share(path: &Path, share: &ValidatorShare) -> Result<(), ValidatorError> {
+    let share_error = |e: std::io::Error| ValidatorError::Share {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                ValidatorError::ShareExists {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                share_error(e)
+            }
+        })?;
+    file.write_all(threshold::encode_share(share).as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(share_error)
+}
+
+/// A chain address as the engine's validator key.
+pub fn public_key(address: &Address) -> Result<ed25519::PublicKey, ValidatorError> {
     ed25519::PublicKey::decode(bytes::Bytes::copy_from_slice(&address.0))
         .map_err(|e| ValidatorError::Key(format!("{address}: {e}")))
 }
@@ -127,6 +199,7 @@ fn public_key(address: &Address) -> Result<ed25519::PublicKey, ValidatorError> {
 struct NodeLedger {
     ledger: Arc<Ledger>,
     genesis_head: Head,
+    chain_id: String,
 }
 
 impl NodeLedger {
@@ -170,6 +243,14 @@ impl cairn_chain::Ledger for NodeLedger {
                 timestamp_ms: block.timestamp_ms,
                 proposer: Vec::new(),
                 txs: block.txs.clone(),
+                beacon: BlockBeacon {
+                    view: block.view,
+                    seed: block.seed.map(|s| SeedRecord {
+                        view: s.view,
+                        signature: s.signature_bytes(),
+                    }),
+                    beacon: block.beacon(&self.chain_id),
+                },
             })
             .map_err(|e| EngineLedgerError::Apply(e.to_string()))?;
         self.head_of(self.ledger.store().state())
@@ -201,6 +282,18 @@ pub fn spawn(
         .iter()
         .map(public_key)
         .collect::<Result<Vec<_>, _>>()?;
+    // The threshold key: checked here, so a missing or foreign share is a
+    // clear error at start rather than a validator that cannot vote.
+    let polynomial = threshold::polynomial(genesis.group_key.as_ref(), validators.len())
+        .map_err(|e| ValidatorError::Genesis(e.to_string()))?;
+    let share = load_share(&settings.share)?;
+    threshold::check_share(&polynomial, &validators, &me, &share).map_err(|e| {
+        ValidatorError::Share {
+            path: settings.share.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    let verifier = threshold::seed_verifier(&polynomial);
     let mut peers = Vec::new();
     for (address, socket) in &settings.peers {
         if !genesis.validators.contains(address) {
@@ -217,6 +310,7 @@ pub fn spawn(
     let node_ledger = NodeLedger {
         ledger,
         genesis_head: Head::genesis(genesis_state),
+        chain_id: genesis.chain_id.clone(),
     };
     let all_private = std::iter::once(settings.listen.ip())
         .chain(settings.peers.iter().map(|(_, s)| s.ip()))
@@ -285,15 +379,21 @@ pub fn spawn(
                 relay_ledger.set_relay(relay_tx);
                 let network = network.start().fuse();
                 let config = cairn_chain::Config {
-                    signer,
+                    me: signer.public_key(),
                     validators,
+                    polynomial,
+                    share,
                     partition: "cairn".into(),
                     timing: settings.timing,
                     blocker: oracle.clone(),
                     peers: oracle.clone(),
                 };
-                let app =
-                    ChainApp::new(Box::new(node_ledger), genesis_root, settings.block_interval);
+                let app = ChainApp::new(
+                    Box::new(node_ledger),
+                    genesis_root,
+                    settings.block_interval,
+                    verifier,
+                );
                 let mut channels = channels.into_iter();
                 let (Some(votes), Some(certs), Some(cfill), Some(bfill), Some(blocks)) = (
                     channels.next(),
@@ -412,6 +512,117 @@ async fn relay_inbound(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Four validators' secrets, their genesis (with a dealt group key)
+    /// and their shares written to `dir/v{i}.share`.
+    fn four(dir: &Path) -> ([[u8; 32]; 4], Genesis, Vec<PathBuf>) {
+        let secrets = [[1u8; 32], [2; 32], [3; 32], [4; 32]];
+        let addresses: Vec<Address> = secrets
+            .iter()
+            .map(|s| Address::of(&ed25519_dalek::SigningKey::from_bytes(s).verifying_key()))
+            .collect();
+        let keys: Vec<_> = addresses.iter().map(|a| public_key(a).unwrap()).collect();
+        let dealing = threshold::deal([9; 32], &keys).unwrap();
+        let mut genesis = Genesis::devnet("share-test", addresses, Vec::new());
+        genesis.group_key = Some(dealing.group_key);
+        let paths: Vec<PathBuf> = (0..4).map(|i| dir.join(format!("v{i}.share"))).collect();
+        for (path, share) in paths.iter().zip(&dealing.shares) {
+            write_share(path, share).unwrap();
+        }
+        (secrets, genesis, paths)
+    }
+
+    fn start(
+        dir: &Path,
+        genesis: &Genesis,
+        secret: [u8; 32],
+        share: &Path,
+    ) -> Result<ValidatorHandle, ValidatorError> {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let db = dir.join(format!("db{n}"));
+        let ledger = Arc::new(Ledger::open(&db, genesis, Default::default()).unwrap());
+        spawn(
+            ValidatorSettings {
+                genesis: genesis.clone(),
+                listen: "127.0.0.1:1".parse().unwrap(),
+                peers: Vec::new(),
+                engine_dir: dir.join("engine"),
+                share: share.to_path_buf(),
+                block_interval: Duration::from_secs(1),
+                timing: Timing::default(),
+            },
+            secret,
+            ledger,
+        )
+    }
+
+    #[test]
+    fn a_validator_with_a_missing_open_or_wrong_share_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (secrets, genesis, shares) = four(dir.path());
+        let refused = |secret: [u8; 32], share: &Path, genesis: &Genesis| {
+            let e = start(dir.path(), genesis, secret, share).unwrap_err();
+            let text = e.to_string();
+            (e, text)
+        };
+
+        let (_, text) = refused(secrets[0], &dir.path().join("none.share"), &genesis);
+        assert!(
+            text.contains("none.share") && text.contains("missing"),
+            "{text}"
+        );
+
+        // Validator 1's share (a genuine one) on validator 0.
+        let (_, text) = refused(secrets[0], &shares[1], &genesis);
+        assert!(
+            text.contains("v1.share") && text.contains("index"),
+            "{text}"
+        );
+
+        // Its own index, from another dealing: another group key.
+        let keys: Vec<_> = genesis
+            .validators
+            .iter()
+            .map(|a| public_key(a).unwrap())
+            .collect();
+        let foreign = dir.path().join("foreign.share");
+        write_share(
+            &foreign,
+            &threshold::deal([10; 32], &keys).unwrap().shares[0],
+        )
+        .unwrap();
+        let (_, text) = refused(secrets[0], &foreign, &genesis);
+        assert!(text.contains("another dealing"), "{text}");
+
+        // Readable by others: refused like the identity key.
+        std::fs::set_permissions(&shares[2], std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (e, text) = refused(secrets[2], &shares[2], &genesis);
+        assert!(matches!(e, ValidatorError::ShareTooOpen { .. }), "{text}");
+        assert!(text.contains("chmod 600"), "{text}");
+
+        // Garbage in the file.
+        let garbage = dir.path().join("garbage.share");
+        std::fs::write(&garbage, "not hex\n").unwrap();
+        std::fs::set_permissions(&garbage, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let (_, text) = refused(secrets[3], &garbage, &genesis);
+        assert!(text.contains("does not decode"), "{text}");
+
+        // A genesis from before threshold consensus.
+        let mut old = genesis.clone();
+        old.group_key = None;
+        let (_, text) = refused(secrets[3], &shares[3], &old);
+        assert!(text.contains("group_key"), "{text}");
+
+        // Writing never overwrites a share.
+        let share = load_share(&shares[3]).unwrap();
+        assert!(matches!(
+            write_share(&shares[3], &share),
+            Err(ValidatorError::ShareExists { .. })
+        ));
+        let mode = std::fs::metadata(&shares[3]).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 
     #[test]
     fn relay_frames_round_trip_and_stop_at_garbage() {

@@ -31,14 +31,12 @@ fn state_with_nodes(nodes: u32) -> ChainState {
         })
         .collect();
     let genesis = Genesis {
-        chain_id: CHAIN.into(),
         epoch_blocks: 1_000_000,
-        min_fee: 1,
         min_stake: 1,
         faucet_max: None,
         max_deal_epochs: 1_000_000,
-        allocations,
-        validators: vec![addr(0)],
+        stake_per_gib: 0,
+        ..Genesis::devnet(CHAIN, vec![addr(0)], allocations)
     };
     let mut s = ChainState::from_genesis(&genesis).unwrap();
     for n in 1..=nodes {
@@ -67,7 +65,7 @@ fn deal_txs(nodes: u32) -> Vec<SignedTx> {
             let mut terms = DealTerms {
                 size: 0,
                 price_per_epoch: 10,
-                start_epoch: 0,
+                start_epoch: 1,
                 end_epoch: 100,
                 commitments: vec![],
             };

@@ -14,7 +14,7 @@
 //! | [`cipher`] | the per-file key and the STREAM construction over 64 KiB blocks |
 //! | [`erasure`] | systematic Reed–Solomon over GF(2^8), in cache-sized slices |
 //! | [`shard`] | bao outboards and verified byte ranges of a shard |
-//! | [`proof`] | storage challenges and the proofs that answer them |
+//! | [`proofs`] | storage challenges, proofs of 1 KiB chunks, and the accounting of periods |
 //! | [`manifest`] | the per-file manifest, its encryption and its id |
 //! | [`capability`] | `cairn:<manifest-id>#<key>`, all a reader needs |
 //! | [`chain`] | the chain's state machine: accounts, nodes, deals, epochs, namespace roots |
@@ -99,7 +99,7 @@ pub mod manifest;
 pub mod namespace;
 pub mod params;
 pub mod placement;
-pub mod proof;
+pub mod proofs;
 pub mod range;
 pub mod repair;
 pub mod shard;

@@ -48,13 +48,15 @@ pub enum ParamsError {
     ShardSize(u64),
     #[error("file of {0} bytes is larger than the 2^32 blocks one key may seal")]
     FileTooLarge(u64),
-    #[error("{nodes} storage nodes are too few: at least {min} are needed for {k} data + {m} parity shards on distinct nodes")]
+    #[error("{nodes} storage nodes are too few for the {k} data + {m} parity shards asked: they need {min} nodes, one shard on each (leave the shard counts out to use the strongest code the network allows)")]
     NotEnoughNodes {
         nodes: usize,
         min: usize,
         k: usize,
         m: usize,
     },
+    #[error("{nodes} storage nodes are too few to store a file safely: at least {min} are needed (2 data + 1 parity shards, each on its own node)")]
+    NetworkTooSmall { nodes: usize, min: usize },
 }
 
 /// Fewest data shards a scaled-down code may keep.
@@ -101,25 +103,26 @@ impl CodingParams {
     }
 
     /// These parameters fitted to a network of `nodes` storage nodes, every
-    /// shard of a segment on a distinct node.
+    /// shard of a segment on a distinct node: the strongest code the
+    /// network allows.
     ///
     /// With enough nodes nothing changes. With fewer, `n` shrinks to the
-    /// node count and `k` shrinks so that the expansion `n / k` is at least
-    /// what was asked (never less redundancy than requested), down to a
-    /// floor of `k ≥ 2`, `m ≥ 1`; below that the answer is an error, not a
-    /// weaker code.
+    /// node count and `k` to `n·k/n₀`, so the expansion `n / k` stays at
+    /// least what was asked; when that would leave fewer than 2 data shards,
+    /// `k` stays at 2 and every other node holds parity, so the expansion is
+    /// as close to the asked one as the network allows (5 nodes: 2 + 3,
+    /// 2.5× instead of 3×; [`Self::expansion`] says which). Below a floor of
+    /// `k ≥ 2`, `m ≥ 1` (3 nodes) the answer is an error, not a weaker code.
     pub fn fit_to(&self, nodes: usize) -> Result<Self, ParamsError> {
         if nodes >= self.n() {
             return Ok(*self);
         }
-        let k = nodes * self.k() / self.n();
+        let k = (nodes * self.k() / self.n()).max(MIN_SCALED_DATA_SHARDS.min(self.k()));
         let m = nodes.saturating_sub(k);
-        if k < MIN_SCALED_DATA_SHARDS || m < MIN_SCALED_PARITY_SHARDS {
-            return Err(ParamsError::NotEnoughNodes {
+        if m < MIN_SCALED_PARITY_SHARDS {
+            return Err(ParamsError::NetworkTooSmall {
                 nodes,
                 min: self.min_nodes_to_fit(),
-                k: self.k(),
-                m: self.m(),
             });
         }
         Self::new(k as u16, m as u16)
@@ -127,12 +130,12 @@ impl CodingParams {
 
     /// Fewest nodes [`Self::fit_to`] accepts.
     pub fn min_nodes_to_fit(&self) -> usize {
-        (1..=self.n())
-            .find(|&nodes| {
-                let k = nodes * self.k() / self.n();
-                k >= MIN_SCALED_DATA_SHARDS && nodes - k >= MIN_SCALED_PARITY_SHARDS
-            })
-            .unwrap_or(self.n())
+        MIN_SCALED_DATA_SHARDS.min(self.k()) + MIN_SCALED_PARITY_SHARDS
+    }
+
+    /// Stored bytes per ciphertext byte: `n / k`.
+    pub fn expansion(&self) -> f64 {
+        self.n() as f64 / self.k() as f64
     }
 
     /// Explicit parameters must fit as they are.
@@ -348,7 +351,7 @@ mod tests {
     }
 
     #[test]
-    fn fitting_to_small_networks_keeps_the_expansion() {
+    fn fitting_to_small_networks_keeps_the_expansion_while_it_can() {
         let p = CodingParams::default();
         assert_eq!(p.fit_to(100).unwrap(), p);
         assert_eq!(p.fit_to(30).unwrap(), p);
@@ -365,21 +368,49 @@ mod tests {
                 "expansion never drops below 3 at {nodes} nodes"
             );
         }
-        assert_eq!(p.min_nodes_to_fit(), 6);
+        // Fewer than 6 nodes cannot keep 3×: 2 data shards, the rest parity.
+        let f = p.fit_to(5).unwrap();
+        assert_eq!((f.k(), f.m()), (2, 3));
+        assert_eq!(f.expansion(), 2.5);
+        assert_eq!(p.fit_to(4).unwrap(), CodingParams::new(2, 2).unwrap());
+        assert_eq!(p.fit_to(3).unwrap(), CodingParams::new(2, 1).unwrap());
+        assert_eq!(p.min_nodes_to_fit(), 3);
         assert_eq!(
-            p.fit_to(5),
-            Err(ParamsError::NotEnoughNodes {
-                nodes: 5,
-                min: 6,
-                k: 10,
-                m: 20
-            })
+            p.fit_to(2),
+            Err(ParamsError::NetworkTooSmall { nodes: 2, min: 3 })
         );
         assert!(p.fit_to(0).is_err());
+        // Replication (k = 1) stays replication.
+        let copies = CodingParams::new(1, 4).unwrap();
+        assert_eq!(copies.fit_to(3).unwrap(), CodingParams::new(1, 2).unwrap());
+        assert_eq!(copies.min_nodes_to_fit(), 2);
         let tahoe = CodingParams::new(3, 7).unwrap();
-        assert_eq!(tahoe.min_nodes_to_fit(), 7);
+        assert_eq!(tahoe.fit_to(5).unwrap(), CodingParams::new(2, 3).unwrap());
         assert!(tahoe.check_fits(9).is_err());
         assert!(tahoe.check_fits(10).is_ok());
+    }
+
+    proptest::proptest! {
+        /// A fitted code always fits, never has more data shards than asked,
+        /// and keeps the asked expansion whenever it has more than the
+        /// floor of data shards.
+        #[test]
+        fn fitted_codes_fit_and_keep_what_they_can(k in 1u16..=40, m in 1u16..=80, nodes in 0usize..=130) {
+            let p = CodingParams::new(k, m).unwrap();
+            match p.fit_to(nodes) {
+                Ok(f) => {
+                    proptest::prop_assert!(f.check_fits(nodes).is_ok());
+                    proptest::prop_assert!(f.k() <= p.k());
+                    if f.k() > MIN_SCALED_DATA_SHARDS || f == p {
+                        proptest::prop_assert!(f.n() * p.k() >= p.n() * f.k());
+                    }
+                    if nodes < p.n() {
+                        proptest::prop_assert_eq!(f.n(), nodes);
+                    }
+                }
+                Err(_) => proptest::prop_assert!(nodes < p.min_nodes_to_fit()),
+            }
+        }
     }
 
     #[test]

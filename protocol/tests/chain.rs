@@ -3,120 +3,15 @@
 //! hostile bytes that never panic it.
 #![allow(clippy::unwrap_used)]
 
-use cairn_protocol::chain::merkle;
+mod common;
+
 use cairn_protocol::chain::{
-    receipt_message, Address, Allocation, ChainState, Commitment, DealId, DealTerms, Genesis,
-    Rejection, Sig, SignedTx, Transaction, TxBody,
+    receipt_message, ChainState, DealId, Rejection, Sig, SignedTx, Transaction, TxBody,
 };
 use cairn_protocol::ContentId;
-use ed25519_dalek::{Signer, SigningKey};
+use common::chain::*;
+use ed25519_dalek::Signer;
 use proptest::prelude::*;
-
-const CHAIN: &str = "cairn-test";
-
-fn key(i: u8) -> SigningKey {
-    SigningKey::from_bytes(&[i; 32])
-}
-
-fn addr(i: u8) -> Address {
-    Address::of(&key(i).verifying_key())
-}
-
-/// Keys 1..=3 are users with funds, 10..=13 storage nodes with funds.
-fn genesis() -> Genesis {
-    let mut allocations: Vec<Allocation> = [1u8, 2, 3, 10, 11, 12, 13]
-        .iter()
-        .map(|&i| Allocation {
-            address: addr(i),
-            amount: 1_000_000,
-        })
-        .collect();
-    allocations.sort_by_key(|a| a.address);
-    Genesis {
-        chain_id: CHAIN.into(),
-        epoch_blocks: 5,
-        min_fee: 10,
-        min_stake: 1_000,
-        faucet_max: Some(50_000),
-        max_deal_epochs: 1_000,
-        allocations,
-        validators: vec![addr(100)],
-    }
-}
-
-fn tx(state: &ChainState, signer: u8, fee: u64, body: TxBody) -> SignedTx {
-    Transaction {
-        chain_id: CHAIN.into(),
-        signer: addr(signer),
-        nonce: state.account(&addr(signer)).nonce,
-        fee,
-        body,
-    }
-    .sign(&key(signer))
-}
-
-fn register(state: &mut ChainState, node: u8) {
-    let body = TxBody::RegisterNode {
-        peer_id: vec![node; 38],
-        addresses: vec![format!("/ip4/127.0.0.1/udp/{}/quic-v1", 4000 + node as u16)],
-        capacity: 1 << 30,
-        stake: 5_000,
-    };
-    let t = tx(state, node, 10, body);
-    state.apply_tx(&t).unwrap();
-}
-
-/// A deal over `nodes`, each holding `shards` shards of 1000 bytes, signed by each node.
-fn deal_terms(
-    state: &ChainState,
-    owner: u8,
-    nodes: &[u8],
-    price: u64,
-    epochs: (u64, u64),
-) -> DealTerms {
-    let mut terms = DealTerms {
-        size: 0,
-        price_per_epoch: price,
-        start_epoch: epochs.0,
-        end_epoch: epochs.1,
-        commitments: vec![],
-    };
-    for &n in nodes {
-        let shards: Vec<(ContentId, u64)> =
-            (0..3u8).map(|j| (ContentId::of(&[n, j]), 1000)).collect();
-        terms.commitments.push(Commitment {
-            node: addr(n),
-            root: merkle::root(&shards).unwrap(),
-            shards: 3,
-            bytes: 3000,
-            receipt: Sig([0; 64]),
-        });
-        terms.size += 3000;
-    }
-    let nonce = state.account(&addr(owner)).nonce;
-    let signed: Vec<Sig> = terms
-        .commitments
-        .iter()
-        .zip(nodes)
-        .map(|(c, &n)| {
-            Sig(key(n)
-                .sign(&receipt_message(CHAIN, &addr(owner), nonce, &terms, c))
-                .to_bytes())
-        })
-        .collect();
-    for (c, s) in terms.commitments.iter_mut().zip(signed) {
-        c.receipt = s;
-    }
-    terms
-}
-
-fn fresh() -> ChainState {
-    let mut s = ChainState::from_genesis(&genesis()).unwrap();
-    for n in 10..=13 {
-        register(&mut s, n);
-    }
-    s
-}
 
 #[test]
 fn transfers_move_funds_and_burn_fees() {
@@ -281,23 +176,23 @@ fn every_rejection_reason() {
         Err(Rejection::Malformed(_))
     ));
     // Deals.
-    let mut terms = deal_terms(&s, 1, &[10, 11], 100, (0, 10));
+    let mut terms = deal_terms(&s, 1, &[10, 11], 100, (1, 10));
     terms.commitments[1].receipt.0[0] ^= 1;
     assert_eq!(
         s.apply_tx(&t(&s, 1, 10, TxBody::OpenDeal(terms))),
         Err(Rejection::BadReceipt(addr(11)))
     );
-    let terms = deal_terms(&s, 1, &[10, 20], 100, (0, 10));
+    let terms = deal_terms(&s, 1, &[10, 20], 100, (1, 10));
     assert_eq!(
         s.apply_tx(&t(&s, 1, 10, TxBody::OpenDeal(terms))),
         Err(Rejection::UnknownNode(addr(20)))
     );
-    let terms = deal_terms(&s, 1, &[10, 10], 100, (0, 10));
+    let terms = deal_terms(&s, 1, &[10, 10], 100, (1, 10));
     assert_eq!(
         s.apply_tx(&t(&s, 1, 10, TxBody::OpenDeal(terms))),
         Err(Rejection::DuplicateNode(addr(10)))
     );
-    let mut terms = deal_terms(&s, 1, &[10], 100, (0, 10));
+    let mut terms = deal_terms(&s, 1, &[10], 100, (1, 10));
     terms.size += 1;
     assert!(matches!(
         s.apply_tx(&t(&s, 1, 10, TxBody::OpenDeal(terms))),
@@ -308,14 +203,14 @@ fn every_rejection_reason() {
         s.apply_tx(&t(&s, 1, 10, TxBody::OpenDeal(terms))),
         Err(Rejection::InvalidDeal(_))
     ));
-    let terms = deal_terms(&s, 1, &[10], 1_000_000, (0, 10));
+    let terms = deal_terms(&s, 1, &[10], 1_000_000, (1, 10));
     assert!(matches!(
         s.apply_tx(&t(&s, 1, 10, TxBody::OpenDeal(terms))),
         Err(Rejection::InsufficientFunds { .. })
     ));
     // A receipt signed for another nonce does not open a deal.
     let mut s2 = s.clone();
-    let stale = deal_terms(&s2, 1, &[10], 100, (0, 10));
+    let stale = deal_terms(&s2, 1, &[10], 100, (1, 10));
     s2.apply_tx(&tx(&s2, 1, 10, transfer(1))).unwrap();
     assert_eq!(
         s2.apply_tx(&tx(&s2, 1, 10, TxBody::OpenDeal(stale))),
@@ -353,7 +248,7 @@ fn every_rejection_reason() {
     assert_ne!(s.root(), root_before);
     assert_eq!(s.account(&addr(1)).nonce, 2);
     // A node with deals cannot leave.
-    let terms = deal_terms(&s, 1, &[12], 100, (0, 10));
+    let terms = deal_terms(&s, 1, &[12], 100, (1, 10));
     s.apply_tx(&t(&s, 1, 10, TxBody::OpenDeal(terms))).unwrap();
     assert_eq!(
         s.apply_tx(&t(&s, 12, 10, TxBody::DeregisterNode)),
@@ -373,7 +268,7 @@ fn every_rejection_reason() {
     s.apply_tx(&t(&s, 12, 10, update(3000))).unwrap();
     assert_eq!(s.node(&addr(12)).unwrap().capacity, 3000);
     // Capacity.
-    let mut big = deal_terms(&s, 2, &[13], 1, (0, 2));
+    let mut big = deal_terms(&s, 2, &[13], 1, (1, 3));
     big.commitments[0].bytes = 2 << 30;
     big.size = 2 << 30;
     let big = {
@@ -441,53 +336,12 @@ fn update_node_changes_addresses_and_capacity_only() {
     assert!(s.node(&addr(10)).unwrap().addresses.is_empty());
 }
 
-#[test]
-fn deals_lock_escrow_pay_nodes_each_epoch_and_refund_the_rest() {
-    let mut s = fresh();
-    let owner_before = s.account(&addr(1)).balance;
-    let terms = deal_terms(&s, 1, &[10, 11, 12], 90, (0, 2));
-    let nonce = s.account(&addr(1)).nonce;
-    s.apply_tx(&tx(&s, 1, 10, TxBody::OpenDeal(terms))).unwrap();
-    let id = DealId::new(&addr(1), nonce);
-    assert_eq!(s.deal(&id).unwrap().escrow, 180);
-    assert_eq!(s.account(&addr(1)).balance, owner_before - 190);
-    assert_eq!(s.node(&addr(10)).unwrap().used, 3000);
-    let node_before = s.account(&addr(10)).balance;
-    // Epochs are 5 blocks: block 5 opens epoch 1 and pays epoch 0.
-    for h in 1..=5 {
-        let out = s.apply_block(h, [h as u8; 32], &[]).unwrap();
-        assert_eq!(out.new_epoch, h == 5);
-        assert_eq!(out.state_root, s.root());
-    }
-    assert_eq!(s.epoch(), 1);
-    assert_eq!(s.beacon(), [5; 32]);
-    assert_eq!(s.account(&addr(10)).balance, node_before + 30);
-    assert_eq!(s.deal(&id).unwrap().escrow, 90);
-    // Block 10 pays epoch 1, the last: the deal closes and releases the nodes.
-    for h in 6..=10 {
-        s.apply_block(h, [h as u8; 32], &[]).unwrap();
-    }
-    assert!(s.deal(&id).is_none());
-    assert_eq!(s.account(&addr(10)).balance, node_before + 60);
-    assert_eq!(s.node(&addr(10)).unwrap().used, 0);
-    assert_eq!(s.node(&addr(10)).unwrap().earned, 60);
-    assert_eq!(s.held(), s.expected_supply());
-    // Now the node may leave and gets its stake back.
-    let before = s.account(&addr(10)).balance;
-    s.apply_tx(&tx(&s, 10, 10, TxBody::DeregisterNode)).unwrap();
-    assert_eq!(s.account(&addr(10)).balance, before + 5_000 - 10);
-    assert!(
-        s.apply_block(12, [0; 32], &[]).is_err(),
-        "heights are consecutive"
-    );
-}
-
 /// A random but well-formed transaction from a small cast of keys.
 fn arb_tx() -> impl Strategy<Value = (u8, u64, u8, u64)> {
     (
         prop::sample::select(vec![1u8, 2, 3, 10, 11, 12, 13, 50]),
         0u64..20,
-        0u8..7,
+        0u8..10,
         0u64..2_000_000,
     )
 }
@@ -510,7 +364,7 @@ fn build(state: &ChainState, (signer, fee, kind, amount): (u8, u64, u8, u64)) ->
             signer,
             &[10, 11, 12][..(amount % 3 + 1) as usize],
             amount % 500,
-            (state.epoch(), state.epoch() + 1 + amount % 7),
+            (state.epoch() + 1, state.epoch() + 2 + amount % 7),
         )),
         4 => TxBody::DeregisterNode,
         // Capacities around the 3000..9000 bytes deals put on a node, so some
@@ -519,12 +373,33 @@ fn build(state: &ChainState, (signer, fee, kind, amount): (u8, u64, u8, u64)) ->
             addresses: vec![format!("/ip4/127.0.0.1/tcp/{}", amount % 65_536)],
             capacity: amount % 12_000,
         },
-        _ => TxBody::RegisterNode {
+        6 => TxBody::RegisterNode {
             peer_id: vec![signer],
             addresses: vec![],
             capacity: 1 << 20,
             stake: amount % 10_000,
         },
+        7 => TxBody::AddStake {
+            amount: amount % 3_000,
+        },
+        8 => TxBody::CloseDeal {
+            deal: state
+                .deals()
+                .find(|(_, d)| d.owner == addr(signer))
+                .map_or(DealId([amount as u8; 32]), |(id, _)| *id),
+        },
+        // A proof from the test data; node 13 has lost everything.
+        _ => {
+            let read = |id: &ContentId| {
+                (signer != 13)
+                    .then(|| read_shard(&[10, 11, 12], &[1000, 1000, 1000], id))
+                    .flatten()
+            };
+            if let Some(proof) = proof_now(state, signer, &[1000, 1000, 1000], read) {
+                return proof;
+            }
+            TxBody::AddStake { amount: 1 }
+        }
     };
     tx(state, signer, fee, body)
 }

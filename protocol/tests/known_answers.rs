@@ -12,9 +12,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use cairn_protocol::chain::{merkle, Address};
 use cairn_protocol::encoder::EncoderConfig;
 use cairn_protocol::keys::RecoveryPhrase;
-use cairn_protocol::proof::{challenged_group, StorageProof};
+use cairn_protocol::proofs::{challenge, chunk, ProofParams};
 use cairn_protocol::shard::Outboard;
 use cairn_protocol::{Capability, CodingParams, ContentId, FileKey};
 
@@ -55,18 +56,29 @@ fn compute() -> BTreeMap<String, String> {
 
     let first = &e.segments[0][0];
     let ob = Outboard::compute(first);
-    let proof = StorageProof::create(first, &ob, 0).unwrap();
+    let path: Vec<u8> = chunk::prove(first, 5).unwrap().concat();
     v.insert(
-        "file.shard0.proof0_blake3".into(),
-        blake3::hash(&proof.encoded).to_hex().to_string(),
+        "file.shard0.chunk5_path_blake3".into(),
+        blake3::hash(&path).to_hex().to_string(),
     );
     v.insert(
         "file.shard0.outboard_blake3".into(),
         blake3::hash(ob.hashes()).to_hex().to_string(),
     );
+    let shards: Vec<(ContentId, u64)> = e.manifest.shards().iter().map(|id| (*id, 16384)).collect();
     v.insert(
-        "challenge.beacon7.hello.838861".into(),
-        challenged_group(&[7; 32], &ContentId::of(b"hello"), 838_861).to_string(),
+        "file.commitment_root".into(),
+        hex::encode(merkle::root(&shards).unwrap()),
+    );
+    v.insert(
+        "challenge.sample.seed7.node1.period3.index2".into(),
+        challenge::sample_offset(&[7; 32], &Address([1; 32]), 3, 2, &[9; 32], 1 << 40).to_string(),
+    );
+    v.insert(
+        "challenge.window.node1.period3".into(),
+        challenge::window(&ProofParams::default(), &Address([1; 32]), 3)
+            .open
+            .to_string(),
     );
 
     let empty = common::encode(&[], &key, EncoderConfig::default());

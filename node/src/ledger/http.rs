@@ -13,11 +13,14 @@ use axum::{Json, Router};
 use cairn_protocol::chain::{Address, DealId, MAX_TX_BYTES};
 use serde::Deserialize;
 
-use super::api::{
-    account_view, BlockView, DealList, DealView, ErrorView, NodeList, NodeView, StatusView,
-    SubmitRequest, SubmitView, TxView, MAX_LIST,
+use cairn_client::chain::api::{
+    account_view, BlockView, DealList, DealView, ErrorView, NodeList, NodeView, ProofTaskView,
+    SeedView, StatusView, SubmitRequest, SubmitView, TxResultView, TxStatus, TxSummary, TxView,
+    MAX_LIST,
 };
-use super::{Ledger, LedgerError};
+use cairn_protocol::chain::{Rejection, SignedTx};
+
+use super::{BlockRecord, Ledger, LedgerError, TxRecord};
 
 /// Largest request body: a hex-encoded largest transaction in JSON. A raw
 /// body is held to [`MAX_TX_BYTES`] separately.
@@ -31,6 +34,7 @@ pub fn routes(ledger: Arc<Ledger>) -> Router {
         .route("/chain/account/{address}", get(account))
         .route("/chain/nodes", get(nodes))
         .route("/chain/node/{address}", get(node))
+        .route("/chain/proof/{address}", get(proof_task))
         .route("/chain/deal/{id}", get(deal))
         .route("/chain/deals", get(deals))
         .route("/chain/block/{height}", get(block))
@@ -118,6 +122,10 @@ async fn status(State(ledger): State<Arc<Ledger>>) -> ApiResult<StatusView> {
         blocking(move || Ok(l.store().block(height)?)).await?
     };
     let params = ledger.params();
+    // The latest block's beacon is what `state.beacon()` reports.
+    let beacon_view = latest
+        .as_ref()
+        .and_then(|b| b.beacon.seed.as_ref().map(|s| s.view));
     Ok(Json(StatusView {
         chain_id: state.chain_id().to_string(),
         genesis_hash: hex::encode(ledger.store().genesis_hash()),
@@ -133,13 +141,31 @@ async fn status(State(ledger): State<Arc<Ledger>>) -> ApiResult<StatusView> {
         min_fee: params.min_fee,
         min_stake: params.min_stake,
         faucet_max: params.faucet_max,
+        period: state.epoch(),
+        proof_window_blocks: state.proof_params().window_blocks,
+        proof_samples: state.proof_params().samples,
+        stake_per_gib: state.proof_params().stake_per_gib,
+        max_start_ahead_epochs: state.max_start_ahead(),
+        max_deal_epochs: params.max_deal_epochs,
+        beacon_view,
     }))
+}
+
+async fn proof_task(
+    State(ledger): State<Arc<Ledger>>,
+    Path(address): Path<String>,
+) -> ApiResult<ProofTaskView> {
+    let address = parse_address(&address)?;
+    let state = ledger.store().state();
+    ProofTaskView::new(&state, &address)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("{address} is not a registered node")))
 }
 
 async fn account(
     State(ledger): State<Arc<Ledger>>,
     Path(address): Path<String>,
-) -> ApiResult<super::api::AccountView> {
+) -> ApiResult<cairn_client::chain::api::AccountView> {
     let address = parse_address(&address)?;
     let state = ledger.store().state();
     let next = ledger.next_nonce(&address);
@@ -179,7 +205,7 @@ async fn deal(State(ledger): State<Arc<Ledger>>, Path(id): Path<String>) -> ApiR
             hex::encode(id.0)
         ))
     })?;
-    Ok(Json(DealView::new(&id, deal)))
+    Ok(Json(DealView::new(&id, deal, &state)))
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,7 +228,7 @@ async fn deals(
         total: matching().count(),
         deals: matching()
             .take(MAX_LIST)
-            .map(|(id, d)| DealView::new(id, d))
+            .map(|(id, d)| DealView::new(id, d, &state))
             .collect(),
     }))
 }
@@ -224,7 +250,53 @@ async fn block(
     let record = record.ok_or_else(|| {
         ApiError::not_found(format!("no block at height {height} (the latest is {tip})"))
     })?;
-    Ok(Json(BlockView::new(&record)))
+    Ok(Json(block_view(&record)))
+}
+
+/// A committed block as the API shows it.
+fn block_view(b: &BlockRecord) -> BlockView {
+    BlockView {
+        height: b.height,
+        digest: hex::encode(b.digest),
+        parent: hex::encode(b.parent),
+        timestamp_ms: b.timestamp_ms,
+        proposer: hex::encode(&b.proposer),
+        state_root: hex::encode(b.state_root),
+        new_epoch: b.new_epoch,
+        view: b.beacon.view,
+        beacon: hex::encode(b.beacon.beacon),
+        seed: b.beacon.seed.as_ref().map(|s| SeedView {
+            view: s.view,
+            signature: hex::encode(&s.signature),
+        }),
+        txs: b
+            .txs
+            .iter()
+            .zip(&b.results)
+            .map(|(tx, r)| TxResultView {
+                id: hex::encode(tx.id()),
+                ok: r.is_ok(),
+                error: error_text(r),
+            })
+            .collect(),
+    }
+}
+
+/// A committed transaction as the API shows it.
+fn committed_tx_view(id: &[u8; 32], record: &TxRecord, tx: Option<&SignedTx>) -> TxView {
+    TxView {
+        id: hex::encode(id),
+        status: TxStatus::Committed,
+        height: Some(record.height),
+        index: Some(record.index),
+        ok: Some(record.result.is_ok()),
+        error: error_text(&record.result),
+        tx: tx.map(TxSummary::new),
+    }
+}
+
+fn error_text(r: &Result<(), Rejection>) -> Option<String> {
+    r.as_ref().err().map(ToString::to_string)
 }
 
 async fn tx(State(ledger): State<Arc<Ledger>>, Path(id): Path<String>) -> ApiResult<TxView> {
@@ -233,7 +305,7 @@ async fn tx(State(ledger): State<Arc<Ledger>>, Path(id): Path<String>) -> ApiRes
         if let Some(record) = ledger.store().tx(&id)? {
             let block = ledger.store().block(record.height)?;
             let tx = block.and_then(|b| b.txs.get(record.index as usize).cloned());
-            return Ok(Some(TxView::committed(&id, &record, tx.as_ref())));
+            return Ok(Some(committed_tx_view(&id, &record, tx.as_ref())));
         }
         Ok(ledger.is_pending(&id).then(|| TxView::pending(&id)))
     })
@@ -304,7 +376,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::ledger::store::tests::{addr, block, digest, genesis, key, transfer};
+    use crate::ledger::store::tests::{addr, beacon, block, digest, genesis, key, transfer};
     use crate::ledger::MempoolConfig;
 
     fn signed(from: u8, nonce: u64, body: TxBody) -> SignedTx {
@@ -341,7 +413,7 @@ mod tests {
         let mut terms = DealTerms {
             size: 4096,
             price_per_epoch: 10,
-            start_epoch: 0,
+            start_epoch: 1,
             end_epoch: 50,
             commitments: vec![Commitment {
                 node: addr(2),
@@ -435,13 +507,17 @@ mod tests {
         assert_eq!(s["beacon"], hex::encode(ledger.store().state().beacon()));
         assert_eq!(s["mempool_txs"], 0);
         assert_eq!(s["min_fee"], 1);
-        let typed: super::super::api::StatusView = serde_json::from_value(s).unwrap();
+        // Epoch 0: the beacon is the genesis's, from no view.
+        assert!(s["beacon_view"].is_null(), "{s}");
+        let typed: cairn_client::chain::api::StatusView = serde_json::from_value(s).unwrap();
         assert_eq!(typed.validators, vec![addr(100)]);
 
         let a = expect(http, &format!("/chain/account/{a1}"), 200).await;
         assert_eq!(a["nonce"], 2);
         assert_eq!(a["next_nonce"], 2);
-        assert_eq!(a["balance"], 1_000_000 - 43 - 1 - 500);
+        // The payment and its fee, the deal's fee and its escrow (10 per
+        // epoch for epochs 1..50).
+        assert_eq!(a["balance"], 1_000_000 - 43 - 1 - 490);
         assert!(a["node"].is_null());
         let a = expect(http, &format!("/chain/account/{a2}"), 200).await;
         assert_eq!(a["node"]["stake"], 5_000);
@@ -474,8 +550,18 @@ mod tests {
         )
         .await;
         assert_eq!(d["owner"], a1.to_string());
-        assert_eq!(d["escrow"], 500);
+        assert_eq!(d["escrow"], 490);
         assert_eq!(d["commitments"][0]["node"], a2.to_string());
+        assert_eq!(d["commitments"][0]["status"], "active");
+        assert_eq!(d["commitments"][0]["proofs_accepted"], 0);
+        // What the node must prove: this period's window, the deal's space
+        // once it is active (it starts next epoch: nothing yet).
+        let p = expect(http, &format!("/chain/proof/{a2}"), 200).await;
+        assert_eq!(p["period"], 0);
+        assert_eq!(p["proven"], false);
+        assert!(p["spaces"].as_array().unwrap().is_empty(), "{p}");
+        expect(http, &format!("/chain/proof/{a1}"), 404).await;
+        expect(http, "/chain/proof/zz", 400).await;
         expect(
             http,
             &format!("/chain/deal/{}", hex::encode([7u8; 32])),
@@ -497,6 +583,12 @@ mod tests {
         assert_eq!(b["txs"][1]["id"], hex::encode(pay.id()));
         assert_eq!(b["txs"][1]["ok"], true);
         assert_eq!(b["proposer"], hex::encode([7u8; 32]));
+        assert_eq!(b["view"], 11);
+        assert_eq!(b["beacon"], hex::encode(beacon(1)));
+        assert!(b["seed"].is_null(), "the block on genesis has no seed: {b}");
+        let b = expect(http, "/chain/block/2", 200).await;
+        assert_eq!(b["seed"]["view"], 11);
+        assert_eq!(b["seed"]["signature"], hex::encode([2u8; 48]));
         expect(http, "/chain/block/0", 404).await;
         let e = expect(http, "/chain/block/99", 404).await;
         assert!(e["error"].as_str().unwrap().contains("latest is 2"), "{e}");
@@ -597,6 +689,9 @@ mod tests {
             (Some(3), Some(0))
         );
         assert_eq!(s["epoch"], 1);
+        // Block 3 opened epoch 1 with the seed of view 12 (its parent's).
+        assert_eq!(s["beacon_view"], 12);
+        assert_eq!(s["beacon"], hex::encode(beacon(3)));
         let t = expect(http, &format!("/chain/tx/{}", hex::encode(next.id())), 200).await;
         assert_eq!(t["status"], "committed");
     }

@@ -6,14 +6,12 @@
 //! |---|---|
 //! | [`store`] | [`LedgerStore`]: finalized blocks, a tx index and the state, in RocksDB |
 //! | [`mempool`] | [`Mempool`]: checked, bounded pending transactions; what to propose |
-//! | [`api`] | the JSON shapes of the HTTP API (shared with the client) |
-//! | [`http`] | the `/chain/...` routes |
+//! | [`http`] | the `/chain/...` routes, answering with the JSON shapes of `cairn_client::chain::api` |
 //!
 //! The engine drives a [`Ledger`]: it asks [`Ledger::propose`] for
 //! transactions when it leads, and hands every finalized block to
 //! [`Ledger::commit`], in height order, at least once. See docs/chain.md.
 
-pub mod api;
 pub mod http;
 pub mod mempool;
 pub mod store;
@@ -24,7 +22,10 @@ use std::sync::Mutex;
 use cairn_protocol::chain::{Address, BlockOutcome, Genesis, SignedTx};
 
 pub use mempool::{Mempool, MempoolConfig, MempoolError};
-pub use store::{genesis_hash, BlockRecord, FinalizedBlock, LedgerError, LedgerStore, TxRecord};
+pub use store::{
+    genesis_hash, BlockBeacon, BlockRecord, FinalizedBlock, LedgerError, LedgerStore, SeedRecord,
+    TxRecord,
+};
 
 /// Genesis parameters the state keeps private but clients need (to pick a
 /// fee, to size a faucet request).

@@ -31,7 +31,8 @@ const KEY_GENESIS: &[u8] = b"genesis";
 const KEY_STATE: &[u8] = b"state";
 /// Bumped when a stored value changes shape; a ledger of another version is
 /// refused rather than misread.
-const FORMAT_VERSION: u32 = 1;
+/// 2: blocks record their view, seed and beacon (threshold consensus).
+const FORMAT_VERSION: u32 = 2;
 
 /// Why the ledger could not open, commit or answer.
 #[derive(Debug, thiserror::Error)]
@@ -90,9 +91,6 @@ pub struct FinalizedBlock {
     pub digest: [u8; 32],
     /// The digest of the block at `height - 1` (checked from height 2 on;
     /// the parent of height 1 is whatever the engine calls its genesis).
-    /// It becomes the epoch beacon when the block opens an epoch: the
-    /// block's own digest commits to the state root, so it cannot feed the
-    /// state (see cairn_chain::ledger::apply).
     pub parent: [u8; 32],
     /// The proposer's clock, in milliseconds since the Unix epoch (for
     /// display only: the state machine never reads a clock).
@@ -100,6 +98,29 @@ pub struct FinalizedBlock {
     /// The proposer's identity as the engine encodes it (opaque here).
     pub proposer: Vec<u8>,
     pub txs: Vec<SignedTx>,
+    /// The randomness the block hands the state machine, and its source.
+    pub beacon: BlockBeacon,
+}
+
+/// A block's beacon and where it came from
+/// (`cairn_protocol::chain::beacon`), as the engine hands it over.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockBeacon {
+    /// The consensus view the block was proposed in.
+    pub view: u64,
+    /// The seed of the parent's view; `None` for the block on genesis.
+    pub seed: Option<SeedRecord>,
+    /// What `ChainState::apply_block` is given as the block's beacon.
+    pub beacon: [u8; 32],
+}
+
+/// A view's seed: the threshold signature over the view, which verifies
+/// against the genesis group key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeedRecord {
+    pub view: u64,
+    /// The signature in its canonical (compressed) encoding.
+    pub signature: Vec<u8>,
 }
 
 /// A committed block, as read back.
@@ -116,6 +137,7 @@ pub struct BlockRecord {
     pub new_epoch: bool,
     /// The state root after the block.
     pub state_root: [u8; 32],
+    pub beacon: BlockBeacon,
 }
 
 impl BlockRecord {
@@ -149,6 +171,7 @@ struct StoredBlock {
     results: Vec<Result<(), Rejection>>,
     new_epoch: bool,
     state_root: [u8; 32],
+    beacon: BlockBeacon,
 }
 
 /// What ties a ledger directory to one chain.
@@ -388,7 +411,7 @@ impl LedgerStore {
         // what is on disk.
         let mut next = (*current).clone();
         let outcome = next
-            .apply_block(height, block.parent, &block.txs)
+            .apply_block(height, block.beacon.beacon, &block.txs)
             .map_err(|reason| LedgerError::Apply { height, reason })?;
 
         let (blocks, txs, meta) = (self.cf(CF_BLOCKS)?, self.cf(CF_TXS)?, self.cf(CF_META)?);
@@ -426,6 +449,7 @@ impl LedgerStore {
             results: outcome.results.clone(),
             new_epoch: outcome.new_epoch,
             state_root: outcome.state_root,
+            beacon: block.beacon,
         };
         batch.put_cf(blocks, height.to_be_bytes(), encode(&stored));
         batch.put_cf(meta, KEY_STATE, encode(&(height, &next)));
@@ -466,6 +490,7 @@ impl LedgerStore {
             results: stored.results,
             new_epoch: stored.new_epoch,
             state_root: stored.state_root,
+            beacon: stored.beacon,
         }))
     }
 
@@ -514,6 +539,7 @@ pub(crate) mod tests {
                 .collect(),
         );
         g.epoch_blocks = 3;
+        g.proof_window_blocks = 1;
         g
     }
 
@@ -543,7 +569,19 @@ pub(crate) mod tests {
             timestamp_ms: 1_700_000_000_000 + height,
             proposer: vec![7; 32],
             txs,
+            beacon: BlockBeacon {
+                view: height + 10,
+                seed: (height > 1).then(|| SeedRecord {
+                    view: height + 9,
+                    signature: vec![height as u8; 48],
+                }),
+                beacon: beacon(height),
+            },
         }
+    }
+
+    pub(crate) fn beacon(height: u64) -> [u8; 32] {
+        *blake3::hash(&[b'b', height as u8]).as_bytes()
     }
 
     #[test]
@@ -561,7 +599,9 @@ pub(crate) mod tests {
             block(4, vec![transfer(3, 0, 1, 7)]),
         ];
         for b in blocks {
-            let expected = reference.apply_block(b.height, b.parent, &b.txs).unwrap();
+            let expected = reference
+                .apply_block(b.height, b.beacon.beacon, &b.txs)
+                .unwrap();
             let got = store.commit(b.clone()).unwrap();
             assert_eq!(got, expected);
             assert_eq!(store.height(), b.height);
@@ -571,9 +611,14 @@ pub(crate) mod tests {
             store.block(2).unwrap().unwrap().results[0],
             Err(Rejection::BadNonce { .. })
         ));
-        // Height 3 opened epoch 1 with its parent's digest as the beacon.
+        // Height 3 opened epoch 1 with the beacon the engine handed in.
         assert_eq!(store.state().epoch(), 1);
-        assert_eq!(store.state().beacon(), digest(2));
+        assert_eq!(store.state().beacon(), beacon(3));
+        let opening = store.block(3).unwrap().unwrap().beacon;
+        assert_eq!(opening.view, 13);
+        assert_eq!(opening.seed.unwrap().view, 12);
+        assert_eq!(store.state().beacon_at(3), Some(beacon(3)));
+        assert_eq!(store.state().beacon_at(2), Some(beacon(2)));
         let b = store.block(4).unwrap().unwrap();
         assert_eq!(b.parent, digest(3));
         assert_eq!(b.proposer, vec![7; 32]);

@@ -21,6 +21,7 @@ use super::codec::{ShardRequest, ShardResponse};
 use crate::identity::ChainKey;
 use crate::metrics::Metrics;
 use crate::store::{now, PutOptions, ShardStore, StoreError};
+use crate::terms::TermsPolicy;
 
 /// Answers shard requests from the local store.
 #[derive(Clone)]
@@ -29,6 +30,7 @@ pub struct ShardService {
     metrics: Arc<Metrics>,
     local_peer: PeerId,
     chain_key: Arc<ChainKey>,
+    terms: Arc<TermsPolicy>,
 }
 
 impl ShardService {
@@ -37,12 +39,14 @@ impl ShardService {
         metrics: Arc<Metrics>,
         local_peer: PeerId,
         chain_key: Arc<ChainKey>,
+        terms: Arc<TermsPolicy>,
     ) -> Self {
         Self {
             store,
             metrics,
             local_peer,
             chain_key,
+            terms,
         }
     }
 
@@ -165,9 +169,11 @@ impl ShardService {
     }
 
     /// Signs a deal receipt, but only once the request's commitment is
-    /// exactly the list it sends and every listed shard is here, of that
-    /// size, owned by the deal's owner: a receipt makes the node answerable
-    /// for the shards on the chain.
+    /// exactly the list it sends, every listed shard is here, of that size,
+    /// owned by the deal's owner, and the terms are ones this node accepts
+    /// ([`TermsPolicy`]): a receipt makes the node answerable for the shards
+    /// on the chain. The leaf list is kept (synced) before the receipt
+    /// leaves, so the node can prove what it signed for.
     fn receipt(&self, request: ReceiptRequest, body: &[u8]) -> ShardResponse {
         let refuse = |kind, message: String| ShardResponse::error(kind, message);
         let shards = match decode_receipt_shards(body) {
@@ -217,6 +223,13 @@ impl ShardService {
                 );
             }
         }
+        if let Err(e) = self.terms.check(&request) {
+            return ShardResponse::new(Response::Error(e));
+        }
+        let deal = cairn_protocol::chain::DealId::new(&request.owner, request.owner_nonce);
+        if let Err(e) = self.store.keep_leaves(&deal, &shards, now()) {
+            return self.store_error(e);
+        }
         ShardResponse::new(Response::Receipt {
             signature: self.chain_key.sign_receipt(&request),
         })
@@ -261,7 +274,10 @@ impl ShardService {
             }
             StoreError::Range(_) => ErrorKind::Malformed,
             StoreError::NotOwner { .. } => ErrorKind::Unauthorized,
-            StoreError::Db(_) | StoreError::Io { .. } | StoreError::Format { .. } => {
+            StoreError::Db(_)
+            | StoreError::Io { .. }
+            | StoreError::Format { .. }
+            | StoreError::LeafList(_) => {
                 tracing::error!(error = %e, "shard store error");
                 ErrorKind::Internal
             }

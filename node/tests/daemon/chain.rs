@@ -207,3 +207,42 @@ fn a_validator_whose_port_is_taken_does_not_start() {
         "{stderr}"
     );
 }
+
+/// A validator whose threshold share is missing or readable by others
+/// refuses to start, naming the file and what to do.
+#[test]
+fn a_validator_without_its_share_does_not_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let dir = init(root.path(), "v", "64MiB", &[]);
+    local_chain::setup(
+        root.path(),
+        std::slice::from_ref(&dir),
+        "noshare",
+        300,
+        |_| {},
+    )
+    .unwrap();
+    let share = dir.join("validator.share");
+    let run = || {
+        let out = std::process::Command::new(crate::common::BIN)
+            .args(["run", "--config"])
+            .arg(dir.join("config.toml"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    std::fs::set_permissions(&share, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let stderr = run();
+    assert!(
+        stderr.contains("validator.share") && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
+    std::fs::remove_file(&share).unwrap();
+    let stderr = run();
+    assert!(
+        stderr.contains("validator.share") && stderr.contains("missing"),
+        "{stderr}"
+    );
+}

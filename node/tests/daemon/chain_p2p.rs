@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use cairn_node::chain_client::{ChainClient, ChainError};
+use cairn_client::chain::{ChainClient, ChainError};
+use cairn_client::net::client::{ClientError, ClientSettings, ShardClient};
 use cairn_node::local_chain;
-use cairn_node::net::client::{ClientError, ClientSettings, ShardClient};
 use cairn_protocol::chain::{Address, Transaction, TxBody};
 use cairn_protocol::chain_wire::{ChainApiRequest, ChainMethod};
 use ed25519_dalek::SigningKey;

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cairn_client::net::client::NodeAddr;
 use cairn_node::daemon::{node_addr, RuntimeInfo, RUNTIME_FILE};
-use cairn_node::net::client::NodeAddr;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cairn-node");
 

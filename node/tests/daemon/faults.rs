@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn_node::net::client::{ClientSettings, ShardClient};
+use cairn_client::net::client::{ClientSettings, ShardClient};
 use cairn_protocol::wire::{ErrorKind, Request, Response, StoreRequest};
 use cairn_protocol::ContentId;
 

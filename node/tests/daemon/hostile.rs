@@ -6,7 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cairn_node::net::client::{ClientSettings, NodeAddr, ShardClient};
+use cairn_client::net::client::{ClientSettings, NodeAddr, ShardClient};
 use cairn_protocol::wire::{
     decode_header, encode_header, ErrorKind, Request, Response, StoreRequest,
 };

@@ -1,7 +1,7 @@
 //! Storing and fetching between nodes over QUIC and TCP.
 
 use bytes::Bytes;
-use cairn_node::net::client::{ClientSettings, ShardClient};
+use cairn_client::net::client::{ClientSettings, ShardClient};
 use cairn_protocol::wire::ErrorKind;
 use cairn_protocol::ContentId;
 use ed25519_dalek::SigningKey;

@@ -3,9 +3,9 @@
 //! what it signs opens a deal in the chain's state machine.
 
 use bytes::Bytes;
+use cairn_client::net::client::{ClientError, ClientSettings, NodeAddr, ShardClient};
+use cairn_client::net::peer_address;
 use cairn_node::config::IDENTITY_FILE;
-use cairn_node::identity::peer_address;
-use cairn_node::net::client::{ClientError, ClientSettings, NodeAddr, ShardClient};
 use cairn_protocol::chain::{
     merkle, Address, Allocation, ChainState, Genesis, Sig, Transaction, TxBody,
 };
@@ -26,7 +26,7 @@ fn request(owner: Address, shards: &[(ContentId, u64)]) -> ReceiptRequest {
         // This node's part is the whole deal, so the chain can open it.
         size: shards.iter().map(|s| s.1).sum(),
         price_per_epoch: 10,
-        start_epoch: 0,
+        start_epoch: 1,
         end_epoch: 5,
         root: merkle::root(shards).unwrap(),
         shards: shards.len() as u32,
@@ -79,7 +79,7 @@ fn open_deal(node: &TestNode, owner_key: &SigningKey, request: &ReceiptRequest, 
             peer_id: node.info.peer_id.as_bytes().to_vec(),
             addresses: vec![node.info.listen[0].clone()],
             capacity: 1 << 30,
-            stake: 1_000,
+            stake: 2_000,
         },
     };
     state.apply_tx(&register.sign(&node_key)).unwrap();

@@ -13,14 +13,22 @@
 //! * **transfers**, each paying a fee (burned);
 //! * **storage nodes**: registration with stake, addresses, capacity;
 //!   updates of a registered node's addresses and capacity;
-//! * **deals**: an owner pays escrow for per-node *commitments* (a Merkle root
-//!   over the shard ids and sizes that node holds for the deal), each signed
-//!   by its node as an acceptance receipt; every epoch the escrow pays the
-//!   nodes pro rata to the bytes they hold, and what is left returns to the
-//!   owner when the deal ends;
-//! * **epochs**, each with a beacon: the digest of the parent of the block
-//!   that opens it (the engine passes it in),
-//!   from which storage challenges are derived ([`crate::proof`]);
+//! * **deals**: an owner pays escrow for per-node *commitments* (a Merkle-sum
+//!   root over the shard ids and sizes that node holds for the deal), each
+//!   signed by its node as an acceptance receipt; `CloseDeal` ends one early
+//!   and refunds what was not earned;
+//! * **storage proofs**: every epoch is a proof period; each node answers
+//!   its challenge ([`crate::proofs`]) with one `ProveStorage` in its window,
+//!   seeded by the beacon that came with the block opening the window (the
+//!   engine passes one with every block); at the period's end each deal pays
+//!   the nodes that proved, pro rata to the bytes they hold and have not
+//!   lost, keeps the rest for repair, and misses turn a node faulty, then
+//!   disqualified: its stake is slashed into the repair pool and its
+//!   commitments are orphaned; `DeclareLost` admits lost shards early;
+//! * **stake** covering the bytes a node commits (`stake_per_gib`);
+//! * **beacons**: the randomness the engine hands in with every block, from
+//!   the consensus threshold seed of a view the proposer cannot choose
+//!   ([`beacon`] says which);
 //! * **namespace roots**: one mutable pointer (an id and a version) per
 //!   account, so a recovery phrase alone finds a user's files.
 //!
@@ -29,23 +37,25 @@
 //! unknown node or carries malformed fields is rejected with a
 //! [`Rejection`] saying why, and changes nothing.
 //!
-//! Non-goals here: storage-proof accounting, slashing and repair bounties
-//! (they build on deals and epochs), and the consensus engine itself.
+//! Non-goals here: repair orders and bounties (they build on the orphaned
+//! commitments and the repair pool), and the consensus engine itself.
 
+pub mod beacon;
 mod genesis;
 pub mod merkle;
 mod rejection;
 mod state;
 mod tx;
 
+pub use beacon::GroupKey;
 pub use genesis::{Allocation, Genesis};
 pub use rejection::Rejection;
 pub use state::{
-    Account, BlockOutcome, ChainState, Deal, DealCommitment, DealId, NamespaceRoot, NodeRecord,
-    NodeStatus,
+    Account, BlockOutcome, ChainState, Deal, DealCommitment, DealId, LostRecord, NamespaceRoot,
+    NodeRecord,
 };
 pub use tx::{
-    receipt_message, Address, Commitment, DealTerms, Sig, SignedTx, Transaction, TxBody,
-    MAX_ADDRESSES, MAX_ADDRESS_LEN, MAX_CHAIN_ID_LEN, MAX_COMMITMENTS, MAX_PEER_ID_LEN,
-    MAX_TX_BYTES,
+    receipt_message, Address, Commitment, DealTerms, LostLeaf, Sig, SignedTx, Transaction, TxBody,
+    MAX_ADDRESSES, MAX_ADDRESS_LEN, MAX_CHAIN_ID_LEN, MAX_COMMITMENTS, MAX_LOST_LEAVES,
+    MAX_PEER_ID_LEN, MAX_TX_BYTES,
 };

@@ -1,6 +1,8 @@
 //! Why a transaction was refused.
 
+use super::state::DealId;
 use super::tx::Address;
+use crate::proofs::ProofError;
 
 /// A refused transaction, with the reason. A refused transaction changes
 /// nothing, not even the sender's nonce.
@@ -47,12 +49,36 @@ pub enum Rejection {
     #[error("namespace version {got} is not above the current {current}")]
     StaleNamespace { current: u64, got: u64 },
     /// An `UpdateNode` would leave the node less capacity than it holds in
-    /// deals. (Last variant: rejections are stored postcard-encoded in
-    /// blocks, so new ones go at the end.)
+    /// deals. (Rejections are stored postcard-encoded in blocks, so new
+    /// variants go at the end.)
     #[error("node {node} holds {used} bytes in deals: capacity {capacity} is below that")]
     CapacityBelowUsed {
         node: Address,
         used: u64,
         capacity: u64,
     },
+    #[error("deal {0} does not exist (or has ended)")]
+    UnknownDeal(DealId),
+    #[error("only the deal's owner may close it")]
+    NotDealOwner,
+    #[error("node {node} must lock {need} stake for the bytes it would commit, it has {have}")]
+    StakeBelowCommitted { node: Address, need: u64, have: u64 },
+    #[error("node {node} is {health} and takes no new deals")]
+    NodeNotAccepting { node: Address, health: String },
+    #[error("proof is for period {got}, the current period is {expected}")]
+    ProofWrongPeriod { expected: u64, got: u64 },
+    #[error("proof names node {named}, but {signer} signed it")]
+    ProofForOtherNode { named: Address, signer: Address },
+    #[error("proof is early: the window opens with block {open}, this is block {height}")]
+    ProofEarly { open: u64, height: u64 },
+    #[error("proof is late: the window closed at block {close}, this is block {height}")]
+    ProofLate { close: u64, height: u64 },
+    #[error("period {period} is already proven")]
+    AlreadyProven { period: u64 },
+    #[error("proof rejected: {0}")]
+    BadProof(ProofError),
+    #[error("node {0} is disqualified")]
+    NodeDisqualified(Address),
+    #[error("declared shard {index}: {why}")]
+    BadLostLeaf { index: usize, why: String },
 }

@@ -9,7 +9,11 @@ use std::fmt;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
+use super::merkle::{Sibling, MAX_PATH_LEN};
 use super::rejection::Rejection;
+use super::state::DealId;
+use crate::id::ContentId;
+use crate::proofs::{chunk::MAX_CHUNK_PATH, Answer, StorageProof, CHUNK_BYTES, MAX_SAMPLES};
 
 /// Largest encoded signed transaction.
 pub const MAX_TX_BYTES: usize = 64 * 1024;
@@ -200,6 +204,30 @@ pub enum TxBody {
         addresses: Vec<String>,
         capacity: u64,
     },
+    /// A registered node locks `amount` more stake (to commit more bytes).
+    AddStake { amount: u64 },
+    /// The deal's owner ends it: payments stop after the current period and
+    /// the escrow not yet earned comes back.
+    CloseDeal { deal: DealId },
+    /// A node's answer to its challenge for one period.
+    ProveStorage(StorageProof),
+    /// A node admits it lost shards, before a challenge finds them: it stops
+    /// being paid for them and is not failed when a sample lands on them.
+    DeclareLost(Vec<LostLeaf>),
+}
+
+/// Most shards one `DeclareLost` names.
+pub const MAX_LOST_LEAVES: usize = 256;
+
+/// A shard a node declares lost: which deal, which leaf of its commitment,
+/// and the leaf's path (so the chain learns the shard's size and id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LostLeaf {
+    pub deal: DealId,
+    pub leaf: u32,
+    pub shard: ContentId,
+    pub size: u64,
+    pub path: Vec<Sibling>,
 }
 
 /// An unsigned transaction.
@@ -262,6 +290,29 @@ impl Transaction {
                 if terms.commitments.is_empty() || terms.commitments.len() > MAX_COMMITMENTS =>
             {
                 return bad("a deal has 1 to 256 commitments");
+            }
+            TxBody::ProveStorage(proof) => {
+                if proof.samples.len() > MAX_SAMPLES {
+                    return bad("a proof has at most 64 samples");
+                }
+                for s in &proof.samples {
+                    if s.leaf_path.len() > MAX_PATH_LEN {
+                        return bad("a commitment path has at most 32 levels");
+                    }
+                    if let Answer::Chunk { data, path } = &s.answer {
+                        if data.len() as u64 > CHUNK_BYTES || path.len() > MAX_CHUNK_PATH {
+                            return bad("a chunk is at most 1 KiB with at most 48 levels");
+                        }
+                    }
+                }
+            }
+            TxBody::DeclareLost(leaves) => {
+                if leaves.is_empty() || leaves.len() > MAX_LOST_LEAVES {
+                    return bad("a declaration names 1 to 256 shards");
+                }
+                if leaves.iter().any(|l| l.path.len() > MAX_PATH_LEN) {
+                    return bad("a commitment path has at most 32 levels");
+                }
             }
             _ => {}
         }
@@ -440,5 +491,13 @@ mod tests {
             postcard::to_stdvec(&Rejection::StaleNamespace { current: 0, got: 0 }).unwrap()[0],
             19
         );
+        assert_eq!(tag(&TxBody::AddStake { amount: 1 }), 7);
+        assert_eq!(
+            tag(&TxBody::CloseDeal {
+                deal: DealId([0; 32])
+            }),
+            8
+        );
+        assert_eq!(tag(&TxBody::DeclareLost(vec![])), 10);
     }
 }

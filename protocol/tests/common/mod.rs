@@ -2,6 +2,8 @@
 //! shards back together.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod chain;
+
 use cairn_protocol::encoder::EncoderConfig;
 use cairn_protocol::{FileDecoder, FileKey, Manifest, ReadEncoder, SegmentShards};
 

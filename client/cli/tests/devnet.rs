@@ -1,0 +1,782 @@
+//! A devnet of real `cairn-node` processes: up, status, kill, restart,
+//! down; and the `cairn devnet` / `cairn keys` commands end to end.
+//!
+//! Needs the `cairn-node` binary next to the test binary's directory
+//! (`cargo build -p cairn-node`) or in `$CAIRN_NODE_BIN`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use cairn_cli::devnet::{find_node_bin, pid_alive, Devnet, DevnetError, DevnetOptions};
+use cairn_client::config::ClientConfig;
+use cairn_client::keys;
+use cairn_client::net::client::{NodeAddr, ShardClient};
+
+const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
+
+fn options(nodes: usize) -> DevnetOptions {
+    DevnetOptions {
+        nodes,
+        capacity: 64 << 20,
+        node_bin: Some(
+            find_node_bin(None).expect("build cairn-node first: cargo build -p cairn-node"),
+        ),
+        ..DevnetOptions::default()
+    }
+}
+
+/// Asks every node for its info over the network; returns the peer ids
+/// that answered.
+fn ask_info(addrs: &[NodeAddr]) -> Vec<String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let client = ShardClient::start(Default::default()).expect("shard client");
+        let mut answered = Vec::new();
+        for addr in addrs {
+            let info = match tokio::time::timeout(Duration::from_secs(15), client.info(addr)).await
+            {
+                Ok(Ok(info)) => info,
+                Ok(Err(e)) => panic!("info from {addr}: {e}"),
+                Err(_) => panic!("info from {addr} timed out"),
+            };
+            assert!(info.capacity > 0, "{info:?}");
+            answered.push(addr.peer.to_string());
+        }
+        answered
+    })
+}
+
+#[test]
+fn up_kill_restart_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let mut net = Devnet::up(&dir, &options(3)).unwrap().owned();
+
+    let status = net.status();
+    assert_eq!(status.len(), 3);
+    assert!(status.iter().all(|s| s.alive), "{status:?}");
+    assert!(
+        status.iter().all(|s| s.status.is_some()),
+        "every node answers /status: {status:?}"
+    );
+    let config = ClientConfig::load(&net.client_config_path()).unwrap();
+    assert_eq!(config.nodes.len(), 3);
+    assert!(config
+        .nodes
+        .iter()
+        .all(|n| n.addrs[0].to_string().contains("/quic-v1")));
+    assert_eq!(config.key_file, net.key_file());
+    assert_eq!(net.validators(), &[0, 1, 2]);
+    assert_eq!(config.chain, net.chain_urls());
+    assert_eq!(config.chain.len(), 3);
+    keys::load(&net.key_file()).unwrap();
+    let peers: Vec<String> = net.nodes().iter().map(|n| n.peer_id.clone()).collect();
+    assert_eq!(ask_info(&config.nodes), peers);
+
+    // Kill one: it shows dead; restart it: same peer id, same address.
+    let old = net.nodes()[1].clone();
+    net.kill(1).unwrap();
+    assert!(!pid_alive(old.pid));
+    let status = net.status();
+    assert!(!status[1].alive && status[0].alive && status[2].alive);
+    net.restart(1).unwrap();
+    let new = net.nodes()[1].clone();
+    assert_ne!(new.pid, old.pid);
+    assert_eq!(new.peer_id, old.peer_id);
+    assert_eq!(new.listen, old.listen, "restart keeps the ports");
+    assert!(net.status()[1].alive);
+    let reloaded = ClientConfig::load(&net.client_config_path()).unwrap();
+    assert_eq!(reloaded.chain, config.chain, "restart keeps the chain URLs");
+    assert_eq!(ask_info(&reloaded.nodes[1..2]), vec![old.peer_id.clone()]);
+
+    // Pause and resume keep the process.
+    net.pause(2).unwrap();
+    assert!(net.is_alive(2));
+    net.resume(2).unwrap();
+
+    // Down stops them all; a second up in the same dir reuses the identities.
+    let pids: Vec<u32> = net.nodes().iter().map(|n| n.pid).collect();
+    net.set_owned(false);
+    let killed = net.down(false).unwrap();
+    assert!(killed.is_empty(), "nodes {killed:?} ignored SIGTERM");
+    assert!(pids.iter().all(|&p| !pid_alive(p)));
+    assert!(matches!(
+        Devnet::open(&dir),
+        Err(DevnetError::NotRunning { .. })
+    ));
+    let again = Devnet::up(&dir, &options(3)).unwrap().owned();
+    let again_peers: Vec<String> = again.nodes().iter().map(|n| n.peer_id.clone()).collect();
+    assert_eq!(again_peers, peers);
+    let pids: Vec<u32> = again.nodes().iter().map(|n| n.pid).collect();
+    drop(again);
+    assert!(
+        pids.iter().all(|&p| !pid_alive(p)),
+        "drop of an owned devnet kills"
+    );
+}
+
+#[test]
+fn up_refuses_a_running_devnet_and_bad_options() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let net = Devnet::up(&dir, &options(1)).unwrap().owned();
+    let err = Devnet::up(&dir, &options(1)).unwrap_err();
+    assert!(
+        matches!(err, DevnetError::AlreadyRunning { alive: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("cairn devnet down"));
+    let pid = net.nodes()[0].pid;
+    drop(net);
+    assert!(!pid_alive(pid));
+
+    assert!(matches!(
+        Devnet::up(&tmp.path().join("zero"), &options(0)),
+        Err(DevnetError::NoNodes)
+    ));
+    let mut bad = options(1);
+    bad.node_bin = Some(tmp.path().join("nonexistent"));
+    assert!(matches!(
+        Devnet::up(&tmp.path().join("bad"), &bad),
+        Err(DevnetError::BadNodeBinary(_))
+    ));
+}
+
+fn cairn(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut cmd = Command::new(CAIRN);
+    cmd.args(args).stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run cairn")
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "cairn failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Kills whatever a CLI devnet left running if a test fails midway.
+struct Cleanup(std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Ok(net) = Devnet::open(&self.0) {
+            let _ = net.owned();
+        }
+    }
+}
+
+#[test]
+fn cli_up_status_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let d = dir.to_str().unwrap();
+    let node_bin = find_node_bin(None).unwrap();
+    let env = [("CAIRN_NODE_BIN", node_bin.as_path())];
+    let _cleanup = Cleanup(dir.clone());
+
+    let up = json_of(&cairn(
+        &["devnet", "up", "--dir", d, "--nodes", "2", "--json"],
+        &env,
+    ));
+    let nodes = up["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    let pids: Vec<u32> = nodes
+        .iter()
+        .map(|n| n["pid"].as_u64().unwrap() as u32)
+        .collect();
+    // The nodes outlive the `cairn` process that started them.
+    assert!(pids.iter().all(|&p| pid_alive(p)));
+    let config = up["client_config"].as_str().unwrap();
+    assert_eq!(
+        ClientConfig::load(Path::new(config)).unwrap().nodes.len(),
+        2
+    );
+
+    let status = json_of(&cairn(&["devnet", "status", "--dir", d, "--json"], &env));
+    let nodes = status["nodes"].as_array().unwrap();
+    assert!(nodes.iter().all(|n| n["alive"] == true), "{status}");
+    let text = cairn(&["devnet", "status", "--dir", d], &env);
+    assert!(String::from_utf8_lossy(&text.stdout).contains("2 of 2 node(s) running"));
+
+    // The devnet's account, through `cairn keys` with its config.
+    let keys_out = json_of(&cairn(
+        &["keys", "show", "--config", config, "--json"],
+        &env,
+    ));
+    assert!(keys_out.get("phrase").is_none());
+    assert_eq!(keys_out["address"].as_str().unwrap().len(), 64);
+
+    let down = json_of(&cairn(&["devnet", "down", "--dir", d, "--json"], &env));
+    assert_eq!(down["stopped"], 2);
+    assert!(pids.iter().all(|&p| !pid_alive(p)));
+    let again = cairn(&["devnet", "status", "--dir", d], &env);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("cairn devnet up"));
+}
+
+/// `cairn devnet up --nodes 5`: the first four are validators; the chain
+/// decides blocks, and the faucet and the genesis allocation show in the
+/// devnet account's balance.
+#[test]
+fn cli_devnet_runs_a_four_validator_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let d = dir.to_str().unwrap();
+    let node_bin = find_node_bin(None).unwrap();
+    let env = [("CAIRN_NODE_BIN", node_bin.as_path())];
+    let _cleanup = Cleanup(dir.clone());
+
+    let up = json_of(&cairn(
+        &["devnet", "up", "--dir", d, "--nodes", "5", "--json"],
+        &env,
+    ));
+    assert_eq!(up["nodes"].as_array().unwrap().len(), 5);
+    assert_eq!(up["validators"], serde_json::json!([0, 1, 2, 3]));
+    let config = up["client_config"].as_str().unwrap().to_string();
+    assert_eq!(
+        ClientConfig::load(Path::new(&config)).unwrap().chain.len(),
+        4
+    );
+    assert!(dir.join("genesis.json").exists());
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        let out = cairn(&["chain", "status", "--json", "--config", &config], &env);
+        if out.status.success() {
+            let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            if s["height"].as_u64().unwrap_or(0) > 2 {
+                break s;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the chain did not pass height 2 within 60 s: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        status["validators"].as_array().unwrap().len(),
+        4,
+        "{status}"
+    );
+    assert_eq!(status["chain_id"], "cairn-devnet");
+    // The beacon and the view whose seed it is (none in epoch 0).
+    assert_eq!(status["beacon"].as_str().unwrap().len(), 64, "{status}");
+    assert!(
+        status.as_object().unwrap().contains_key("beacon_view"),
+        "{status}"
+    );
+    // `up` dealt the threshold key: the group key in the genesis, each
+    // validator's share in a file only it can read.
+    let genesis: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("genesis.json")).unwrap()).unwrap();
+    assert!(genesis["group_key"].as_str().is_some_and(|k| !k.is_empty()));
+    for i in 0..4 {
+        use std::os::unix::fs::PermissionsExt;
+        let share = dir.join(format!("node-{i:02}")).join("validator.share");
+        let mode = std::fs::metadata(&share).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", share.display());
+    }
+    assert!(!dir.join("node-04").join("validator.share").exists());
+
+    let devnet_status = json_of(&cairn(&["devnet", "status", "--dir", d, "--json"], &env));
+    assert!(devnet_status["chain_height"].as_u64().unwrap() > 2);
+    let text = cairn(&["devnet", "status", "--dir", d], &env);
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("chain: validators [0, 1, 2, 3], height")
+    );
+
+    let faucet = cairn(&["chain", "faucet", "1000", "--config", &config], &env);
+    assert!(
+        faucet.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&faucet.stdout),
+        String::from_utf8_lossy(&faucet.stderr)
+    );
+    let account = json_of(&cairn(&["account", "--json", "--config", &config], &env));
+    assert_eq!(account["balance"], 1_000_000_000u64 + 1000, "{account}");
+
+    let down = json_of(&cairn(&["devnet", "down", "--dir", d, "--json"], &env));
+    assert_eq!(down["stopped"], 5);
+}
+
+#[test]
+fn cli_missing_node_binary_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let out = cairn(
+        &[
+            "devnet",
+            "up",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--nodes",
+            "1",
+        ],
+        &[("CAIRN_NODE_BIN", Path::new("/nonexistent"))],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CAIRN_NODE_BIN=/nonexistent"), "{err}");
+    assert!(!dir.join("devnet.json").exists());
+}
+
+#[test]
+fn cli_keys_new_show_restore() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("client.toml");
+    ClientConfig::new(tmp.path(), Vec::new())
+        .write(&config)
+        .unwrap();
+    let c = config.to_str().unwrap();
+
+    let new = json_of(&cairn(&["keys", "new", "--config", c, "--json"], &[]));
+    let phrase = new["phrase"].as_str().unwrap().to_string();
+    assert_eq!(phrase.split(' ').count(), 24);
+    let key_file = tmp.path().join("account.key");
+    assert_eq!(new["key_file"].as_str(), key_file.to_str());
+
+    let again = cairn(&["keys", "new", "--config", c], &[]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+
+    let show = json_of(&cairn(
+        &["keys", "show", "--config", c, "--json", "--phrase"],
+        &[],
+    ));
+    assert_eq!(show["phrase"].as_str(), Some(phrase.as_str()));
+    assert_eq!(show["address"], new["address"]);
+
+    // Restore from stdin into a fresh key file.
+    std::fs::remove_file(&key_file).unwrap();
+    let mut child = Command::new(CAIRN)
+        .args(["keys", "restore", "--config", c, "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{phrase}\n").as_bytes())
+        .unwrap();
+    let restored = json_of(&child.wait_with_output().unwrap());
+    assert_eq!(restored["address"], new["address"]);
+    assert!(restored.get("phrase").is_none());
+
+    // Refuses to overwrite; a bad phrase file is a one-line error.
+    let bad = tmp.path().join("bad.txt");
+    std::fs::write(&bad, "not a phrase at all").unwrap();
+    let out = cairn(
+        &[
+            "keys",
+            "restore",
+            "--config",
+            c,
+            "--phrase-file",
+            bad.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exists already"));
+    let out = cairn(
+        &[
+            "keys",
+            "restore",
+            "--config",
+            c,
+            "--force",
+            "--phrase-file",
+            bad.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid recovery phrase") && !err.contains("at all"),
+        "{err}"
+    );
+    assert_eq!(
+        keys::load(&key_file).unwrap().address().to_string(),
+        new["address"].as_str().unwrap()
+    );
+}
+
+/// A node binary that initialises like the real one but fails at `run`.
+fn broken_node_bin(dir: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let real = find_node_bin(None).expect("cairn-node");
+    let script = dir.join("broken-node");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = init ]; then exec '{}' \"$@\"; fi\necho 'boom: no disk today' >&2\nexit 3\n",
+            real.display()
+        ),
+    )
+    .expect("write script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    script
+}
+
+#[test]
+fn a_node_that_fails_to_start_is_reported_with_its_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut opts = options(2);
+    opts.node_bin = Some(broken_node_bin(tmp.path()));
+    let err = Devnet::up(&tmp.path().join("net"), &opts).unwrap_err();
+    assert!(matches!(err, DevnetError::Start { index: 0, .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("exited with") && text.contains("boom: no disk today"),
+        "{text}"
+    );
+    assert!(!tmp.path().join("net/devnet.json").exists());
+
+    // And `init` failing names the directory.
+    let mut opts = options(1);
+    let script = tmp.path().join("failing-init");
+    std::fs::write(&script, "#!/bin/sh\necho 'init says no' >&2\nexit 1\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    opts.node_bin = Some(script);
+    let err = Devnet::up(&tmp.path().join("other"), &opts).unwrap_err();
+    assert!(matches!(err, DevnetError::Init { .. }), "{err}");
+    assert!(err.to_string().contains("init says no"), "{err}");
+}
+
+/// The (shard id, size) pairs a node keeps on disk: every
+/// `store/shards/ab/<hex>.shard` file, read behind the node's back.
+fn shards_on_disk(node_dir: &Path) -> Vec<(cairn_protocol::ContentId, u64)> {
+    let mut found = Vec::new();
+    let mut stack = vec![node_dir.join("store").join("shards")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let name = path.file_name().unwrap().to_str().unwrap();
+            let Some(hex_id) = name.strip_suffix(".shard") else {
+                continue;
+            };
+            let digest: [u8; 32] = hex::decode(hex_id).unwrap().try_into().unwrap();
+            let size = std::fs::metadata(&path).unwrap().len();
+            found.push((cairn_protocol::ContentId::from_digest(digest), size));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// `cairn put` on a devnet with a chain: the storage nodes registered
+/// themselves, the client placed shards on registered nodes and opened a
+/// deal; every commitment on chain is the Merkle root over exactly the
+/// shards that node keeps on disk, and every node holding data is in it.
+#[test]
+fn cli_put_opens_a_deal_matching_what_the_nodes_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let d = dir.to_str().unwrap();
+    let node_bin = find_node_bin(None).unwrap();
+    let env = [("CAIRN_NODE_BIN", node_bin.as_path())];
+    let _cleanup = Cleanup(dir.clone());
+
+    let up = json_of(&cairn(
+        &["devnet", "up", "--dir", d, "--nodes", "6", "--json"],
+        &env,
+    ));
+    let config = up["client_config"].as_str().unwrap().to_string();
+    // `up` returns once every node is registered.
+    let nodes = json_of(&cairn(
+        &["chain", "nodes", "--json", "--config", &config],
+        &env,
+    ));
+    assert_eq!(nodes["total"], 6, "{nodes}");
+
+    let file = tmp.path().join("data.bin");
+    let bytes: Vec<u8> = (0..700_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let put = json_of(&cairn(
+        &["put", file.to_str().unwrap(), "--json", "--config", &config],
+        &env,
+    ));
+    let report = &put["files"][0];
+    let deal = &report["deal"];
+    let deal_id = deal["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no deal: {put}"));
+
+    let deals = json_of(&cairn(&["deals", "--json", "--config", &config], &env));
+    let on_chain = deals["deals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == deal_id)
+        .unwrap_or_else(|| panic!("deal {deal_id} not on chain: {deals}"))
+        .clone();
+    let commitments = on_chain["commitments"].as_array().unwrap();
+    assert_eq!(commitments.len() as u64, deal["nodes"].as_u64().unwrap());
+    let mut total = 0;
+    let mut nodes_with_data = 0;
+    for i in 0..6 {
+        let node_dir = dir.join(format!("node-{i:02}"));
+        let held = shards_on_disk(&node_dir);
+        let address = cairn_node::local_chain::chain_address(&node_dir)
+            .unwrap()
+            .to_string();
+        let commitment = commitments.iter().find(|c| c["node"] == address.as_str());
+        if held.is_empty() {
+            assert!(commitment.is_none(), "node {i} holds nothing but committed");
+            continue;
+        }
+        nodes_with_data += 1;
+        let c =
+            commitment.unwrap_or_else(|| panic!("node {i} holds shards but is not in the deal"));
+        let root = cairn_protocol::chain::merkle::root(&held).unwrap();
+        assert_eq!(c["root"], hex::encode(root), "node {i}");
+        assert_eq!(c["shards"].as_u64().unwrap(), held.len() as u64, "node {i}");
+        let bytes_held: u64 = held.iter().map(|(_, s)| s).sum();
+        assert_eq!(c["bytes"].as_u64().unwrap(), bytes_held, "node {i}");
+        total += bytes_held;
+    }
+    assert_eq!(nodes_with_data, commitments.len());
+    assert_eq!(on_chain["size"].as_u64().unwrap(), total);
+    assert!(on_chain["escrow"].as_u64().unwrap() > 0);
+
+    // The file reads back through the registry's nodes.
+    let out = tmp.path().join("back.bin");
+    let cap = report["capability"].as_str().unwrap();
+    json_of(&cairn(
+        &[
+            "get",
+            cap,
+            "-o",
+            out.to_str().unwrap(),
+            "--json",
+            "--config",
+            &config,
+        ],
+        &env,
+    ));
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+
+    let down = json_of(&cairn(&["devnet", "down", "--dir", d, "--json"], &env));
+    assert_eq!(down["stopped"], 6);
+}
+
+/// The chain's view of one node's part of deal `id`.
+fn commitment_of(config: &str, id: &str, address: &str) -> serde_json::Value {
+    let deals = json_of(&cairn(&["deals", "--json", "--config", config], &[]));
+    let deal = deals["deals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id)
+        .unwrap_or_else(|| panic!("deal {id} not open: {deals}"))
+        .clone();
+    let c = deal["commitments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["node"] == address)
+        .unwrap_or_else(|| panic!("{address} not in deal {id}: {deal}"))
+        .clone();
+    let mut c = c;
+    c["deal_size"] = deal["size"].clone();
+    c["price_per_epoch"] = deal["price_per_epoch"].clone();
+    c
+}
+
+/// A commitment's pay for one proven period: its share of the price.
+fn share_of(c: &serde_json::Value) -> u64 {
+    (u128::from(c["price_per_epoch"].as_u64().unwrap()) * u128::from(c["bytes"].as_u64().unwrap())
+        / u128::from(c["deal_size"].as_u64().unwrap())) as u64
+}
+
+fn chain_epoch(config: &str) -> u64 {
+    json_of(&cairn(
+        &["chain", "status", "--json", "--config", config],
+        &[],
+    ))["period"]
+        .as_u64()
+        .unwrap()
+}
+
+/// Storage proofs on a devnet of real processes: every node proves every
+/// period and is paid exactly its share; a node stopped past its window
+/// (SIGSTOP) misses, is not paid, and proves again after SIGCONT; a node
+/// whose shard files are deleted behind its back fails, turns faulty, is
+/// disqualified and slashed, and its commitment is orphaned.
+#[test]
+fn nodes_prove_every_period_are_paid_and_lose_stake_when_their_data_is_gone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let _cleanup = Cleanup(dir.clone());
+    let mut net = Devnet::up(&dir, &options(6)).unwrap();
+    let config_path = net.client_config_path();
+    let mut client = ClientConfig::load(&config_path).unwrap();
+    client.deal.price_per_gib_epoch = 1_000_000_000;
+    client.deal.epochs = 40;
+    client.write(&config_path).unwrap();
+    let config = config_path.to_str().unwrap().to_string();
+    let file = tmp.path().join("data.bin");
+    std::fs::write(
+        &file,
+        (0..300_000u32)
+            .map(|i| (i * 13 + i / 97) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    // n = 6 on 6 nodes: every node holds a shard of every segment.
+    let put = json_of(&cairn(
+        &[
+            "put",
+            file.to_str().unwrap(),
+            "--data-shards",
+            "2",
+            "--parity-shards",
+            "4",
+            "--json",
+            "--config",
+            &config,
+        ],
+        &[],
+    ));
+    let deal = put["files"][0]["deal"].clone();
+    let id = deal["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no deal: {put}"))
+        .to_string();
+    let start = deal["start_epoch"].as_u64().unwrap();
+    let addresses: Vec<String> = (0..6)
+        .map(|i| {
+            cairn_node::local_chain::chain_address(&net.node_dir(i))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let address = |i: usize| addresses[i].clone();
+    let (paused, robbed) = (4, 5);
+
+    // Three periods of the deal settle: everyone proved each and was paid
+    // exactly its share of the price.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while chain_epoch(&config) < start + 3 {
+        assert!(std::time::Instant::now() < deadline, "the chain stalled");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    for i in 0..6 {
+        let c = commitment_of(&config, &id, &address(i));
+        let proven = c["proofs_accepted"].as_u64().unwrap();
+        assert!(proven >= 3, "node {i}: {c}");
+        assert_eq!(c["proofs_missed"], 0, "node {i}: {c}");
+        assert_eq!(c["status"], "active", "node {i}: {c}");
+        assert!(share_of(&c) > 0);
+        assert_eq!(
+            c["paid"].as_u64().unwrap(),
+            proven * share_of(&c),
+            "node {i}: {c}"
+        );
+    }
+    let status = net.status();
+    let proofs = &status[0].status.as_ref().unwrap()["proofs"];
+    assert!(proofs["accepted"].as_u64().unwrap() >= 3, "{proofs}");
+    assert_eq!(proofs["rejected"], 0, "{proofs}");
+
+    // SIGSTOP one node for two periods; delete another's shards.
+    net.pause(paused).unwrap();
+    let shards = dir
+        .join(format!("node-{robbed:02}"))
+        .join("store")
+        .join("shards");
+    for sub in std::fs::read_dir(&shards).unwrap() {
+        for f in std::fs::read_dir(sub.unwrap().path()).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+    }
+    // Stopped until the chain counts a missed period, then resumed.
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    let missed = loop {
+        let c = commitment_of(&config, &id, &address(paused));
+        if c["proofs_missed"].as_u64().unwrap() >= 1 {
+            break c;
+        }
+        assert!(std::time::Instant::now() < until, "no miss counted: {c}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(
+        missed["paid"].as_u64().unwrap(),
+        missed["proofs_accepted"].as_u64().unwrap() * share_of(&missed),
+        "a missed period is not paid: {missed}"
+    );
+    net.resume(paused).unwrap();
+
+    // The robbed node fails, turns faulty, then is disqualified and slashed.
+    let chain_node = |i: usize| {
+        let nodes = json_of(&cairn(
+            &["chain", "nodes", "--json", "--config", &config],
+            &[],
+        ));
+        nodes["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["address"] == address(i).as_str())
+            .unwrap()
+            .clone()
+    };
+    let stake = chain_node(robbed)["stake"].as_u64().unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let n = chain_node(robbed);
+        if n["status"] == "disqualified" {
+            assert_eq!(n["stake"], 0, "{n}");
+            assert!(n["slashed"].as_u64().unwrap() >= stake.min(1), "{n}");
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "not disqualified: {n}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let orphaned = commitment_of(&config, &id, &address(robbed));
+    assert_eq!(orphaned["status"], "orphaned", "{orphaned}");
+    assert!(orphaned["lost_shards"].as_u64().unwrap() > 0, "{orphaned}");
+
+    // The paused node proves again once resumed, and is not disqualified.
+    let resumed = missed["proofs_accepted"].as_u64().unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while commitment_of(&config, &id, &address(paused))["proofs_accepted"]
+        .as_u64()
+        .unwrap()
+        <= resumed
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "the resumed node does not prove"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_ne!(chain_node(paused)["status"], "disqualified");
+    net.down(true).unwrap();
+}

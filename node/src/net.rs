@@ -1,0 +1,10 @@
+//! The node's networking. The swarm (one behaviour for nodes and clients),
+//! the codecs and the client side are the client library's
+//! ([`cairn_client::net`], re-exported here so the daemon names one
+//! module); this adds the serving side: shard requests ([`server`]) and the
+//! chain API over libp2p ([`chain_service`]).
+
+pub use cairn_client::net::*;
+
+pub mod chain_service;
+pub mod server;
