@@ -9,6 +9,7 @@ use cairn_protocol::chain::TxBody;
 use cairn_protocol::namespace::{Commit, DirRef, Timestamp};
 
 use super::{chain_of, objects, read_head, Base, Namespace, NsError};
+use crate::chain::api::TxStatus;
 use crate::chain::ChainError;
 use crate::deal;
 use crate::upload::PlacedShard;
@@ -17,6 +18,8 @@ use crate::upload::PlacedShard;
 const MAX_ATTEMPTS: usize = 12;
 /// How long a namespace transaction may take to commit.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often the chain is asked while waiting.
+const POLL: Duration = Duration::from_millis(250);
 
 /// What a commit did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -125,10 +128,17 @@ impl Namespace<'_> {
 
     /// Sends `SetNamespaceRoot(root, version)` until it is committed or
     /// the chain has moved past `version - 1`.
+    ///
+    /// A stale `SetNamespaceRoot` never applies, and a validator keeps it
+    /// (and every later nonce of the account behind it) until it ages out.
+    /// So it is sent only when the account has nothing pending, at the
+    /// account's own nonce: if another device's transaction takes that
+    /// nonce first, this one is dropped with it, not left stuck.
     async fn publish(&self, root: [u8; 32], version: u64) -> Result<Published, NsError> {
         let chain = chain_of(self.client)?;
         let key = self.client.account().signing_key();
         let address = self.client.account().address();
+        let root_hex = hex::encode(root);
         let mut last = String::new();
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
@@ -137,14 +147,20 @@ impl Namespace<'_> {
                 let ms = 100 + rand::random::<u64>() % (300 * attempt as u64);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
             }
-            let on_chain = chain
-                .account(&address)
-                .await?
-                .namespace
-                .map_or(0, |n| n.version);
-            if on_chain >= version {
-                return Ok(Published::Lost);
-            }
+            let quiet_by = tokio::time::Instant::now() + COMMIT_TIMEOUT;
+            let account = loop {
+                let account = chain.account(&address).await?;
+                let on_chain = account.namespace.as_ref().map_or(0, |n| n.version);
+                if on_chain >= version {
+                    return Ok(Published::Lost);
+                }
+                if account.next_nonce == account.nonce || tokio::time::Instant::now() >= quiet_by {
+                    break account;
+                }
+                // Another transaction of this account is pending (maybe
+                // the other device's commit): wait for it first.
+                tokio::time::sleep(POLL).await;
+            };
             let fee = chain.status().await?.min_fee;
             let body = TxBody::SetNamespaceRoot { root, version };
             let tx = match chain.send(&key, body, fee).await {
@@ -155,12 +171,43 @@ impl Namespace<'_> {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let view = chain.wait_for_tx(&tx.id(), COMMIT_TIMEOUT).await?;
-            if view.ok == Some(true) {
-                return Ok(Published::Done);
+            let id = tx.id();
+            let deadline = tokio::time::Instant::now() + COMMIT_TIMEOUT;
+            loop {
+                if let Some(view) = chain.tx(&id).await? {
+                    if view.status == TxStatus::Committed {
+                        if view.ok == Some(true) {
+                            return Ok(Published::Done);
+                        }
+                        last = view.error.unwrap_or_else(|| "no reason given".into());
+                        tracing::debug!(reason = %last, "namespace update refused");
+                        break;
+                    }
+                }
+                // Another device's transaction took the nonce or the version.
+                let now = chain.account(&address).await?;
+                match now.namespace {
+                    Some(n) if n.version >= version && n.root == root_hex => {
+                        return Ok(Published::Done)
+                    }
+                    Some(n) if n.version >= version => return Ok(Published::Lost),
+                    _ if now.nonce > account.nonce && now.next_nonce == now.nonce => {
+                        // The nonce went to another transaction and nothing
+                        // is pending: ours is gone; send again.
+                        last = "another transaction of this account took the nonce".into();
+                        break;
+                    }
+                    _ => {}
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(ChainError::Timeout {
+                        id: hex::encode(id),
+                        secs: COMMIT_TIMEOUT.as_secs(),
+                    }
+                    .into());
+                }
+                tokio::time::sleep(POLL).await;
             }
-            last = view.error.unwrap_or_else(|| "no reason given".into());
-            tracing::debug!(reason = %last, "namespace update refused");
         }
         Err(NsError::Refused(last))
     }
