@@ -135,6 +135,9 @@ enum Command {
     },
     /// Print a read-only capability for a file or directory of your namespace.
     Share { path: String },
+    /// Mount your namespace on an empty directory (read-write, FUSE), or a
+    /// shared directory with --cap (read-only).
+    Mount(cmd::mount::MountArgs),
     /// Measure upload and download MiB/s and the client's peak memory on a
     /// devnet of real nodes started for the purpose.
     Bench {
@@ -286,6 +289,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tree { path } => cmd::fs::tree(&cli.global, &path),
         Command::Du { path } => cmd::fs::du(&cli.global, &path),
         Command::Share { path } => cmd::fs::share(&cli.global, &path),
+        Command::Mount(args) => cmd::mount::run(&cli.global, &args),
         Command::Bench {
             nodes,
             data_shards,

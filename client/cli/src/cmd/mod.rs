@@ -6,6 +6,7 @@ pub mod chain;
 pub mod devnet;
 pub mod fs;
 pub mod keys;
+pub mod mount;
 pub mod transfer;
 
 /// Options every subcommand understands.

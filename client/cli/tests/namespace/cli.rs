@@ -12,7 +12,7 @@ use cairn_protocol::keys::RecoveryPhrase;
 
 use crate::common::*;
 
-fn cairn(config: &Path, home: &Path, args: &[&str]) -> Output {
+pub fn cairn(config: &Path, home: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cairn"))
         .arg("--config")
         .arg(config)
@@ -24,7 +24,7 @@ fn cairn(config: &Path, home: &Path, args: &[&str]) -> Output {
 }
 
 #[track_caller]
-fn ok(out: Output) -> String {
+pub fn ok(out: Output) -> String {
     assert!(
         out.status.success(),
         "stderr: {}",
@@ -34,7 +34,7 @@ fn ok(out: Output) -> String {
 }
 
 /// A second home: a config for the same devnet with its own key file.
-fn other_home(net: &TestNet, name: &str) -> (PathBuf, PathBuf) {
+pub fn other_home(net: &TestNet, name: &str) -> (PathBuf, PathBuf) {
     let home = net.dir.path().join(name);
     std::fs::create_dir_all(&home).unwrap();
     let mut config = net.config(2, 2);
@@ -45,7 +45,7 @@ fn other_home(net: &TestNet, name: &str) -> (PathBuf, PathBuf) {
     (home, path)
 }
 
-fn same_tree(a: &Path, b: &Path) {
+pub fn same_tree(a: &Path, b: &Path) {
     let meta = std::fs::symlink_metadata(a).unwrap();
     if meta.file_type().is_symlink() {
         assert_eq!(
@@ -75,15 +75,15 @@ fn same_tree(a: &Path, b: &Path) {
 }
 
 /// Markers that must never appear on a node's disk.
-const NAMES: [&str; 4] = [
+pub const NAMES: [&str; 4] = [
     "secret-docs-7f3a",
     "tiny-7f3a.txt",
     "leaf-7f3a.txt",
     "名前-ü-7f3a.txt",
 ];
-const TINY: &[u8] = b"tiny content 9c1e5 that is inline in its directory";
+pub const TINY: &[u8] = b"tiny content 9c1e5 that is inline in its directory";
 
-fn make_tree(root: &Path) -> (PathBuf, Vec<u8>) {
+pub fn make_tree(root: &Path) -> (PathBuf, Vec<u8>) {
     let docs = root.join(NAMES[0]);
     std::fs::create_dir_all(docs.join("deep/a/b/c")).unwrap();
     std::fs::write(docs.join(NAMES[1]), TINY).unwrap();

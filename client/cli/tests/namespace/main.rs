@@ -1,6 +1,7 @@
 //! The namespace on a devnet of real node and validator processes: the
 //! path commands, sharing, recovery from the phrase alone, what nodes get
-//! to see, and two devices of one account committing at once.
+//! to see, two devices of one account committing at once, and `cairn
+//! mount` as a real FUSE mount.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../network/common.rs"]
@@ -9,3 +10,4 @@ mod common;
 
 mod cli;
 mod concurrent;
+mod mount;
