@@ -15,7 +15,7 @@ use cairn_client::GetOptions;
 type Errno = i32;
 
 /// Bytes fetched per network read of a file nobody is writing.
-pub const READ_AHEAD: u64 = 4 << 20;
+pub const READ_AHEAD: u64 = 16 << 20;
 
 /// The last range fetched: one file's bytes `[start, start + len)` as the
 /// entry `entry` had them (a changed entry is a different file).
