@@ -128,12 +128,15 @@ fn run(cmd: &mut Command) {
 fn many_files(root: &Path, n: usize) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     for i in 0..n {
-        let dir = root.join(format!("d{}", i % 7)).join(format!("e{}", i % 3));
+        let dir = root
+            .join(format!("d{}", i % 7))
+            .join(format!("e{}", i % 3))
+            .join(format!("f{}", i % 5));
         std::fs::create_dir_all(&dir).unwrap();
-        let len = match i % 10 {
-            0 => 0,
-            1..=6 => rng.gen_range(1..8192),
-            7 | 8 => rng.gen_range(8192..300_000),
+        let len = match i % 100 {
+            0..=9 => 0,
+            10..=79 => rng.gen_range(1..8192),
+            80..=97 => rng.gen_range(8192..200_000),
             _ => rng.gen_range(1_100_000..1_600_000),
         };
         std::fs::write(dir.join(format!("f{i}-ä.bin")), content(len, i as u64)).unwrap();
@@ -208,7 +211,7 @@ fn mount_read_write_tools_remount_and_read_only_share() {
     let work = net.dir.path();
     let src = work.join("src");
     make_tree(&src);
-    many_files(&src.join("many"), 120);
+    many_files(&src.join("many"), 1000);
     let mnt = work.join("mnt");
     let cache = work.join("cache");
 
@@ -255,6 +258,18 @@ fn mount_read_write_tools_remount_and_read_only_share() {
         b"first second"
     );
     let model = random_operations(&mnt.join("model.bin"), 42, 2000);
+
+    // The status file shows the mount and its commits.
+    let status: serde_json::Value = serde_json::from_str(&ok(c(&[
+        "--json",
+        "mount",
+        "--status",
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ])))
+    .unwrap();
+    assert_eq!(status["mountpoint"], mnt.to_str().unwrap());
+    assert!(status["staged"].as_u64().unwrap() > 1000, "{status}");
 
     // fsync returns once the commit is in the network: another process
     // reads it while the mount still runs.
