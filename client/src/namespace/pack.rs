@@ -9,12 +9,14 @@
 //! objects and points each entry at its range. Larger files are uploaded
 //! on their own (resumable, as `cairn put`).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use cairn_protocol::namespace::directory::MODE_MASK;
 use cairn_protocol::namespace::{Entry, EntryKind, FileData, NsPath, ObjectRef, Timestamp};
 
-use super::tree::DirState;
+use super::batch::Op;
+use super::tree::{path_of, DirState};
 use super::{objects, Namespace, NsError};
 use crate::PutOptions;
 
@@ -152,27 +154,55 @@ impl Namespace<'_> {
             self.placement.extend(report.placement.iter().copied());
             let pack = ObjectRef::from(&report.capability);
             let mut offset = 0u64;
+            let mut moved = HashMap::new();
             for (dir, name, data) in &found[start..end] {
                 let size = data.len() as u64;
+                let packed = EntryKind::File {
+                    size,
+                    data: FileData::Packed {
+                        pack: pack.clone(),
+                        offset,
+                    },
+                };
                 if let Some(e) = self
                     .tree
                     .dir_mut(dir)
                     .and_then(|d| d.dir.entries.get_mut(name))
                 {
-                    e.kind = EntryKind::File {
-                        size,
-                        data: FileData::Packed {
-                            pack: pack.clone(),
-                            offset,
-                        },
-                    };
+                    e.kind = packed.clone();
                 }
+                moved.insert(path_of(dir).join(name)?, (data.as_slice(), packed));
                 offset += size;
             }
             start = end;
+            self.forget_packed_bytes(&moved);
         }
         self.unpacked = 0;
         Ok(())
+    }
+}
+
+impl Namespace<'_> {
+    /// Points the batch's records of just-packed files at their packs, so
+    /// the bytes are held once (by the pack object on the nodes), not
+    /// again in the log kept for a replay.
+    fn forget_packed_bytes(&mut self, moved: &HashMap<NsPath, (&[u8], EntryKind)>) {
+        for record in &mut self.log {
+            if let Op::Put { path, entry } = &mut record.op {
+                if let (
+                    Some((bytes, packed)),
+                    EntryKind::File {
+                        data: FileData::Inline(inline),
+                        ..
+                    },
+                ) = (moved.get(path), &entry.kind)
+                {
+                    if inline.as_slice() == *bytes {
+                        entry.kind = packed.clone();
+                    }
+                }
+            }
+        }
     }
 }
 
