@@ -1,7 +1,9 @@
 //! `cairn mount` as a real FUSE mount on a devnet: ordinary tools and
 //! std::fs write into it, a random-operation run is checked against a
 //! model file, fsync is durable before it returns, the tree is the same
-//! after unmount and remount, and a shared directory mounts read-only.
+//! after unmount and remount, a shared directory mounts read-only, a
+//! SIGKILLed mount loses nothing fsync acknowledged, and a fresh HOME with
+//! the phrase alone mounts what was committed.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -446,7 +448,36 @@ fn sigkill_keeps_what_fsync_acknowledged_and_nothing_half() {
         ),
     }
     m.unmount();
-    // What the remount recovered is committed: another process sees it.
-    let listing = ok(cairn(&config, &home, &["ls", "/"]));
-    assert!(listing.lines().any(|l| l == "closed.bin"), "{listing}");
+    // What the remount recovered is committed: a fresh HOME with the
+    // phrase alone mounts it.
+    let phrase = keys::load(&net.config(2, 2).key_file)
+        .unwrap()
+        .phrase()
+        .words();
+    let (new_home, restored) = other_home(&net, "restored");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["keys", "restore", "--config"])
+        .arg(&restored)
+        .env("HOME", &new_home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{phrase}\n").as_bytes())
+        .unwrap();
+    ok(child.wait_with_output().unwrap());
+    let fresh = work.join("fresh-mnt");
+    let m = mount(&restored, &new_home, &fresh, &new_home.join("cache"), &[]);
+    assert_same(
+        &std::fs::read(fresh.join("closed.bin")).unwrap(),
+        &closed,
+        "restored",
+    );
+    assert_eq!(std::fs::read(fresh.join("small.txt")).unwrap(), small);
+    m.unmount();
 }
