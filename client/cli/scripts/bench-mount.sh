@@ -19,7 +19,7 @@ MOUNT_PID=
 cleanup() {
   [ -n "$MOUNT_PID" ] && kill "$MOUNT_PID" 2>/dev/null && wait "$MOUNT_PID" 2>/dev/null
   fusermount3 -uz "$MNT" 2>/dev/null || true
-  "$CAIRN" devnet down --config "$W/devnet/client.toml" >/dev/null 2>&1 || true
+  "$CAIRN" devnet down --dir "$W/devnet" >/dev/null 2>&1 || true
   rm -rf "$W" 2>/dev/null || true
 }
 trap cleanup EXIT
