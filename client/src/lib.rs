@@ -25,6 +25,7 @@
 //! | [`progress`] | progress reports for bars |
 //! | [`config`] | the client's TOML config: nodes, redundancy, parallelism |
 //! | [`keys`] | the account key file (a BIP-39 recovery phrase, mode 0600) |
+//! | [`namespace`] | files with names: the account's encrypted tree, batches, commits on chain |
 //!
 //! ## Goals
 //!
@@ -51,6 +52,7 @@ pub mod download;
 pub mod error;
 pub mod journal;
 pub mod keys;
+pub mod namespace;
 pub mod net;
 pub mod network;
 pub mod progress;

@@ -22,6 +22,7 @@
 //! | [`decoder`] | any k shards per segment → verified plaintext |
 //! | [`range`] | which shard bytes hold a plaintext byte range |
 //! | [`keys`] | BIP-39 recovery phrase → account and namespace keys |
+//! | [`namespace`] | directory objects, sealed commits, directory capabilities, merge rules: an account's encrypted tree |
 //! | [`placement`] | which nodes get a segment's shards (rendezvous hashing, spread by failure domain) |
 //! | [`repair`] | repair without the owner: when a segment needs repair, the public repair data, repair orders and claims from the chain's state |
 //! | [`wire`] | the messages clients and nodes exchange under `/cairn/shards/1` |
@@ -95,6 +96,7 @@ pub mod erasure;
 pub mod id;
 pub mod keys;
 pub mod manifest;
+pub mod namespace;
 pub mod params;
 pub mod placement;
 pub mod proofs;

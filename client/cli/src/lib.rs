@@ -7,6 +7,7 @@
 //! | module | holds |
 //! |---|---|
 //! | [`devnet`] | a local network of real `cairn-node` processes |
+//! | [`mount`] | `cairn mount`: the namespace as a read-write FUSE file system |
 //! | [`bench`] | `cairn bench`: MiB/s and peak memory against a devnet |
 //! | [`quickstart`] | the guided tour: devnet, store, lose nodes, read back |
 //! | [`bar`] | progress bars (indicatif) as the library's progress reports |
@@ -20,6 +21,7 @@
 pub mod bar;
 pub mod bench;
 pub mod devnet;
+pub mod mount;
 pub mod quickstart;
 pub mod report;
 pub mod rss;

@@ -55,7 +55,9 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Encrypt, erasure-code and store files; prints one capability per file.
+    /// Encrypt, erasure-code and store files; prints one capability per
+    /// file. With a last argument '/dir/' (a namespace directory, ending
+    /// in '/'), puts files and directories there under their names instead.
     Put {
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -91,10 +93,51 @@ enum Command {
     },
     /// Show a file's size, redundancy and how many shards of each segment remain.
     Stat { capability: String },
-    /// Ask every node to drop a file's shards (only the account that stored it may).
-    Rm { capability: String },
+    /// Ask every node to drop a file's shards (only the account that stored
+    /// it may); with paths ('/…'), remove them from your namespace.
+    Rm {
+        #[arg(required = true)]
+        capability: Vec<String>,
+        /// Remove directories and everything in them (namespace paths).
+        #[arg(short, long)]
+        recursive: bool,
+    },
     /// List the configured storage nodes and whether they answer.
     Nodes,
+    /// List a directory of your namespace (a path starting with '/') or a
+    /// shared directory capability (cairn-dir:…).
+    Ls {
+        #[arg(default_value = "/")]
+        path: String,
+        /// Long listing: mode, size, modification time (UTC).
+        #[arg(short = 'l')]
+        long: bool,
+    },
+    /// Create directories in your namespace.
+    Mkdir {
+        #[arg(required = true)]
+        paths: Vec<String>,
+        /// Make missing parents; an existing directory is fine.
+        #[arg(short, long)]
+        parents: bool,
+    },
+    /// Move or rename a file or directory in your namespace.
+    Mv { from: String, to: String },
+    /// Show a directory and everything below it.
+    Tree {
+        #[arg(default_value = "/")]
+        path: String,
+    },
+    /// Files and bytes below a path.
+    Du {
+        #[arg(default_value = "/")]
+        path: String,
+    },
+    /// Print a read-only capability for a file or directory of your namespace.
+    Share { path: String },
+    /// Mount your namespace on an empty directory (read-write, FUSE), or a
+    /// shared directory with --cap (read-only).
+    Mount(cmd::mount::MountArgs),
     /// Measure upload and download MiB/s and the client's peak memory on a
     /// devnet of real nodes started for the purpose.
     Bench {
@@ -194,7 +237,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             data_shards,
             parity_shards,
             no_deal,
-        } => cmd::transfer::put(&cli.global, &files, data_shards, parity_shards, no_deal),
+        } => match files.split_last() {
+            Some((dest, local))
+                if !local.is_empty()
+                    && dest
+                        .to_str()
+                        .is_some_and(|d| d.starts_with('/') && d.ends_with('/')) =>
+            {
+                cmd::fs::put(&cli.global, local, &dest.to_string_lossy())
+            }
+            _ => cmd::transfer::put(&cli.global, &files, data_shards, parity_shards, no_deal),
+        },
+        Command::Get {
+            capability,
+            output,
+            force,
+        } if cmd::fs::is_namespace_arg(&capability) => {
+            cmd::fs::get(&cli.global, &capability, &output, force)
+        }
         Command::Get {
             capability,
             output,
@@ -204,10 +264,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             capability,
             offset,
             length,
+        } if cmd::fs::is_namespace_arg(&capability) => {
+            cmd::fs::cat(&cli.global, &capability, offset, length)
+        }
+        Command::Cat {
+            capability,
+            offset,
+            length,
         } => cmd::transfer::cat(&cli.global, &capability, offset, length),
         Command::Stat { capability } => cmd::transfer::stat(&cli.global, &capability),
-        Command::Rm { capability } => cmd::transfer::rm(&cli.global, &capability),
+        Command::Rm {
+            capability,
+            recursive,
+        } => match capability.as_slice() {
+            [cap] if !cmd::fs::is_namespace_arg(cap) && !recursive => {
+                cmd::transfer::rm(&cli.global, cap)
+            }
+            paths => cmd::fs::rm(&cli.global, paths, recursive),
+        },
         Command::Nodes => cmd::transfer::nodes(&cli.global),
+        Command::Ls { path, long } => cmd::fs::ls(&cli.global, &path, long),
+        Command::Mkdir { paths, parents } => cmd::fs::mkdir(&cli.global, &paths, parents),
+        Command::Mv { from, to } => cmd::fs::mv(&cli.global, &from, &to),
+        Command::Tree { path } => cmd::fs::tree(&cli.global, &path),
+        Command::Du { path } => cmd::fs::du(&cli.global, &path),
+        Command::Share { path } => cmd::fs::share(&cli.global, &path),
+        Command::Mount(args) => cmd::mount::run(&cli.global, &args),
         Command::Bench {
             nodes,
             data_shards,

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 pub mod chain;
 pub mod devnet;
+pub mod fs;
 pub mod keys;
+pub mod mount;
 pub mod transfer;
 
 /// Options every subcommand understands.

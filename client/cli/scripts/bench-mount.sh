@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# `cairn mount` against `cairn put`/`cairn get` on a devnet of real nodes:
+# sequential write (dd + fsync) and read of one big file, `cp -a` of many
+# files of 4 KiB-1 MiB (files/s, deals, shards), commit latency of a small
+# fsync, `ls -l` of a 10 000-entry directory cold and warm, and the mount's
+# peak RSS. Needs fuse3 and python3; run as a user who may mount FUSE.
+#
+#   CAIRN=target/debug/cairn client/cli/scripts/bench-mount.sh
+#   env: SIZE_MIB (256), FILES (1000), ENTRIES (10000), NODES (5)
+set -euo pipefail
+CAIRN=${CAIRN:-cairn}
+SIZE_MIB=${SIZE_MIB:-256}
+FILES=${FILES:-1000}
+ENTRIES=${ENTRIES:-10000}
+NODES=${NODES:-5}
+W=$(mktemp -d)
+MNT=$W/mnt
+MOUNT_PID=
+cleanup() {
+  [ -n "$MOUNT_PID" ] && kill "$MOUNT_PID" 2>/dev/null && wait "$MOUNT_PID" 2>/dev/null
+  fusermount3 -uz "$MNT" 2>/dev/null || true
+  "$CAIRN" devnet down --dir "$W/devnet" >/dev/null 2>&1 || true
+  rm -rf "$W" 2>/dev/null || true
+}
+trap cleanup EXIT
+export HOME=$W/home
+mkdir -p "$HOME" "$MNT"
+"$CAIRN" devnet up --dir "$W/devnet" --nodes "$NODES" --capacity 16GiB >/dev/null
+C=("$CAIRN" --config "$W/devnet/client.toml")
+now() { date +%s.%N; }
+since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$(now)"; }
+mib_s() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.1f}')" "$1" "$2"; }
+deals() { "${C[@]}" --json deals | python3 -c "import json,sys; d=json.load(sys.stdin); print(len(d if isinstance(d, list) else d['deals']))"; }
+mount_up() {
+  "${C[@]}" mount "$MNT" --cache-dir "$W/cache" --commit-interval 5 2>>"$W/mount.log" &
+  MOUNT_PID=$!
+  until grep -q " $MNT " /proc/self/mountinfo; do sleep 0.1; done
+}
+mount_down() { kill "$MOUNT_PID"; wait "$MOUNT_PID"; MOUNT_PID=; }
+
+head -c $((SIZE_MIB << 20)) /dev/urandom >"$W/big"
+t=$(now); "${C[@]}" put "$W/big" /put/ >/dev/null; put_s=$(since "$t")
+t=$(now); "${C[@]}" get /put/big -o "$W/big.get" >/dev/null; get_s=$(since "$t")
+
+mount_up
+mkdir "$MNT/w"
+t=$(now); dd if="$W/big" of="$MNT/w/big" bs=1M conv=fsync status=none; write_s=$(since "$t")
+t=$(now); cat "$MNT/put/big" >/dev/null; read_s=$(since "$t")
+rss_big=$(grep VmHWM /proc/"$MOUNT_PID"/status | awk '{print $2}')
+
+python3 - "$W/small" "$FILES" <<'PY'
+import os, random, sys
+root, n = sys.argv[1], int(sys.argv[2])
+random.seed(1)
+for i in range(n):
+    d = os.path.join(root, f"d{i % 20}")
+    os.makedirs(d, exist_ok=True)
+    size = int(4096 * 256 ** random.random())  # log-uniform 4 KiB - 1 MiB
+    with open(os.path.join(d, f"f{i}"), "wb") as f:
+        f.write(os.urandom(size))
+PY
+small_bytes=$(du -sb "$W/small" | cut -f1)
+deals_before=$(deals)
+t=$(now)
+cp -a "$W/small" "$MNT/small"
+python3 -c "import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)" "$MNT/small"
+cp_s=$(since "$t")
+deals_cp=$(( $(deals) - deals_before ))
+
+lat=$(python3 - "$MNT" <<'PY'
+import os, sys, time
+times = []
+for i in range(10):
+    t = time.time()
+    with open(os.path.join(sys.argv[1], f"lat{i}"), "wb") as f:
+        f.write(b"x" * 100)
+        f.flush()
+        os.fsync(f.fileno())
+    times.append(time.time() - t)
+times.sort()
+print(f"{times[5]:.2f} {times[0]:.2f} {times[-1]:.2f}")
+PY
+)
+rss=$(grep VmHWM /proc/"$MOUNT_PID"/status | awk '{print $2}')
+mount_down
+
+python3 - "$W/many" "$ENTRIES" <<'PY'
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(root)
+for i in range(n):
+    with open(os.path.join(root, f"entry-{i:05}"), "wb") as f:
+        f.write(b"%d" % i)
+PY
+"${C[@]}" put "$W/many" /many/ >/dev/null
+mount_up
+t=$(now); n=$(ls -l "$MNT/many/many" | wc -l); ls_cold=$(since "$t")
+t=$(now); ls -l "$MNT/many/many" >/dev/null; ls_warm=$(since "$t")
+mount_down
+
+echo "big file:   $SIZE_MIB MiB"
+echo "cairn put:  $(mib_s "$SIZE_MIB" "$put_s") MiB/s   mount write (dd + fsync): $(mib_s "$SIZE_MIB" "$write_s") MiB/s"
+echo "cairn get:  $(mib_s "$SIZE_MIB" "$get_s") MiB/s   mount read (cat):         $(mib_s "$SIZE_MIB" "$read_s") MiB/s"
+echo "cp -a:      $FILES files, $((small_bytes >> 20)) MiB in ${cp_s} s = $(python3 -c "print(f'{$FILES / $cp_s:.0f}')") files/s, $deals_cp deals"
+echo "fsync of a 100-byte file (commit latency): median/min/max ${lat// //} s"
+echo "ls -l of $((n - 1)) entries: cold ${ls_cold} s, warm ${ls_warm} s"
+echo "mount peak RSS: $((rss_big >> 10)) MiB after the big file, $((rss >> 10)) MiB after cp -a"

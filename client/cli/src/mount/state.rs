@@ -1,0 +1,414 @@
+//! What the mount knows: the namespace batch, inode numbers, the
+//! write-back cache; and the operations the file system maps onto them.
+
+use std::os::unix::fs::FileExt;
+
+use cairn_protocol::namespace::{Entry, EntryKind, FileData, NsPath, Timestamp};
+
+use super::cache::Cache;
+use super::fs::errno;
+use super::inodes::Inodes;
+use super::status::Status;
+use cairn_client::namespace::{Namespace, NsError};
+use cairn_client::GetOptions;
+
+type Errno = i32;
+
+/// Bytes fetched per network read of a file nobody is writing.
+pub const READ_AHEAD: u64 = 16 << 20;
+
+/// The last range fetched: one file's bytes `[start, start + len)` as the
+/// entry `entry` had them (a changed entry is a different file).
+#[derive(Debug)]
+pub(crate) struct ReadAhead {
+    ino: u64,
+    entry: Entry,
+    start: u64,
+    bytes: Vec<u8>,
+}
+
+impl ReadAhead {
+    fn get(&self, ino: u64, entry: &Entry, offset: u64, end: u64) -> Option<&[u8]> {
+        let have = self.start + self.bytes.len() as u64;
+        if ino != self.ino || offset < self.start || end > have || *entry != self.entry {
+            return None;
+        }
+        let from = usize::try_from(offset - self.start).ok()?;
+        let to = usize::try_from(end - self.start).ok()?;
+        self.bytes.get(from..to)
+    }
+}
+
+/// Everything behind the mount, under one lock.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub ns: Namespace<'static>,
+    pub inodes: Inodes,
+    pub cache: Cache,
+    pub read_only: bool,
+    /// Closed files waiting for a commit may hold this many bytes of the
+    /// cache; past it, closing a file commits.
+    pub cache_max: u64,
+    pub status: Status,
+    /// Times set explicitly on cached files (by `utimens`), kept until the
+    /// file is put into the batch.
+    pub times: std::collections::HashMap<u64, Timestamp>,
+    pub ahead: Option<ReadAhead>,
+}
+
+fn io(e: std::io::Error) -> Errno {
+    e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+impl State {
+    fn path(&self, ino: u64) -> Result<NsPath, Errno> {
+        self.inodes.path(ino).cloned().ok_or(libc::ENOENT)
+    }
+
+    /// The time to show for `ino`: one set by `utimens` on a file still
+    /// being written wins over the tree's.
+    pub fn mtime(&self, ino: u64, entry: &Entry) -> Timestamp {
+        self.times.get(&ino).copied().unwrap_or(entry.mtime)
+    }
+
+    fn writable(&self) -> Result<(), Errno> {
+        if self.read_only {
+            Err(libc::EROFS)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn entry(&mut self, path: &NsPath) -> Result<Entry, Errno> {
+        match self.ns.stat(path).await {
+            Ok(Some(e)) => Ok(e),
+            Ok(None) => Err(libc::ENOENT),
+            Err(e) => Err(errno(&e)),
+        }
+    }
+
+    pub async fn mkdir(&mut self, path: &NsPath, mode: u32) -> Result<Entry, Errno> {
+        self.writable()?;
+        self.ns.mkdir(path, false).await.map_err(|e| errno(&e))?;
+        if mode != 0o755 {
+            self.ns
+                .set_meta(path, mode, Timestamp::now())
+                .await
+                .map_err(|e| errno(&e))?;
+        }
+        self.entry(path).await
+    }
+
+    pub async fn create_entry(&mut self, path: &NsPath, entry: Entry) -> Result<(), Errno> {
+        self.writable()?;
+        if self.ns.stat(path).await.map_err(|e| errno(&e))?.is_some() {
+            return Err(libc::EEXIST);
+        }
+        self.ns.put_entry(path, entry).await.map_err(|e| errno(&e))
+    }
+
+    /// A new, empty file, open for writing.
+    pub async fn create_file(
+        &mut self,
+        ino: u64,
+        path: &NsPath,
+        mode: u32,
+    ) -> Result<Entry, Errno> {
+        self.writable()?;
+        let entry = Entry {
+            kind: EntryKind::File {
+                size: 0,
+                data: FileData::Inline(Vec::new()),
+            },
+            mode,
+            mtime: Timestamp::now(),
+        };
+        match self.ns.stat(path).await.map_err(|e| errno(&e))? {
+            Some(e) if e.is_dir() => return Err(libc::EISDIR),
+            _ => {}
+        }
+        self.ns
+            .put_entry(path, entry.clone())
+            .await
+            .map_err(|e| errno(&e))?;
+        let c = self.cache.create(ino).map_err(io)?;
+        c.open = 1;
+        c.dirty = true;
+        Ok(entry)
+    }
+
+    pub async fn remove(&mut self, path: &NsPath, dir: bool) -> Result<(), Errno> {
+        self.writable()?;
+        let entry = self.entry(path).await?;
+        if entry.is_dir() != dir {
+            return Err(if dir { libc::ENOTDIR } else { libc::EISDIR });
+        }
+        self.ns.remove(path, false).await.map_err(|e| errno(&e))?;
+        let ino = self.inodes.ino(path);
+        // An open file keeps its cache (reads go on) but is no longer
+        // recorded for recovery: its name is gone.
+        match self.cache.get(ino).map(|c| c.open) {
+            Some(0) => self.cache.drop_file(ino),
+            Some(_) => self.cache.unrecord(ino),
+            None => {}
+        }
+        self.inodes.remove(path);
+        Ok(())
+    }
+
+    pub async fn rename(&mut self, from: &NsPath, to: &NsPath) -> Result<(), Errno> {
+        self.writable()?;
+        self.ns
+            .rename_exact(from, to)
+            .await
+            .map_err(|e| errno(&e))?;
+        let replaced = self.inodes.ino(to);
+        if self.cache.get(replaced).is_some() && self.inodes.path(replaced) == Some(to) {
+            self.cache.drop_file(replaced);
+        }
+        self.inodes.rename(from, to);
+        Ok(())
+    }
+
+    /// Makes sure `ino` is in the cache with its current contents.
+    async fn cached(&mut self, ino: u64, truncate: bool) -> Result<(), Errno> {
+        if self.cache.get(ino).is_some() {
+            if truncate {
+                let c = self.cache.get_mut(ino).ok_or(libc::EIO)?;
+                c.file.set_len(0).map_err(io)?;
+                c.dirty = true;
+            }
+            return Ok(());
+        }
+        let path = self.path(ino)?;
+        let entry = self.entry(&path).await?;
+        let EntryKind::File { size, data } = &entry.kind else {
+            return Err(libc::EISDIR);
+        };
+        let data_path = self.cache.create(ino).map_err(io)?.data.clone();
+        if truncate || *size == 0 {
+            if truncate {
+                if let Some(c) = self.cache.get_mut(ino) {
+                    c.dirty = true;
+                }
+            }
+            return Ok(());
+        }
+        match data {
+            FileData::Object(o) => {
+                let options = GetOptions {
+                    progress: None,
+                    overwrite: true,
+                };
+                self.ns
+                    .client()
+                    .get_to_path(&o.capability(), &data_path, &options)
+                    .await
+                    .map_err(|e| errno(&NsError::from(e)))?;
+                // The download replaced the file: reopen it.
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(&data_path)
+                    .map_err(io)?;
+                if let Some(c) = self.cache.get_mut(ino) {
+                    c.file = file;
+                }
+            }
+            _ => {
+                let bytes = self.ns.read_all(&entry).await.map_err(|e| errno(&e))?;
+                let c = self.cache.get_mut(ino).ok_or(libc::EIO)?;
+                c.file.write_all_at(&bytes, 0).map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn open(&mut self, ino: u64, write: bool, truncate: bool) -> Result<(), Errno> {
+        if write {
+            self.writable()?;
+            self.cached(ino, truncate).await?;
+            self.cache.unrecord(ino);
+        }
+        if let Some(c) = self.cache.get_mut(ino) {
+            c.open += 1;
+        }
+        Ok(())
+    }
+
+    /// Bytes of `ino` at `offset`: from the cache when it is being
+    /// written, else a range read from the network. Sequential readers get
+    /// [`READ_AHEAD`] bytes per request to the network, not the kernel's
+    /// 128 KiB.
+    pub async fn read(&mut self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        if self.cache.get(ino).is_some() {
+            return self.cache.read(ino, offset, size as usize).map_err(io);
+        }
+        let path = self.path(ino)?;
+        // The tree is loaded up to this file (the kernel looked it up).
+        let entry = self.ns.peek(&path).ok_or(libc::ENOENT)?;
+        let end = offset.saturating_add(u64::from(size)).min(entry.size());
+        if offset >= end {
+            return Ok(Vec::new());
+        }
+        if let Some(ahead) = &self.ahead {
+            if let Some(bytes) = ahead.get(ino, &entry, offset, end) {
+                return Ok(bytes.to_vec());
+            }
+        }
+        let want = (end - offset).max(READ_AHEAD);
+        let bytes = self
+            .ns
+            .read_range(&entry, offset, want)
+            .await
+            .map_err(|e| errno(&e))?;
+        let n = usize::try_from(end - offset)
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
+        let out = bytes[..n].to_vec();
+        self.ahead = Some(ReadAhead {
+            ino,
+            entry,
+            start: offset,
+            bytes,
+        });
+        Ok(out)
+    }
+
+    pub fn write(&mut self, ino: u64, offset: u64, data: &[u8]) -> Result<(), Errno> {
+        self.writable()?;
+        let c = self.cache.get_mut(ino).ok_or(libc::EBADF)?;
+        c.file.write_all_at(data, offset).map_err(io)?;
+        c.dirty = true;
+        self.times.remove(&ino);
+        Ok(())
+    }
+
+    pub async fn setattr(
+        &mut self,
+        ino: u64,
+        mode: Option<u32>,
+        size: Option<u64>,
+        mtime: Option<Timestamp>,
+    ) -> Result<Entry, Errno> {
+        let path = self.path(ino)?;
+        if mode.is_some() || size.is_some() || mtime.is_some() {
+            self.writable()?;
+        }
+        if let Some(size) = size {
+            self.cached(ino, false).await?;
+            let c = self.cache.get_mut(ino).ok_or(libc::EIO)?;
+            c.file.set_len(size).map_err(io)?;
+            c.dirty = true;
+            if c.open == 0 {
+                // truncate(2) on a closed file: put it back now.
+                self.stage(ino).await?;
+            }
+        }
+        if mode.is_some() || mtime.is_some() {
+            let entry = self.entry(&path).await?;
+            let mode = mode.map_or(entry.mode, |m| m & 0o7777);
+            let mtime = mtime.unwrap_or(entry.mtime);
+            if self.cache.get(ino).is_some_and(|c| c.dirty) {
+                self.times.insert(ino, mtime);
+            }
+            self.ns
+                .set_meta(&path, mode, mtime)
+                .await
+                .map_err(|e| errno(&e))?;
+        }
+        self.entry(&path).await
+    }
+
+    /// Puts a written cache file into the batch (recorded for recovery).
+    pub async fn stage(&mut self, ino: u64) -> Result<(), Errno> {
+        let Some(c) = self.cache.get(ino) else {
+            return Ok(());
+        };
+        if !c.dirty {
+            return Ok(());
+        }
+        let (data, open) = (c.data.clone(), c.open);
+        let Some(path) = self.inodes.path(ino).cloned() else {
+            // Unlinked while open: its bytes die with the last handle.
+            if open == 0 {
+                self.cache.drop_file(ino);
+            }
+            return Ok(());
+        };
+        let entry = self.entry(&path).await?;
+        let mtime = self.times.remove(&ino).unwrap_or_else(Timestamp::now);
+        self.cache
+            .record(ino, &path, entry.mode, mtime)
+            .map_err(io)?;
+        self.ns
+            .put_local(&data, &path, entry.mode, mtime)
+            .await
+            .map_err(|e| errno(&e))?;
+        if let Some(c) = self.cache.get_mut(ino) {
+            c.dirty = false;
+            c.staged = true;
+        }
+        self.status.staged += 1;
+        Ok(())
+    }
+
+    pub async fn release(&mut self, ino: u64) -> Result<(), Errno> {
+        let Some(c) = self.cache.get_mut(ino) else {
+            return Ok(());
+        };
+        c.open = c.open.saturating_sub(1);
+        if c.open > 0 {
+            return Ok(());
+        }
+        if !c.dirty && !c.staged {
+            // Opened for writing, never written: the tree has it already.
+            self.cache.drop_file(ino);
+            return Ok(());
+        }
+        self.stage(ino).await?;
+        if self.cache.bytes() > self.cache_max {
+            // The bound: closed files leave the cache only through a commit.
+            self.commit().await.map_err(|e| errno(&e))?;
+        }
+        Ok(())
+    }
+
+    /// Stages `ino` (or nothing) and commits: returns once the commit is
+    /// published.
+    pub async fn fsync(&mut self, ino: Option<u64>) -> Result<(), Errno> {
+        if self.read_only {
+            return Ok(());
+        }
+        if let Some(ino) = ino {
+            self.stage(ino).await?;
+        }
+        self.commit().await.map_err(|e| errno(&e))
+    }
+
+    /// Commits the batch, if anything changed, and frees the cache.
+    pub async fn commit(&mut self) -> Result<(), NsError> {
+        if !self.ns.has_changes() {
+            return Ok(());
+        }
+        match self.ns.commit().await {
+            Ok(report) => {
+                self.cache.release_committed();
+                self.status.committed(&report);
+                Ok(())
+            }
+            Err(e) => {
+                self.status.last_error = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// Stages every written file (at unmount: no handle is open any more).
+    pub async fn stage_all(&mut self) -> Result<(), Errno> {
+        for ino in self.cache.inodes() {
+            self.stage(ino).await?;
+        }
+        Ok(())
+    }
+}
