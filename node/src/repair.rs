@@ -54,6 +54,9 @@ pub const STAGGER_BLOCKS: u64 = 4;
 /// Failed attempts on one deal before the worker leaves it alone (until
 /// its repair state on the chain changes).
 pub const MAX_ATTEMPTS: u32 = 3;
+/// Most shards one claim moves: with their two paths each, a claim of
+/// default shards stays well under a transaction's 64 KiB.
+pub const MAX_CLAIM_SHARDS: usize = 64;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -299,7 +302,7 @@ impl Repairer {
         // Rebuild every segment that needs repair.
         let coder = Arc::new(ErasureCoder::new(params));
         let mut rebuilt: HashMap<ContentId, Bytes> = HashMap::new();
-        for st in statuses.iter().filter(|s| s.needs_repair(k)) {
+        for st in &statuses {
             let size = data
                 .shard(st.segment, 0)
                 .map(|s| s.1)

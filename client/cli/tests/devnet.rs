@@ -221,6 +221,34 @@ fn cli_up_status_down() {
     assert!(keys_out.get("phrase").is_none());
     assert_eq!(keys_out["address"].as_str().unwrap().len(), 64);
 
+    // `kill N` stops one node at once; `start N` brings it back with its
+    // peer id; out-of-range nodes are refused.
+    let killed = json_of(&cairn(&["devnet", "kill", "1", "--dir", d, "--json"], &env));
+    assert_eq!(
+        (killed["state"].clone(), killed["was_running"].clone()),
+        ("killed".into(), true.into())
+    );
+    assert!(!pid_alive(pids[1]));
+    assert!(pid_alive(pids[0]));
+    let again = json_of(&cairn(&["devnet", "kill", "1", "--dir", d, "--json"], &env));
+    assert_eq!(again["was_running"], false);
+    let started = json_of(&cairn(
+        &["devnet", "start", "1", "--dir", d, "--json"],
+        &env,
+    ));
+    assert_eq!(started["state"], "running");
+    let new_pid = started["pid"].as_u64().unwrap() as u32;
+    assert_ne!(new_pid, pids[1]);
+    assert!(pid_alive(new_pid));
+    let status = json_of(&cairn(&["devnet", "status", "--dir", d, "--json"], &env));
+    let nodes = status["nodes"].as_array().unwrap();
+    assert!(nodes.iter().all(|n| n["alive"] == true), "{status}");
+    assert_eq!(nodes[1]["peer_id"], up["nodes"][1]["peer_id"], "{status}");
+    assert!(!cairn(&["devnet", "kill", "7", "--dir", d], &env)
+        .status
+        .success());
+    let pids = [pids[0], new_pid];
+
     let down = json_of(&cairn(&["devnet", "down", "--dir", d, "--json"], &env));
     assert_eq!(down["stopped"], 2);
     assert!(pids.iter().all(|&p| !pid_alive(p)));
