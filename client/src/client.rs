@@ -150,6 +150,11 @@ impl Client {
             chain,
             &self.account.signing_key(),
             &report.placement,
+            Some(deal::Segments {
+                k: report.k as u16,
+                m: (report.n - report.k) as u16,
+                shards: &report.segment_shards,
+            }),
             options,
         )
         .await?)

@@ -43,6 +43,7 @@ use libp2p::PeerId;
 
 use crate::error::summarize;
 use crate::network::{reason, Network};
+use crate::repair_data::{self, PublishedRepairData};
 use crate::upload::PlacedShard;
 
 /// Why a deal could not be planned or its receipts collected.
@@ -64,6 +65,8 @@ pub enum DealError {
     UnknownNode(PeerId),
     #[error("the chain refused the deal: {0}")]
     Refused(String),
+    #[error("repair data: {0}")]
+    RepairData(String),
     #[error("{0}")]
     Chain(#[from] ChainError),
     #[error("{failed} of {nodes} nodes gave no receipt ({reasons}); a deal needs them all")]
@@ -231,6 +234,8 @@ pub struct OpenedDeal {
     pub start_epoch: u64,
     pub end_epoch: u64,
     pub escrow: u64,
+    /// The deal's public repair data, once stored and named on the chain.
+    pub repair: Option<PublishedRepairData>,
 }
 
 /// The price per epoch of a deal over `size` bytes.
@@ -240,15 +245,27 @@ pub fn price_per_epoch(size: u64, price_per_gib_epoch: u64) -> u64 {
     u64::try_from(price).unwrap_or(u64::MAX).max(1)
 }
 
+/// The shape of an upload's code, for its repair data: `k`, `m` and every
+/// segment's shards `(id, size)` in index order
+/// ([`PutReport::segment_shards`](crate::PutReport::segment_shards)).
+#[derive(Debug, Clone, Copy)]
+pub struct Segments<'a> {
+    pub k: u16,
+    pub m: u16,
+    pub shards: &'a [Vec<(ContentId, u64)>],
+}
+
 /// Opens a deal for an upload's `placement`, owned by `key`'s account:
 /// plans it, collects every node's receipt for the account's next nonce,
 /// signs and submits the `OpenDeal` transaction, and waits until a
-/// finalized block applied it.
+/// finalized block applied it. With `segments`, then publishes the deal's
+/// repair data ([`crate::repair_data`]) and names it on the chain.
 pub async fn open(
     network: &Network,
     chain: &ChainClient,
     key: &ed25519_dalek::SigningKey,
     placement: &[PlacedShard],
+    segments: Option<Segments<'_>>,
     options: &DealOptions,
 ) -> Result<OpenedDeal, DealError> {
     let status = chain.status().await?;
@@ -263,8 +280,13 @@ pub async fn open(
     // node counts once), and receipts sign the price: set it first.
     let mut plan = plan(placement, 1, start, end)?;
     plan.terms.price_per_epoch = price_per_epoch(plan.terms.size, options.price_per_gib_epoch);
+    // Built before the deal opens: a placement it cannot describe is
+    // refused before any escrow is locked.
+    let repair = segments
+        .map(|s| repair_data::build(s.k, s.m, &plan, s.shards))
+        .transpose()?;
     let commitments = collect_receipts(network, &plan, &status.chain_id, owner, nonce, 8).await?;
-    let mut terms = plan.terms;
+    let mut terms = plan.terms.clone();
     terms.commitments = commitments;
     let nodes = terms.commitments.len();
     let (size_bytes, price_per_epoch, start_epoch, end_epoch) = (
@@ -274,7 +296,7 @@ pub async fn open(
         terms.end_epoch,
     );
     let tx = Transaction {
-        chain_id: status.chain_id,
+        chain_id: status.chain_id.clone(),
         signer: owner,
         nonce,
         fee: status.min_fee,
@@ -288,8 +310,27 @@ pub async fn open(
             view.error.unwrap_or_else(|| "no reason given".into()),
         ));
     }
+    let deal = DealId::new(&owner, nonce);
+    let repair = match repair {
+        Some(data) => Some(
+            repair_data::publish(
+                network,
+                chain,
+                key,
+                &status.chain_id,
+                status.min_fee,
+                nonce + 1,
+                deal,
+                &plan,
+                &data,
+                options,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     Ok(OpenedDeal {
-        id: hex::encode(DealId::new(&owner, nonce).0),
+        id: hex::encode(deal.0),
         tx: hex::encode(id),
         height: view.height.unwrap_or_default(),
         nodes,
@@ -298,6 +339,7 @@ pub async fn open(
         start_epoch,
         end_epoch,
         escrow: price_per_epoch.saturating_mul(end_epoch - start_epoch),
+        repair,
     })
 }
 

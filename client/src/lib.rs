@@ -58,6 +58,7 @@ pub mod network;
 pub mod progress;
 pub mod registry;
 pub mod remove;
+pub mod repair_data;
 pub mod status;
 pub mod upload;
 

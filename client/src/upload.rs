@@ -72,6 +72,11 @@ pub struct PutReport {
     /// is as long as the file has shards.
     #[serde(skip)]
     pub placement: Vec<PlacedShard>,
+    /// Every segment's shards `(id, size)` in index order: what the deal's
+    /// public repair data lists ([`crate::repair_data`]). Left out of the
+    /// JSON report like `placement`.
+    #[serde(skip)]
+    pub segment_shards: Vec<Vec<(ContentId, u64)>>,
 }
 
 /// A stored object (a shard or a manifest copy) and the node that
@@ -323,6 +328,7 @@ pub(crate) async fn upload(
     )
     .await?;
     let mut placement = shard_placement(network, &manifest, &lock(&shared.locations))?;
+    let segment_shards = segment_shards(&manifest);
     placement.extend(copies.iter().map(|&i| PlacedShard {
         node: network.nodes()[i].peer,
         id: manifest_id,
@@ -347,7 +353,19 @@ pub(crate) async fn upload(
         manifest_copies: copies.len(),
         seconds: started.elapsed().as_secs_f64(),
         placement,
+        segment_shards,
     })
+}
+
+/// Every segment's shards with their sizes, in index order.
+fn segment_shards(manifest: &Manifest) -> Vec<Vec<(ContentId, u64)>> {
+    (0..manifest.segment_count())
+        .filter_map(|s| {
+            let size = manifest.layout().segment(s)?.shard_size as u64;
+            let ids = manifest.segment_shards(s)?;
+            Some(ids.iter().map(|id| (*id, size)).collect())
+        })
+        .collect()
 }
 
 /// Every shard of `manifest` with the node `locations` says holds it.

@@ -87,6 +87,7 @@ struct RawChain {
     register: Option<bool>,
     stake: Option<u64>,
     prove: Option<bool>,
+    repair: Option<bool>,
     ask_per_gib_epoch: Option<u64>,
     max_deal_epochs: Option<u64>,
     share: Option<PathBuf>,
@@ -163,6 +164,9 @@ pub struct ChainConfig {
     pub stake: Option<u64>,
     /// Prove storage every period (default: whenever the node registers).
     pub prove: bool,
+    /// Repair other deals' lost shards for their bounty (default true; see
+    /// docs/repair.md).
+    pub repair: bool,
     /// Least pay this node signs receipts for, per GiB it holds and epoch
     /// (default 0: any positive price).
     pub ask_per_gib_epoch: u64,
@@ -474,6 +478,7 @@ fn chain_config(c: RawChain, http: Option<SocketAddr>) -> Result<ChainConfig, Co
         register,
         stake: c.stake,
         prove: c.prove.unwrap_or(register),
+        repair: c.repair.unwrap_or(true),
         ask_per_gib_epoch: c.ask_per_gib_epoch.unwrap_or(0),
         max_deal_epochs: c.max_deal_epochs.unwrap_or(u64::MAX),
         share: c.share.filter(|p| !p.as_os_str().is_empty()),

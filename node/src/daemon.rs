@@ -42,6 +42,7 @@ use crate::net::{
 };
 use crate::prover::Prover;
 use crate::registration::{self, RegistrationState};
+use crate::repair::Repairer;
 use crate::store::ShardStore;
 use crate::terms::TermsPolicy;
 use crate::{identity, net};
@@ -184,6 +185,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         started: Instant::now(),
         registration: RwLock::new(RegistrationState::Off),
         proofs: Default::default(),
+        repairs: Default::default(),
     });
     let http = match config.http {
         Some(addr) => {
@@ -293,6 +295,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         },
         None => None,
     };
+    let repairer = match config
+        .chain
+        .as_ref()
+        .filter(|c| c.repair && !chain_api.is_empty())
+    {
+        Some(_) => match Repairer::new(
+            &chain_api,
+            chain_key.clone(),
+            metrics.clone(),
+            source.repairs.clone(),
+        ) {
+            Ok(repairer) => Some(tokio::spawn(repairer.run(stop_rx.clone()))),
+            Err(reason) => {
+                tracing::error!(%reason, "cannot start the repair worker");
+                None
+            }
+        },
+        None => None,
+    };
     let mut node = EventLoop {
         service: ShardService::new(store.clone(), metrics.clone(), peer_id, chain_key, terms),
         chain: ChainService::new(
@@ -343,6 +364,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let _ = stop_tx.send(true);
     if let Some(task) = prover {
         // It may be waiting for a block; nothing it does needs finishing.
+        task.abort();
+    }
+    if let Some(task) = repairer {
+        // A repair cut short is only work lost: nothing is claimed half.
         task.abort();
     }
     if let Some(validator) = validator {

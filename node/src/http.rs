@@ -44,6 +44,8 @@ pub struct StatusSource {
     pub registration: RwLock<RegistrationState>,
     /// What the proof worker did.
     pub proofs: crate::prover::SharedProofStats,
+    /// What the repair worker did.
+    pub repairs: crate::repair::SharedRepairStats,
 }
 
 /// `/status` as JSON.
@@ -63,6 +65,9 @@ pub struct Status {
     /// Storage proofs: submitted, accepted, rejected, missed, the current
     /// window, the last proof and the earnings.
     pub proofs: crate::prover::ProofStats,
+    /// Repairs: deals looked at, claims accepted and refused, bytes moved,
+    /// the last repair.
+    pub repairs: crate::repair::RepairStats,
 }
 
 impl StatusSource {
@@ -90,6 +95,7 @@ impl StatusSource {
                 .map(|r| r.clone())
                 .unwrap_or(RegistrationState::Off),
             proofs: self.proofs.read().map(|p| p.clone()).unwrap_or_default(),
+            repairs: self.repairs.read().map(|r| r.clone()).unwrap_or_default(),
         }
     }
 }

@@ -79,6 +79,12 @@ impl ChainKey {
         Sig(self.key.sign(&request.message(self.address())).to_bytes())
     }
 
+    /// Signs `message` (a repair receipt's: see
+    /// [`cairn_protocol::wire::RepairReceiptRequest::message`]).
+    pub fn sign(&self, message: &[u8]) -> Sig {
+        Sig(self.key.sign(message).to_bytes())
+    }
+
     /// A transaction from this node's account (the signer is always
     /// [`Self::address`]), signed.
     pub fn sign_tx(&self, chain_id: &str, nonce: u64, fee: u64, body: TxBody) -> SignedTx {

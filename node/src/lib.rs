@@ -50,6 +50,7 @@ pub mod metrics;
 pub mod net;
 pub mod prover;
 pub mod registration;
+pub mod repair;
 pub mod store;
 pub mod terms;
 pub mod validator;

@@ -49,6 +49,11 @@ pub struct Metrics {
     pub proofs: Family<OutcomeLabel, Counter>,
     /// From a window's seed to the proof's block, for accepted proofs.
     pub proof_seconds: Histogram,
+    /// Repairs by outcome: accepted, refused, failed.
+    pub repairs: Family<OutcomeLabel, Counter>,
+    /// Shard bytes the repair worker downloaded and uploaded.
+    pub repair_downloaded_bytes: Counter,
+    pub repair_uploaded_bytes: Counter,
 }
 
 /// A proof's outcome.
@@ -160,6 +165,24 @@ impl Metrics {
             "Time from a proof window's seed to the proof's block",
             proof_seconds.clone(),
         );
+        let repairs = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "repairs",
+            "Repair claims by outcome (accepted, refused, failed)",
+            repairs.clone(),
+        );
+        let repair_downloaded_bytes = Counter::default();
+        registry.register(
+            "repair_downloaded_bytes",
+            "Shard bytes fetched from other nodes to rebuild lost shards",
+            repair_downloaded_bytes.clone(),
+        );
+        let repair_uploaded_bytes = Counter::default();
+        registry.register(
+            "repair_uploaded_bytes",
+            "Rebuilt shard bytes stored on new holders",
+            repair_uploaded_bytes.clone(),
+        );
         Arc::new(Self {
             registry,
             requests,
@@ -179,6 +202,9 @@ impl Metrics {
             chain_registered,
             proofs,
             proof_seconds,
+            repairs,
+            repair_downloaded_bytes,
+            repair_uploaded_bytes,
         })
     }
 

@@ -335,40 +335,8 @@ impl Prover {
             .map_err(|e| e.to_string())
     }
 
-    /// The account's next nonce, once it can pay a fee. On a chain with a
-    /// faucet (a devnet) an account short of the fee asks the faucet for a
-    /// supply of fees first; elsewhere the operator funds it (the node's
-    /// earnings do, once its first proofs are paid).
     async fn nonce_with_fee(&self, status: &StatusView) -> Option<u64> {
-        let me = self.key.address();
-        let account = match self.client.account(&me).await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(error = %e, "account lookup failed; retrying next poll");
-                return None;
-            }
-        };
-        if account.balance >= status.min_fee {
-            return Some(account.next_nonce);
-        }
-        let Some(max) = status.faucet_max else {
-            tracing::error!(account = %me, balance = account.balance, fee = status.min_fee, "the node's account cannot pay a proof's fee: send it funds");
-            return None;
-        };
-        let amount = status.min_fee.saturating_mul(1_000).clamp(1, max);
-        let tx = self.key.sign_tx(
-            &status.chain_id,
-            account.next_nonce,
-            0,
-            TxBody::Faucet { amount },
-        );
-        match self.commit(&tx).await {
-            Ok(view) if view.ok == Some(true) => {
-                tracing::info!(amount, "took fees for proofs from the faucet");
-                Some(account.next_nonce + 1)
-            }
-            _ => None,
-        }
+        nonce_with_fee(&self.client, &self.key, status).await
     }
 
     /// Declares the shards this node no longer has (no metadata: the
@@ -425,6 +393,50 @@ impl Prover {
                 tracing::debug!(deal = %id, "dropped the leaf list of a deal not on the chain");
             }
         }
+    }
+}
+
+/// The account's next nonce, once it can pay a fee. On a chain with a
+/// faucet (a devnet) an account short of the fee asks the faucet for a
+/// supply of fees first; elsewhere the operator funds it (the node's
+/// earnings do, once its first proofs are paid).
+pub(crate) async fn nonce_with_fee(
+    client: &ChainClient,
+    key: &ChainKey,
+    status: &StatusView,
+) -> Option<u64> {
+    let me = key.address();
+    let account = match client.account(&me).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(error = %e, "account lookup failed; retrying next poll");
+            return None;
+        }
+    };
+    if account.balance >= status.min_fee {
+        return Some(account.next_nonce);
+    }
+    let Some(max) = status.faucet_max else {
+        tracing::error!(account = %me, balance = account.balance, fee = status.min_fee, "the node's account cannot pay a proof's fee: send it funds");
+        return None;
+    };
+    let amount = status.min_fee.saturating_mul(1_000).clamp(1, max);
+    let tx = key.sign_tx(
+        &status.chain_id,
+        account.next_nonce,
+        0,
+        TxBody::Faucet { amount },
+    );
+    let committed = match client.submit(&tx).await {
+        Ok(id) => client.wait_for_tx(&id, COMMIT_TIMEOUT).await.ok(),
+        Err(_) => None,
+    };
+    match committed {
+        Some(view) if view.ok == Some(true) => {
+            tracing::info!(amount, "took fees for proofs from the faucet");
+            Some(account.next_nonce + 1)
+        }
+        _ => None,
     }
 }
 

@@ -22,7 +22,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::chain::{
-    merkle, receipt_message, Address, Commitment, DealTerms, Sig, MAX_CHAIN_ID_LEN,
+    merkle, receipt_message, repair_receipt_message, Address, Commitment, DealId, DealTerms,
+    RepairCommitment, Sig, MAX_CHAIN_ID_LEN, MAX_REPAIR_SHARDS,
 };
 use crate::id::ContentId;
 use crate::params::MAX_SHARD_SIZE;
@@ -63,6 +64,56 @@ pub enum Request {
     /// receipt format gets a new variant, so an older node refuses it as
     /// unreadable instead of signing something it does not understand.
     ReceiptV1(ReceiptRequest),
+    /// Sign a repair receipt ([`repair_receipt_message`]) for the shards a
+    /// repairer stored here, listed in the body like a deal receipt's: the
+    /// node's new commitment in the deal once the repairer's claim is
+    /// applied.
+    RepairReceiptV1(RepairReceiptRequest),
+}
+
+/// A request for a repair receipt: every field of
+/// [`repair_receipt_message`] except the node's own address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairReceiptRequest {
+    /// At most [`MAX_CHAIN_ID_LEN`] bytes.
+    pub chain_id: String,
+    /// The account that will submit the claim (and be paid its bounty).
+    pub repairer: Address,
+    pub deal: DealId,
+    /// [`merkle::root`] over the listed pairs, in order.
+    pub root: [u8; 32],
+    /// Pairs listed, 1 to [`MAX_REPAIR_SHARDS`].
+    pub shards: u32,
+    /// Sum of the listed sizes.
+    pub bytes: u64,
+}
+
+impl RepairReceiptRequest {
+    /// The new commitment of node `node` this request describes.
+    pub fn commitment(&self, node: Address) -> RepairCommitment {
+        RepairCommitment {
+            node,
+            root: self.root,
+            shards: self.shards,
+            bytes: self.bytes,
+        }
+    }
+
+    /// The bytes node `node` signs: what the chain checks when the claim is
+    /// applied.
+    pub fn message(&self, node: Address) -> Vec<u8> {
+        repair_receipt_message(
+            &self.chain_id,
+            &self.repairer,
+            &self.deal,
+            &self.commitment(node),
+        )
+    }
+
+    /// Checks that the commitment fields describe `shards` exactly.
+    pub fn check_shards(&self, shards: &[(ContentId, u64)]) -> Result<(), WireError> {
+        check_listed(shards, self.shards, self.bytes, &self.root)
+    }
 }
 
 /// A request for a node's acceptance receipt: every field of
@@ -130,36 +181,45 @@ impl ReceiptRequest {
     /// Checks that the commitment fields describe `shards` exactly: count,
     /// byte sum and Merkle root, with no shard listed twice.
     pub fn check_shards(&self, shards: &[(ContentId, u64)]) -> Result<(), WireError> {
-        let malformed = |m: String| Err(WireError::new(ErrorKind::Malformed, m));
-        if shards.len() != self.shards as usize {
-            return malformed(format!(
-                "{} shards listed, the commitment says {}",
-                shards.len(),
-                self.shards
-            ));
-        }
-        let mut seen = std::collections::HashSet::with_capacity(shards.len());
-        let mut bytes = 0u64;
-        for (id, size) in shards {
-            if !seen.insert(*id) {
-                return malformed(format!("shard {id} is listed twice"));
-            }
-            bytes = match bytes.checked_add(*size) {
-                Some(b) => b,
-                None => return malformed("shard sizes overflow".into()),
-            };
-        }
-        if bytes != self.bytes {
-            return malformed(format!(
-                "listed shards hold {bytes} bytes, the commitment says {}",
-                self.bytes
-            ));
-        }
-        if merkle::root(shards) != Some(self.root) {
-            return malformed("the commitment's root is not the root of the listed shards".into());
-        }
-        Ok(())
+        check_listed(shards, self.shards, self.bytes, &self.root)
     }
+}
+
+/// Checks that `count`, `total` and `root` describe `shards` exactly:
+/// count, byte sum and Merkle root, with no shard listed twice.
+fn check_listed(
+    shards: &[(ContentId, u64)],
+    count: u32,
+    total: u64,
+    root: &[u8; 32],
+) -> Result<(), WireError> {
+    let malformed = |m: String| Err(WireError::new(ErrorKind::Malformed, m));
+    if shards.len() != count as usize {
+        return malformed(format!(
+            "{} shards listed, the commitment says {count}",
+            shards.len(),
+        ));
+    }
+    let mut seen = std::collections::HashSet::with_capacity(shards.len());
+    let mut bytes = 0u64;
+    for (id, size) in shards {
+        if !seen.insert(*id) {
+            return malformed(format!("shard {id} is listed twice"));
+        }
+        bytes = match bytes.checked_add(*size) {
+            Some(b) => b,
+            None => return malformed("shard sizes overflow".into()),
+        };
+    }
+    if bytes != total {
+        return malformed(format!(
+            "listed shards hold {bytes} bytes, the commitment says {total}"
+        ));
+    }
+    if merkle::root(shards) != Some(*root) {
+        return malformed("the commitment's root is not the root of the listed shards".into());
+    }
+    Ok(())
 }
 
 /// Encodes a receipt request's body: per shard, its digest and its size as
@@ -363,6 +423,7 @@ impl Request {
         match self {
             Self::Store(s) => s.size,
             Self::ReceiptV1(r) => r.shards as u64 * RECEIPT_ENTRY_LEN as u64,
+            Self::RepairReceiptV1(r) => r.shards as u64 * RECEIPT_ENTRY_LEN as u64,
             _ => 0,
         }
     }
@@ -376,6 +437,7 @@ impl Request {
             Self::Info => "info",
             Self::Delete(_) => "delete",
             Self::ReceiptV1(_) => "receipt",
+            Self::RepairReceiptV1(_) => "repair_receipt",
         }
     }
 
@@ -412,6 +474,20 @@ impl Request {
                 "a receipt covers at least one shard",
             )),
             Self::ReceiptV1(r) if r.chain_id.is_empty() || r.chain_id.len() > MAX_CHAIN_ID_LEN => {
+                Err(WireError::new(
+                    ErrorKind::Malformed,
+                    format!("chain id must be 1 to {MAX_CHAIN_ID_LEN} bytes"),
+                ))
+            }
+            Self::RepairReceiptV1(r) if r.shards == 0 || r.shards as usize > MAX_REPAIR_SHARDS => {
+                Err(WireError::new(
+                    ErrorKind::Malformed,
+                    format!("a repair receipt covers 1 to {MAX_REPAIR_SHARDS} shards"),
+                ))
+            }
+            Self::RepairReceiptV1(r)
+                if r.chain_id.is_empty() || r.chain_id.len() > MAX_CHAIN_ID_LEN =>
+            {
                 Err(WireError::new(
                     ErrorKind::Malformed,
                     format!("chain id must be 1 to {MAX_CHAIN_ID_LEN} bytes"),
@@ -575,6 +651,52 @@ mod tests {
             encoded_len: 11,
         };
         assert!(lying.check().is_err());
+    }
+
+    #[test]
+    fn repair_receipt_requests_are_bounded_and_describe_their_shards() {
+        let shards = vec![(id(1), 10), (id(2), 20)];
+        let r = RepairReceiptRequest {
+            chain_id: "c".into(),
+            repairer: Address([3; 32]),
+            deal: DealId([4; 32]),
+            root: merkle::root(&shards).unwrap(),
+            shards: 2,
+            bytes: 30,
+        };
+        let header = Request::RepairReceiptV1(r.clone());
+        assert!(header.check().is_ok());
+        assert_eq!(header.body_len(), 2 * RECEIPT_ENTRY_LEN as u64);
+        let framed = encode_header(&header);
+        assert_eq!(decode_header::<Request>(&framed[4..]).unwrap(), header);
+        assert!(r.check_shards(&shards).is_ok());
+        assert!(r.check_shards(&shards[..1]).is_err());
+        assert!(r.check_shards(&[(id(1), 10), (id(2), 21)]).is_err());
+        assert!(r.check_shards(&[(id(2), 20), (id(1), 10)]).is_err());
+        let node = Address([9; 32]);
+        assert_eq!(
+            r.message(node),
+            repair_receipt_message("c", &r.repairer, &r.deal, &r.commitment(node))
+        );
+        for bad in [
+            RepairReceiptRequest {
+                shards: 0,
+                ..r.clone()
+            },
+            RepairReceiptRequest {
+                shards: MAX_REPAIR_SHARDS as u32 + 1,
+                ..r.clone()
+            },
+            RepairReceiptRequest {
+                chain_id: String::new(),
+                ..r.clone()
+            },
+        ] {
+            assert_eq!(
+                Request::RepairReceiptV1(bad).check().unwrap_err().kind,
+                ErrorKind::Malformed
+            );
+        }
     }
 
     #[test]

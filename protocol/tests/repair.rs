@@ -46,6 +46,16 @@ fn a_disqualified_nodes_shards_are_repaired_and_the_repairer_paid_after_the_proo
     )
     .unwrap();
     assert_eq!(holders, vec![addr(13)]);
+    let view = net.s.repair_view(&net.deal).unwrap();
+    let seed = placement_seed(&net.deal, 0);
+    assert_eq!(
+        choose_holders(&view, &net.deal, &seed, &[3048], |_, _| 0).unwrap(),
+        holders
+    );
+    assert_eq!(
+        assess(&view, &net.deal, &net.data, &policy()).unwrap(),
+        statuses
+    );
 
     let claim = claim_from(&net, 2, &[13]);
     assert_eq!(claim.leaves_of(0), held_shards(12, &SIZES));
@@ -96,6 +106,15 @@ fn a_disqualified_nodes_shards_are_repaired_and_the_repairer_paid_after_the_proo
         (1, 0, 6_200, 0)
     );
     assert_eq!(net.s.node(&addr(13)).unwrap().earned, SHARE);
+    // A repairer's view of the state (what a validator serves) answers as
+    // the whole state does.
+    let view = net.s.repair_view(&net.deal).unwrap();
+    assert_eq!(view.deals().count(), 1);
+    assert_eq!(
+        assess(&view, &net.deal, &net.data, &policy()).unwrap(),
+        assess(&net.s, &net.deal, &net.data, &policy()).unwrap()
+    );
+    assert!(net.s.repair_view(&DealId([7; 32])).is_none());
     // Every segment is healthy again, with the same ids.
     for st in assess(&net.s, &net.deal, &net.data, &policy()).unwrap() {
         assert_eq!((st.health, st.healthy), (Health::Healthy, 3));

@@ -221,6 +221,34 @@ fn cli_up_status_down() {
     assert!(keys_out.get("phrase").is_none());
     assert_eq!(keys_out["address"].as_str().unwrap().len(), 64);
 
+    // `kill N` stops one node at once; `start N` brings it back with its
+    // peer id; out-of-range nodes are refused.
+    let killed = json_of(&cairn(&["devnet", "kill", "1", "--dir", d, "--json"], &env));
+    assert_eq!(
+        (killed["state"].clone(), killed["was_running"].clone()),
+        ("killed".into(), true.into())
+    );
+    assert!(!pid_alive(pids[1]));
+    assert!(pid_alive(pids[0]));
+    let again = json_of(&cairn(&["devnet", "kill", "1", "--dir", d, "--json"], &env));
+    assert_eq!(again["was_running"], false);
+    let started = json_of(&cairn(
+        &["devnet", "start", "1", "--dir", d, "--json"],
+        &env,
+    ));
+    assert_eq!(started["state"], "running");
+    let new_pid = started["pid"].as_u64().unwrap() as u32;
+    assert_ne!(new_pid, pids[1]);
+    assert!(pid_alive(new_pid));
+    let status = json_of(&cairn(&["devnet", "status", "--dir", d, "--json"], &env));
+    let nodes = status["nodes"].as_array().unwrap();
+    assert!(nodes.iter().all(|n| n["alive"] == true), "{status}");
+    assert_eq!(nodes[1]["peer_id"], up["nodes"][1]["peer_id"], "{status}");
+    assert!(!cairn(&["devnet", "kill", "7", "--dir", d], &env)
+        .status
+        .success());
+    let pids = [pids[0], new_pid];
+
     let down = json_of(&cairn(&["devnet", "down", "--dir", d, "--json"], &env));
     assert_eq!(down["stopped"], 2);
     assert!(pids.iter().all(|&p| !pid_alive(p)));
@@ -538,11 +566,29 @@ fn cli_put_opens_a_deal_matching_what_the_nodes_store() {
         .clone();
     let commitments = on_chain["commitments"].as_array().unwrap();
     assert_eq!(commitments.len() as u64, deal["nodes"].as_u64().unwrap());
+    // The deal's public repair data is named on the chain and held by
+    // every node of the deal, outside its commitments.
+    let object = deal["repair"]["object"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no repair data: {deal}"));
+    assert_eq!(on_chain["repair"]["object"], object, "{on_chain}");
+    assert_eq!(
+        deal["repair"]["copies"].as_u64().unwrap(),
+        commitments.len() as u64
+    );
+    let object: cairn_protocol::ContentId = object.parse().unwrap();
     let mut total = 0;
     let mut nodes_with_data = 0;
     for i in 0..6 {
         let node_dir = dir.join(format!("node-{i:02}"));
-        let held = shards_on_disk(&node_dir);
+        let mut held = shards_on_disk(&node_dir);
+        let before = held.len();
+        held.retain(|(id, _)| *id != object);
+        assert_eq!(
+            before - held.len(),
+            usize::from(!held.is_empty()),
+            "node {i} holds the repair data if and only if it is in the deal"
+        );
         let address = cairn_node::local_chain::chain_address(&node_dir)
             .unwrap()
             .to_string();
@@ -779,4 +825,227 @@ fn nodes_prove_every_period_are_paid_and_lose_stake_when_their_data_is_gone() {
     }
     assert_ne!(chain_node(paused)["status"], "disqualified");
     net.down(true).unwrap();
+}
+
+/// The deal `id` as the chain shows it.
+fn chain_deal(config: &str, id: &str) -> serde_json::Value {
+    let deals = json_of(&cairn(&["deals", "--json", "--config", config], &[]));
+    deals["deals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id)
+        .unwrap_or_else(|| panic!("deal {id} not open: {deals}"))
+        .clone()
+}
+
+/// Repair without the owner on a devnet of real processes: m = 2 nodes
+/// holding shards of a k = 2, m = 2 deal are SIGKILLed for good with no
+/// client running; they are disqualified, a node's repair worker rebuilds
+/// their shards with the same ids onto nodes outside the deal, the chain
+/// names the new holders, pays the repairer once they proved, and the file
+/// downloads byte for byte with the killed nodes still gone.
+#[test]
+fn killed_nodes_are_repaired_around_without_the_owner() {
+    const NODES: usize = 8;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("net");
+    let _cleanup = Cleanup(dir.clone());
+    // One validator, so any other node may die without stalling the chain.
+    let mut net = Devnet::up(
+        &dir,
+        &DevnetOptions {
+            validators: 1,
+            ..options(NODES)
+        },
+    )
+    .unwrap();
+    let config_path = net.client_config_path();
+    let mut client = ClientConfig::load(&config_path).unwrap();
+    client.deal.price_per_gib_epoch = 1_000_000_000;
+    client.deal.epochs = 40;
+    // A few segments, and two manifest copies, so that nodes stay outside
+    // the deal to repair onto.
+    client.segment_size = 128 << 10;
+    client.manifest_copies = Some(2);
+    client.write(&config_path).unwrap();
+    let config = config_path.to_str().unwrap().to_string();
+    let file = tmp.path().join("data.bin");
+    let bytes: Vec<u8> = (0..400_000u32).map(|i| (i * 31 + i / 89) as u8).collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let put = json_of(&cairn(
+        &[
+            "put",
+            file.to_str().unwrap(),
+            "--data-shards",
+            "2",
+            "--parity-shards",
+            "2",
+            "--json",
+            "--config",
+            &config,
+        ],
+        &[],
+    ));
+    let report = put["files"][0].clone();
+    let id = report["deal"]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no deal: {put}"))
+        .to_string();
+    let segments = report["segments"].as_u64().unwrap();
+    assert!(segments >= 2, "{report}");
+    let addresses: Vec<String> = (0..NODES)
+        .map(|i| {
+            cairn_node::local_chain::chain_address(&net.node_dir(i))
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let opened = chain_deal(&config, &id);
+    assert!(opened["repair"]["object"].is_string(), "{opened}");
+    let in_deal: Vec<usize> = (0..NODES)
+        .filter(|&i| {
+            opened["commitments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["node"] == addresses[i].as_str())
+        })
+        .collect();
+    // Shard holders hold one shard of every segment and the repair data
+    // (and maybe a manifest copy); a manifest holder alone holds two.
+    let mut holders: Vec<(usize, usize)> = (0..NODES)
+        .map(|i| (shards_on_disk(&net.node_dir(i)).len(), i))
+        .filter(|&(held, i)| held as u64 > segments && i != 0)
+        .collect();
+    holders.sort_unstable();
+    // Two of them that are not the validator die for good, fewest objects
+    // first so that a manifest copy survives.
+    let killed: Vec<usize> = holders.iter().take(2).map(|&(_, i)| i).collect();
+    assert_eq!(killed.len(), 2, "{holders:?}");
+    let lost: std::collections::HashSet<_> = killed
+        .iter()
+        .flat_map(|&i| shards_on_disk(&net.node_dir(i)))
+        .map(|(id, _)| id)
+        .collect();
+    let killed_at = std::time::Instant::now();
+    for &i in &killed {
+        net.kill(i).unwrap();
+    }
+    let outside: Vec<usize> = (0..NODES).filter(|i| !in_deal.contains(i)).collect();
+    assert!(outside.len() >= 2, "no room to repair onto: {opened}");
+
+    // Wait (a bounded number of periods) until both are disqualified, every
+    // lost shard is moved, and the bounty is paid.
+    let deadline = killed_at + Duration::from_secs(240);
+    let (mut detected, mut moved_at) = (None, None);
+    let done = loop {
+        assert!(std::time::Instant::now() < deadline, "not repaired in time");
+        std::thread::sleep(Duration::from_millis(500));
+        let nodes = json_of(&cairn(
+            &["chain", "nodes", "--json", "--config", &config],
+            &[],
+        ));
+        let disqualified = killed.iter().all(|&i| {
+            nodes["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|n| n["address"] == addresses[i].as_str() && n["status"] == "disqualified")
+        });
+        if disqualified && detected.is_none() {
+            detected = Some(killed_at.elapsed());
+        }
+        let d = chain_deal(&config, &id);
+        let r = &d["repair"];
+        let moved = r["moved"].as_array().map_or(0, Vec::len) as u64;
+        if moved == 2 * segments && moved_at.is_none() {
+            moved_at = Some(killed_at.elapsed());
+        }
+        if moved == 2 * segments && r["pending"] == 0 && r["done"].as_u64().unwrap() >= 1 {
+            break d;
+        }
+    };
+    let healthy = killed_at.elapsed();
+    let r = &done["repair"];
+    assert!(
+        r["paid"].as_u64().unwrap() > 0,
+        "the repairer was not paid: {done}"
+    );
+    assert_eq!(r["failed"], 0, "{done}");
+    // The deal names the new holders: two nodes from outside it, active,
+    // proving; the killed nodes' commitments are orphaned.
+    let new_holders: Vec<usize> = outside
+        .iter()
+        .copied()
+        .filter(|&i| {
+            done["commitments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["node"] == addresses[i].as_str())
+        })
+        .collect();
+    assert_eq!(new_holders.len(), 2, "{done}");
+    for &i in &new_holders {
+        let c = commitment_of(&config, &id, &addresses[i]);
+        assert_eq!(c["status"], "active", "{c}");
+        assert!(c["proofs_accepted"].as_u64().unwrap() >= 1, "{c}");
+        assert_eq!(c["shards"].as_u64().unwrap(), segments, "{c}");
+    }
+    for &i in &killed {
+        let c = commitment_of(&config, &id, &addresses[i]);
+        assert_eq!(c["status"], "orphaned", "{c}");
+    }
+    // Same ids: the new holders hold exactly lost shards, one per moved
+    // shard between them.
+    let rebuilt: Vec<_> = new_holders
+        .iter()
+        .flat_map(|&i| shards_on_disk(&net.node_dir(i)))
+        .collect();
+    assert_eq!(rebuilt.len() as u64, 2 * segments, "{rebuilt:?}");
+    assert!(rebuilt.iter().all(|(id, _)| lost.contains(id)));
+    // One worker did it (the others waited their turn), and says what it
+    // moved.
+    let status = net.status();
+    let repairers: Vec<&serde_json::Value> = status
+        .iter()
+        .filter_map(|s| s.status.as_ref())
+        .map(|s| &s["repairs"])
+        .filter(|r| r["accepted"].as_u64().unwrap_or(0) >= 1)
+        .collect();
+    assert_eq!(repairers.len(), 1, "{repairers:?}");
+    let last = &repairers[0]["last"];
+    let down = last["downloaded_bytes"].as_u64().unwrap();
+    let up = last["uploaded_bytes"].as_u64().unwrap();
+    assert!(down > 0 && up > 0, "{last}");
+    eprintln!(
+        "repair: kill → disqualified {:?}, → moved {:?}, → paid {:?}; rebuild {} ms, transfer {} ms, claim {} ms; downloaded {down} B for {up} B rebuilt ({:.2} per byte)",
+        detected.unwrap_or_default(),
+        moved_at.unwrap_or_default(),
+        healthy,
+        last["rebuild_ms"],
+        last["transfer_ms"],
+        last["claim_ms"],
+        down as f64 / up as f64
+    );
+
+    // The file reads back byte for byte, the killed nodes still gone.
+    let out = tmp.path().join("back.bin");
+    json_of(&cairn(
+        &[
+            "get",
+            report["capability"].as_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "--json",
+            "--config",
+            &config,
+        ],
+        &[],
+    ));
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    for &i in &killed {
+        assert!(!net.is_alive(i), "node {i} came back");
+    }
 }

@@ -4,7 +4,7 @@
 //! [`Address`]'s hex text.
 
 use cairn_protocol::chain::{
-    Address, ChainState, Deal, DealId, NamespaceRoot, NodeRecord, SignedTx,
+    Address, ChainState, Deal, DealId, DealRepair, NamespaceRoot, NodeRecord, SignedTx,
 };
 use serde::{Deserialize, Serialize};
 
@@ -165,6 +165,104 @@ pub struct CommitmentView {
     pub lost_shards: u32,
     #[serde(default)]
     pub lost_bytes: u64,
+    /// The first period the commitment is proven and paid in (a holder
+    /// added by repair: the period after its claim).
+    #[serde(default)]
+    pub since: u64,
+    /// Shards repair moved away from this commitment.
+    #[serde(default)]
+    pub moved_shards: u32,
+}
+
+/// A moved shard: shard `index` of `segment` is now leaf `leaf` of
+/// commitment `commitment`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovedView {
+    pub segment: u32,
+    pub index: u16,
+    pub commitment: u32,
+    pub leaf: u32,
+}
+
+/// A deal's repair: its public repair data and what repair did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DealRepairView {
+    /// The repair data object's content id.
+    pub object: String,
+    pub k: u16,
+    pub m: u16,
+    pub segments: u32,
+    pub moved: Vec<MovedView>,
+    /// Claims whose bounty waits for the new holders' proofs.
+    pub pending: u32,
+    pub done: u32,
+    pub failed: u32,
+    /// Bounties paid, and to whom (repairers of pending and paid claims are
+    /// in the chain's transactions).
+    pub paid: u64,
+    /// Repairers whose claims wait for their bounty.
+    pub pending_repairers: Vec<Address>,
+}
+
+impl DealRepairView {
+    pub fn new(r: &DealRepair) -> Self {
+        Self {
+            object: r.data.object.to_string(),
+            k: r.data.k,
+            m: r.data.m,
+            segments: r.data.segments,
+            moved: r
+                .moved
+                .iter()
+                .map(|m| MovedView {
+                    segment: m.segment,
+                    index: m.index,
+                    commitment: m.commitment,
+                    leaf: m.leaf,
+                })
+                .collect(),
+            pending: r.pending.len() as u32,
+            done: r.done,
+            failed: r.failed,
+            paid: r.paid,
+            pending_repairers: r.pending.iter().map(|p| p.repairer).collect(),
+        }
+    }
+}
+
+/// `GET /chain/repairs`: open deals with repair data and bytes lost that
+/// no repair moved yet (at most [`MAX_LIST`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairList {
+    pub height: u64,
+    pub total: usize,
+    pub deals: Vec<String>,
+}
+
+/// `GET /chain/repair/{deal}`: the state a repairer needs for one deal
+/// ([`ChainState::repair_view`]), postcard-encoded as hex, so the repairer
+/// applies the protocol's own rules to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairStateView {
+    pub height: u64,
+    pub state: String,
+}
+
+impl RepairStateView {
+    pub fn new(state: &ChainState, deal: &DealId) -> Option<Self> {
+        let view = state.repair_view(deal)?;
+        let bytes = postcard::to_stdvec(&view).ok()?;
+        Some(Self {
+            height: state.height(),
+            state: hex::encode(bytes),
+        })
+    }
+
+    /// The state, decoded.
+    pub fn decode(&self) -> Result<ChainState, String> {
+        let bytes = hex::decode(&self.state).map_err(|e| e.to_string())?;
+        postcard::from_bytes(&bytes).map_err(|e| e.to_string())
+    }
 }
 
 /// `GET /chain/deal/{id}`.
@@ -182,6 +280,9 @@ pub struct DealView {
     pub withheld: u64,
     pub opened_at: u64,
     pub commitments: Vec<CommitmentView>,
+    /// Set once the owner named the deal's public repair data.
+    #[serde(default)]
+    pub repair: Option<DealRepairView>,
 }
 
 impl DealView {
@@ -217,8 +318,11 @@ impl DealView {
                     paid: c.paid,
                     lost_shards: c.lost.len() as u32,
                     lost_bytes: c.bytes - c.live_bytes(),
+                    since: c.since,
+                    moved_shards: c.moved.len() as u32,
                 })
                 .collect(),
+            repair: d.repair.as_ref().map(DealRepairView::new),
         }
     }
 }

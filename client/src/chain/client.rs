@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use super::api::{
     AccountView, BlockView, DealList, DealView, ErrorView, NodeList, NodeView, ProofTaskView,
-    StatusView, SubmitView, TxStatus, TxView,
+    RepairList, RepairStateView, StatusView, SubmitView, TxStatus, TxView,
 };
 use crate::net::client::{ClientSettings, NodeAddr, ShardClient};
 use bytes::Bytes;
@@ -342,6 +342,16 @@ impl ChainClient {
     /// An open deal by its hex id, or `None` if it is not (or no longer) open.
     pub async fn deal(&self, id: &str) -> Result<Option<DealView>, ChainError> {
         self.get(&format!("/chain/deal/{id}")).await?.found()
+    }
+
+    /// Open deals with repair data and lost bytes no repair moved yet.
+    pub async fn repairs(&self) -> Result<RepairList, ChainError> {
+        self.get("/chain/repairs").await?.ok()
+    }
+
+    /// What a repairer needs of the state for deal `id` (hex), or `None`.
+    pub async fn repair_state(&self, id: &str) -> Result<Option<RepairStateView>, ChainError> {
+        self.get(&format!("/chain/repair/{id}")).await?.found()
     }
 
     /// Open deals, all of them or `owner`'s.

@@ -29,8 +29,8 @@ use cairn_protocol::chain::{Address, Sig};
 use cairn_protocol::chain_wire::{ChainApiRequest, ChainApiResponse, ChainMethod};
 use cairn_protocol::shard::{verify_range, VerifyError};
 use cairn_protocol::wire::{
-    delete_message, encode_receipt_shards, DeleteRequest, NodeInfo, ReceiptRequest, Request,
-    Response, StoreRequest, WireError,
+    delete_message, encode_receipt_shards, DeleteRequest, NodeInfo, ReceiptRequest,
+    RepairReceiptRequest, Request, Response, StoreRequest, WireError,
 };
 use cairn_protocol::ContentId;
 use ed25519_dalek::{Signer, SigningKey};
@@ -446,6 +446,49 @@ impl ShardClient {
                     peer: node.peer,
                     address,
                 })?;
+                Ok(signature)
+            }
+            other => Err(unexpected(node, &other)),
+        }
+    }
+
+    /// Asks `node` to sign a repair receipt for `shards` (in this order;
+    /// the request's root, count and bytes must describe them, and the
+    /// repairer must have stored them there) and checks the signature
+    /// against the node's chain address before returning it.
+    pub async fn repair_receipt(
+        &self,
+        node: &NodeAddr,
+        request: &RepairReceiptRequest,
+        shards: &[(ContentId, u64)],
+    ) -> Result<Sig, ClientError> {
+        let address = super::peer_address(&node.peer).ok_or_else(|| {
+            ClientError::Invalid(format!(
+                "peer id {} does not embed an ed25519 key, so it has no chain address",
+                node.peer
+            ))
+        })?;
+        if shards.len() != request.shards as usize {
+            return Err(ClientError::Invalid(format!(
+                "{} shards listed for a commitment of {}",
+                shards.len(),
+                request.shards
+            )));
+        }
+        let header = Request::RepairReceiptV1(request.clone());
+        let body = Bytes::from(encode_receipt_shards(shards));
+        match self.ask(node, header, body).await?.header {
+            Response::Receipt { signature } => {
+                let bad = || ClientError::BadReceipt {
+                    peer: node.peer,
+                    address,
+                };
+                let key = address.verifying_key().map_err(|_| bad())?;
+                key.verify_strict(
+                    &request.message(address),
+                    &ed25519_dalek::Signature::from_bytes(&signature.0),
+                )
+                .map_err(|_| bad())?;
                 Ok(signature)
             }
             other => Err(unexpected(node, &other)),

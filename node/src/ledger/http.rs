@@ -15,8 +15,8 @@ use serde::Deserialize;
 
 use cairn_client::chain::api::{
     account_view, BlockView, DealList, DealView, ErrorView, NodeList, NodeView, ProofTaskView,
-    SeedView, StatusView, SubmitRequest, SubmitView, TxResultView, TxStatus, TxSummary, TxView,
-    MAX_LIST,
+    RepairList, RepairStateView, SeedView, StatusView, SubmitRequest, SubmitView, TxResultView,
+    TxStatus, TxSummary, TxView, MAX_LIST,
 };
 use cairn_protocol::chain::{Rejection, SignedTx};
 
@@ -37,6 +37,8 @@ pub fn routes(ledger: Arc<Ledger>) -> Router {
         .route("/chain/proof/{address}", get(proof_task))
         .route("/chain/deal/{id}", get(deal))
         .route("/chain/deals", get(deals))
+        .route("/chain/repairs", get(repairs))
+        .route("/chain/repair/{id}", get(repair_state))
         .route("/chain/block/{height}", get(block))
         .route(
             "/chain/tx",
@@ -206,6 +208,35 @@ async fn deal(State(ledger): State<Arc<Ledger>>, Path(id): Path<String>) -> ApiR
         ))
     })?;
     Ok(Json(DealView::new(&id, deal, &state)))
+}
+
+/// Deals a repairer should look at: repair data named, and bytes lost
+/// (a disqualified node's, or declared or found lost) that no repair moved.
+async fn repairs(State(ledger): State<Arc<Ledger>>) -> Json<RepairList> {
+    let state = ledger.store().state();
+    let wanted: Vec<String> = state
+        .deals()
+        .filter(|(_, d)| {
+            d.repair.is_some() && d.commitments.iter().any(|c| c.unrepaired_bytes() > 0)
+        })
+        .map(|(id, _)| hex::encode(id.0))
+        .collect();
+    Json(RepairList {
+        height: state.height(),
+        total: wanted.len(),
+        deals: wanted.into_iter().take(MAX_LIST).collect(),
+    })
+}
+
+async fn repair_state(
+    State(ledger): State<Arc<Ledger>>,
+    Path(id): Path<String>,
+) -> ApiResult<RepairStateView> {
+    let id = DealId(parse_id("deal id", &id)?);
+    let state = ledger.store().state();
+    RepairStateView::new(&state, &id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no open deal {}", hex::encode(id.0))))
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use cairn_protocol::shard::Outboard;
 use cairn_protocol::wire::{
     decode_receipt_shards, delete_message, DeleteRequest, ErrorKind, NodeInfo, ReceiptRequest,
-    Request, Response, StoreRequest, WireError, DELETE_WINDOW_SECS,
+    RepairReceiptRequest, Request, Response, StoreRequest, WireError, DELETE_WINDOW_SECS,
 };
 use cairn_protocol::ContentId;
 use libp2p::PeerId;
@@ -90,6 +90,7 @@ impl ShardService {
             Request::Info => self.info(),
             Request::Delete(d) => self.delete(d),
             Request::ReceiptV1(r) => self.receipt(r, &body),
+            Request::RepairReceiptV1(r) => self.repair_receipt(r, &body),
         }
     }
 
@@ -232,6 +233,76 @@ impl ShardService {
         }
         ShardResponse::new(Response::Receipt {
             signature: self.chain_key.sign_receipt(&request),
+        })
+    }
+
+    /// Signs a repair receipt, but only once every listed shard is here, of
+    /// that size, the list is exactly the request's commitment, and it is
+    /// for this node's chain: the receipt makes the node answerable for the
+    /// shards once the repairer's claim is applied. The leaf list is kept
+    /// (synced) before the receipt leaves, as for a deal receipt; a
+    /// different list already kept for the deal (this node's own part of
+    /// it) is never replaced.
+    fn repair_receipt(&self, request: RepairReceiptRequest, body: &[u8]) -> ShardResponse {
+        let refuse = |kind, message: String| ShardResponse::error(kind, message);
+        let shards = match decode_receipt_shards(body) {
+            Ok(s) => s,
+            Err(e) => return ShardResponse::new(Response::Error(e)),
+        };
+        if let Err(e) = request.check_shards(&shards) {
+            return ShardResponse::new(Response::Error(e));
+        }
+        if let Some(facts) = self.terms.facts() {
+            if facts.chain_id != request.chain_id {
+                return refuse(
+                    ErrorKind::Unauthorized,
+                    format!(
+                        "this node serves chain '{}', not '{}'",
+                        facts.chain_id, request.chain_id
+                    ),
+                );
+            }
+        }
+        for (id, size) in &shards {
+            match self.store.meta(id) {
+                Ok(Some(meta)) if meta.size == *size => {}
+                Ok(Some(meta)) => {
+                    return refuse(
+                        ErrorKind::Malformed,
+                        format!("shard {id} is {} bytes here, not {size}", meta.size),
+                    )
+                }
+                Ok(None) => {
+                    return refuse(
+                        ErrorKind::NotFound,
+                        format!("shard {id} is not stored here"),
+                    )
+                }
+                Err(e) => return self.store_error(e),
+            }
+        }
+        match self.store.leaves(&request.deal) {
+            Ok(Some(kept)) if kept.shards != shards => {
+                return refuse(
+                    ErrorKind::Unauthorized,
+                    format!(
+                        "this node already holds another part of deal {}",
+                        request.deal
+                    ),
+                )
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                if let Err(e) = self.store.keep_leaves(&request.deal, &shards, now()) {
+                    return self.store_error(e);
+                }
+            }
+            Err(e) => return self.store_error(e),
+        }
+        ShardResponse::new(Response::Receipt {
+            signature: self
+                .chain_key
+                .sign(&request.message(self.chain_key.address())),
         })
     }
 

@@ -237,3 +237,85 @@ async fn a_node_signs_receipts_only_for_what_it_holds_for_the_owner() {
     assert_eq!(count("unauthorized"), 2.0);
     assert_eq!(count("too_large"), 1.0);
 }
+
+/// Repair receipts from a real node: signed over the repairer, the deal and
+/// the new commitment only for shards it stores at the listed sizes, and
+/// never for a deal it already keeps another part of.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_signs_repair_receipts_only_for_what_a_repairer_stored() {
+    use cairn_protocol::chain::{repair_receipt_message, DealId};
+    use cairn_protocol::wire::RepairReceiptRequest;
+
+    let root = tempfile::tempdir().unwrap();
+    let node = TestNode::start(&init(root.path(), "n", "1GiB", &[]));
+    let client = ShardClient::start(ClientSettings::default()).unwrap();
+    let addr = node.quic();
+    let address = peer_address(&addr.peer).unwrap();
+    let repairer = Address::of(&SigningKey::from_bytes(&[9; 32]).verifying_key());
+    let mut shards = Vec::new();
+    for seed in 0..3u64 {
+        let data = bytes(8_000 + seed as usize * 100, 40 + seed);
+        shards.push((
+            store(&client, &addr, &data, repairer).await,
+            data.len() as u64,
+        ));
+    }
+    let deal = DealId([5; 32]);
+    let ask = |shards: &[(ContentId, u64)], deal: DealId| RepairReceiptRequest {
+        chain_id: CHAIN.into(),
+        repairer,
+        deal,
+        root: merkle::root(shards).unwrap(),
+        shards: shards.len() as u32,
+        bytes: shards.iter().map(|s| s.1).sum(),
+    };
+
+    // Stored, right sizes: signed over exactly what the chain checks.
+    let good = ask(&shards, deal);
+    let sig = client.repair_receipt(&addr, &good, &shards).await.unwrap();
+    let message = repair_receipt_message(CHAIN, &repairer, &deal, &good.commitment(address));
+    let key = address.verifying_key().unwrap();
+    key.verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&sig.0))
+        .unwrap();
+    // The same list again (a racing repairer with the same placement).
+    assert_eq!(
+        client.repair_receipt(&addr, &good, &shards).await.unwrap(),
+        sig
+    );
+
+    // A shard not stored here; a size other than the stored one.
+    let mut missing = shards.clone();
+    missing.push((ContentId::of(b"never rebuilt"), 12));
+    let other = DealId([6; 32]);
+    assert_eq!(
+        refusal(
+            client
+                .repair_receipt(&addr, &ask(&missing, other), &missing)
+                .await
+        ),
+        ErrorKind::NotFound
+    );
+    let mut resized = shards.clone();
+    resized[0].1 += 1;
+    assert_eq!(
+        refusal(
+            client
+                .repair_receipt(&addr, &ask(&resized, other), &resized)
+                .await
+        ),
+        ErrorKind::Malformed
+    );
+    // A list that is not the request's commitment.
+    let mut reordered = shards.clone();
+    reordered.swap(0, 2);
+    assert_eq!(
+        refusal(client.repair_receipt(&addr, &good, &reordered).await),
+        ErrorKind::Malformed
+    );
+    // Another part of a deal it already keeps a leaf list for.
+    let part = &shards[..2];
+    assert_eq!(
+        refusal(client.repair_receipt(&addr, &ask(part, deal), part).await),
+        ErrorKind::Unauthorized
+    );
+}

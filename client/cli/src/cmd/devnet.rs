@@ -1,4 +1,5 @@
-//! `cairn devnet up|down|status`: a local network of real storage nodes.
+//! `cairn devnet up|down|status|kill|start`: a local network of real
+//! storage nodes.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -38,6 +39,41 @@ pub enum DevnetCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// Stop node N at once (SIGKILL, no goodbye), to try a failure.
+    Kill {
+        /// The node's index, as `status` lists it.
+        node: usize,
+        /// Devnet directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Start node N again on its store, keys and ports (after `kill`).
+    Start {
+        /// The node's index, as `status` lists it.
+        node: usize,
+        /// Devnet directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// What `kill` or `start` did to one node.
+fn report(global: &Global, node: usize, state: &str, was_alive: bool, pid: u32) {
+    if global.json {
+        let out = serde_json::json!({
+            "node": node,
+            "state": state,
+            "was_running": was_alive,
+            "pid": pid,
+        });
+        println!("{out}");
+    } else if state == "killed" && !was_alive {
+        println!("node {node} was not running.");
+    } else if state == "running" && was_alive {
+        println!("node {node} is already running (pid {pid}).");
+    } else {
+        println!("node {node} {state} (pid {pid}).");
+    }
 }
 
 fn size(text: &str) -> Result<u64, String> {
@@ -78,6 +114,22 @@ pub fn run(command: DevnetCommand, global: &Global) -> anyhow::Result<()> {
                     println!("  directory removed.");
                 }
             }
+            Ok(())
+        }
+        DevnetCommand::Kill { node, dir } => {
+            let mut net = Devnet::open(&dir.unwrap_or_else(devnet::default_dir))?;
+            let was_alive = net.is_alive(node);
+            net.kill(node)?;
+            report(global, node, "killed", was_alive, net.nodes()[node].pid);
+            Ok(())
+        }
+        DevnetCommand::Start { node, dir } => {
+            let mut net = Devnet::open(&dir.unwrap_or_else(devnet::default_dir))?;
+            let was_alive = net.is_alive(node);
+            if !was_alive {
+                net.restart(node)?;
+            }
+            report(global, node, "running", was_alive, net.nodes()[node].pid);
             Ok(())
         }
         DevnetCommand::Status { dir } => {

@@ -378,6 +378,34 @@ impl ChainState {
         self.deals.iter()
     }
 
+    /// What a repairer needs of the state to repair `deal` by the rules of
+    /// [`crate::repair`]: the parameters, every node, and this deal alone
+    /// (no accounts, no other deal). [`crate::repair::assess`],
+    /// [`crate::repair::choose_holders`] and [`crate::repair::prepare`]
+    /// give the same answers on it as on the whole state; a validator
+    /// serves it so a repairer need not hold the chain.
+    pub fn repair_view(&self, deal: &DealId) -> Option<ChainState> {
+        let d = self.deals.get(deal)?;
+        Some(ChainState {
+            chain_id: self.chain_id.clone(),
+            params: self.params.clone(),
+            validators: self.validators.clone(),
+            height: self.height,
+            epoch: self.epoch,
+            beacon: self.beacon,
+            beacons: BTreeMap::new(),
+            accounts: BTreeMap::new(),
+            nodes: self.nodes.clone(),
+            deals: BTreeMap::from([(*deal, d.clone())]),
+            node_deals: d.commitments.iter().map(|c| (c.node, *deal)).collect(),
+            namespaces: BTreeMap::new(),
+            repair_pool: self.repair_pool,
+            genesis_supply: self.genesis_supply,
+            minted: self.minted,
+            burned: self.burned,
+        })
+    }
+
     pub fn namespace(&self, address: &Address) -> Option<NamespaceRoot> {
         self.namespaces.get(address).copied()
     }
