@@ -228,11 +228,16 @@ impl Namespace<'_> {
                 let ms = 200 + rand::random::<u64>() % (500 * attempt);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
             }
+            // One deal covers every object of the commit, each with its own
+            // segments; repair data describes one file's segments, so a
+            // namespace deal carries none yet (its objects are not repaired
+            // by strangers: docs/repair.md, "Not covered").
             match deal::open(
                 client.network(),
                 chain,
                 &key,
                 placement,
+                None,
                 &client.config().deal,
             )
             .await
