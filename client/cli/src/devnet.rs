@@ -643,6 +643,9 @@ impl Devnet {
         if self.is_alive(index) {
             self.signal_and_reap(index, "KILL");
         }
+        // A node killed from elsewhere may still be tearing down its threads
+        // (and holding its store's lock) after its pid stopped looking alive.
+        wait_exited(self.nodes[index].pid, Duration::from_secs(10));
         let old = self.nodes[index].clone();
         let listen: Vec<String> = old
             .listen
@@ -720,10 +723,7 @@ impl Devnet {
         if pid_alive(self.nodes[index].pid) {
             send_signal(self.nodes[index].pid, signal);
             if signal == "KILL" {
-                let deadline = Instant::now() + Duration::from_secs(5);
-                while pid_alive(self.nodes[index].pid) && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
+                wait_exited(self.nodes[index].pid, Duration::from_secs(10));
             }
         }
     }
@@ -1003,6 +1003,33 @@ fn send_signal(pid: u32, signal: &str) -> bool {
 /// Whether `pid` is a live (or stopped) node process. On Linux this reads
 /// `/proc`, which also tells a zombie and a recycled pid (a process that is
 /// not `… run --config …`) apart.
+/// Waits (up to `limit`) until process `pid` has fully exited: not only
+/// its main thread (whose state turns zombie first, which is all
+/// [`pid_alive`] looks at) but every thread, so its files, and the store's
+/// lock, are closed.
+fn wait_exited(pid: u32, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while !fully_exited(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn fully_exited(pid: u32) -> bool {
+    if pid == 0 || !Path::new("/proc/self/stat").exists() {
+        return !pid_alive(pid);
+    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let zombie = matches!(
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next()),
+        Some('Z') | Some('X')
+    );
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
+    zombie && threads <= 1
+}
+
 pub fn pid_alive(pid: u32) -> bool {
     if pid == 0 {
         return false;
