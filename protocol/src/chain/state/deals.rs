@@ -42,37 +42,7 @@ impl ChainState {
             if !seen.insert(c.node) {
                 return Err(Rejection::DuplicateNode(c.node));
             }
-            let node = self
-                .nodes
-                .get(&c.node)
-                .ok_or(Rejection::UnknownNode(c.node))?;
-            if node.health() != Health::Active {
-                return Err(Rejection::NodeNotAccepting {
-                    node: c.node,
-                    health: node.health().as_str().into(),
-                });
-            }
-            let free = node.capacity.saturating_sub(node.used);
-            if c.bytes > free {
-                return Err(Rejection::NodeFull {
-                    node: c.node,
-                    free,
-                    need: c.bytes,
-                });
-            }
-            let need = required_stake(
-                self.params.proof.stake_per_gib,
-                self.params.min_stake,
-                node.used + c.bytes,
-            )
-            .ok_or(Rejection::Overflow)?;
-            if node.stake < need {
-                return Err(Rejection::StakeBelowCommitted {
-                    node: c.node,
-                    need,
-                    have: node.stake,
-                });
-            }
+            self.check_can_hold(c.node, c.bytes)?;
             total = add(total, c.bytes)?;
         }
         if total != terms.size {
@@ -103,6 +73,41 @@ impl ChainState {
             .price_per_epoch
             .checked_mul(terms.end_epoch - terms.start_epoch)
             .ok_or(Rejection::Overflow)
+    }
+
+    /// Checks that registered node `node` may take `bytes` more: it is
+    /// active, has the room, and its stake covers what it would then hold.
+    /// Shared by deals and repair claims, which add holders alike.
+    pub(super) fn check_can_hold(&self, node: Address, bytes: u64) -> Result<(), Rejection> {
+        let record = self.nodes.get(&node).ok_or(Rejection::UnknownNode(node))?;
+        if record.health() != Health::Active {
+            return Err(Rejection::NodeNotAccepting {
+                node,
+                health: record.health().as_str().into(),
+            });
+        }
+        let free = record.capacity.saturating_sub(record.used);
+        if bytes > free {
+            return Err(Rejection::NodeFull {
+                node,
+                free,
+                need: bytes,
+            });
+        }
+        let need = required_stake(
+            self.params.proof.stake_per_gib,
+            self.params.min_stake,
+            record.used.saturating_add(bytes),
+        )
+        .ok_or(Rejection::Overflow)?;
+        if record.stake < need {
+            return Err(Rejection::StakeBelowCommitted {
+                node,
+                need,
+                have: record.stake,
+            });
+        }
+        Ok(())
     }
 
     /// Records a checked deal whose escrow was charged.

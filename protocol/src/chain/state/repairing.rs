@@ -10,7 +10,6 @@ use crate::chain::rejection::Rejection;
 use crate::chain::repair::{repair_receipt_message, RepairClaim, RepairCommitment, RepairRef};
 use crate::chain::sig;
 use crate::chain::tx::Address;
-use crate::proofs::accounting::{required_stake, Health};
 use crate::repair::bounty;
 
 /// What repair knows and did for one deal.
@@ -236,37 +235,7 @@ impl ChainState {
             if deal.commitments.iter().any(|x| x.node == c.node) {
                 return Err(Rejection::HolderInDeal(c.node));
             }
-            let node = self
-                .nodes
-                .get(&c.node)
-                .ok_or(Rejection::UnknownNode(c.node))?;
-            if node.health() != Health::Active {
-                return Err(Rejection::NodeNotAccepting {
-                    node: c.node,
-                    health: node.health().as_str().into(),
-                });
-            }
-            let free = node.capacity.saturating_sub(node.used);
-            if c.bytes > free {
-                return Err(Rejection::NodeFull {
-                    node: c.node,
-                    free,
-                    need: c.bytes,
-                });
-            }
-            let need = required_stake(
-                self.params.proof.stake_per_gib,
-                self.params.min_stake,
-                node.used.saturating_add(c.bytes),
-            )
-            .ok_or(Rejection::Overflow)?;
-            if node.stake < need {
-                return Err(Rejection::StakeBelowCommitted {
-                    node: c.node,
-                    need,
-                    have: node.stake,
-                });
-            }
+            self.check_can_hold(c.node, c.bytes)?;
             holders.push(c);
         }
         // Receipts last: they are the expensive check, done in one batch.
