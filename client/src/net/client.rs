@@ -415,41 +415,9 @@ impl ShardClient {
         request: &ReceiptRequest,
         shards: &[(ContentId, u64)],
     ) -> Result<Sig, ClientError> {
-        let address = super::peer_address(&node.peer).ok_or_else(|| {
-            ClientError::Invalid(format!(
-                "peer id {} does not embed an ed25519 key, so it has no chain address",
-                node.peer
-            ))
-        })?;
-        if shards.len() != request.shards as usize {
-            return Err(ClientError::Invalid(format!(
-                "{} shards listed for a commitment of {}",
-                shards.len(),
-                request.shards
-            )));
-        }
         let header = Request::ReceiptV1(request.clone());
-        let body = Bytes::from(encode_receipt_shards(shards));
-        match self.ask(node, header, body).await?.header {
-            Response::Receipt { signature } => {
-                let key = address
-                    .verifying_key()
-                    .map_err(|_| ClientError::BadReceipt {
-                        peer: node.peer,
-                        address,
-                    })?;
-                key.verify_strict(
-                    &request.message(address),
-                    &ed25519_dalek::Signature::from_bytes(&signature.0),
-                )
-                .map_err(|_| ClientError::BadReceipt {
-                    peer: node.peer,
-                    address,
-                })?;
-                Ok(signature)
-            }
-            other => Err(unexpected(node, &other)),
-        }
+        self.signed_receipt(node, header, request.shards, shards, |a| request.message(a))
+            .await
     }
 
     /// Asks `node` to sign a repair receipt for `shards` (in this order;
@@ -462,20 +430,35 @@ impl ShardClient {
         request: &RepairReceiptRequest,
         shards: &[(ContentId, u64)],
     ) -> Result<Sig, ClientError> {
+        let header = Request::RepairReceiptV1(request.clone());
+        self.signed_receipt(node, header, request.shards, shards, |a| request.message(a))
+            .await
+    }
+
+    /// Sends a receipt request (`header`, for a commitment of `count`
+    /// shards) with `shards` as its body and checks the answer's signature
+    /// over `message(node's chain address)`.
+    async fn signed_receipt(
+        &self,
+        node: &NodeAddr,
+        header: Request,
+        count: u32,
+        shards: &[(ContentId, u64)],
+        message: impl FnOnce(Address) -> Vec<u8>,
+    ) -> Result<Sig, ClientError> {
         let address = super::peer_address(&node.peer).ok_or_else(|| {
             ClientError::Invalid(format!(
                 "peer id {} does not embed an ed25519 key, so it has no chain address",
                 node.peer
             ))
         })?;
-        if shards.len() != request.shards as usize {
+        if shards.len() != count as usize {
             return Err(ClientError::Invalid(format!(
                 "{} shards listed for a commitment of {}",
                 shards.len(),
-                request.shards
+                count
             )));
         }
-        let header = Request::RepairReceiptV1(request.clone());
         let body = Bytes::from(encode_receipt_shards(shards));
         match self.ask(node, header, body).await?.header {
             Response::Receipt { signature } => {
@@ -485,7 +468,7 @@ impl ShardClient {
                 };
                 let key = address.verifying_key().map_err(|_| bad())?;
                 key.verify_strict(
-                    &request.message(address),
+                    &message(address),
                     &ed25519_dalek::Signature::from_bytes(&signature.0),
                 )
                 .map_err(|_| bad())?;
