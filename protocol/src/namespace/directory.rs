@@ -314,7 +314,16 @@ impl Directory {
         for (name, entry) in wire.entries {
             entries.insert(name, entry);
         }
-        Ok(Self { entries })
+        let dir = Self { entries };
+        // postcard reads an overlong varint (e.g. `d2 00` for 82) as the
+        // number; one directory has one encoding, so its id cannot be
+        // varied by re-encoding it.
+        if dir.encode()? != bytes {
+            return Err(NamespaceError::Malformed(
+                "not in canonical form (an overlong number?)".into(),
+            ));
+        }
+        Ok(dir)
     }
 }
 
