@@ -34,7 +34,8 @@ use std::time::Duration;
 
 use crate::chain::{ChainClient, ChainError};
 use cairn_protocol::chain::{
-    merkle, Address, Commitment, DealId, DealTerms, Transaction, TxBody, MAX_COMMITMENTS,
+    merkle, Address, Commitment, DealId, DealTerms, GenesisHash, Transaction, TxBody,
+    MAX_COMMITMENTS,
 };
 use cairn_protocol::wire::{ReceiptRequest, MAX_RECEIPT_SHARDS};
 use cairn_protocol::ContentId;
@@ -174,17 +175,17 @@ pub fn plan(
 
 impl DealPlan {
     /// What node part `i` is asked to sign for a deal of `owner` opened
-    /// with `owner_nonce` on chain `chain_id`.
+    /// with `owner_nonce` on the chain `genesis` names.
     pub fn receipt_request(
         &self,
         i: usize,
-        chain_id: &str,
+        genesis: &GenesisHash,
         owner: Address,
         owner_nonce: u64,
     ) -> Option<ReceiptRequest> {
         let n = self.nodes.get(i)?;
         Some(ReceiptRequest {
-            chain_id: chain_id.into(),
+            genesis: *genesis,
             owner,
             owner_nonce,
             size: self.terms.size,
@@ -285,7 +286,8 @@ pub async fn open(
     let repair = segments
         .map(|s| repair_data::build(s.k, s.m, &plan, s.shards))
         .transpose()?;
-    let commitments = collect_receipts(network, &plan, &status.chain_id, owner, nonce, 8).await?;
+    let commitments =
+        collect_receipts(network, &plan, &status.genesis_hash, owner, nonce, 8).await?;
     let mut terms = plan.terms.clone();
     terms.commitments = commitments;
     let nodes = terms.commitments.len();
@@ -296,7 +298,7 @@ pub async fn open(
         terms.end_epoch,
     );
     let tx = Transaction {
-        chain_id: status.chain_id.clone(),
+        genesis: status.genesis_hash,
         signer: owner,
         nonce,
         fee: status.min_fee,
@@ -317,7 +319,7 @@ pub async fn open(
                 network,
                 chain,
                 key,
-                &status.chain_id,
+                &status.genesis_hash,
                 status.min_fee,
                 nonce + 1,
                 deal,
@@ -347,13 +349,13 @@ pub async fn open(
 /// time, and returns the commitments in the plan's order, each signature
 /// already checked against its node's address. The deal is to be opened by
 /// `owner` (the account that stored the shards) with its transaction nonce
-/// `owner_nonce` on chain `chain_id`: a receipt is good for that
+/// `owner_nonce` on the chain `genesis` names: a receipt is good for that
 /// transaction only. Fails, naming every node that did not sign, unless
 /// all did.
 pub async fn collect_receipts(
     network: &Network,
     plan: &DealPlan,
-    chain_id: &str,
+    genesis: &GenesisHash,
     owner: Address,
     owner_nonce: u64,
     parallelism: usize,
@@ -364,7 +366,7 @@ pub async fn collect_receipts(
             .index_of(&part.node.to_bytes())
             .ok_or(DealError::UnknownNode(part.node))?;
         let request = plan
-            .receipt_request(i, chain_id, owner, owner_nonce)
+            .receipt_request(i, genesis, owner, owner_nonce)
             .ok_or(DealError::UnknownNode(part.node))?;
         let result = network
             .receipt(index, &request, &part.shards)
@@ -466,7 +468,9 @@ mod tests {
             assert!(plan.nodes.windows(2).all(|w| w[0].address < w[1].address));
             // Every request carries its node's commitment and the terms.
             for (i, part) in plan.nodes.iter().enumerate() {
-                let r = plan.receipt_request(i, "c", Address([1; 32]), 3).unwrap();
+                let r = plan
+                    .receipt_request(i, &GenesisHash([4; 32]), Address([1; 32]), 3)
+                    .unwrap();
                 assert_eq!((r.root, r.bytes, r.size), (part.root, part.bytes, total));
                 assert_eq!(r.shards as usize, part.shards.len());
             }

@@ -14,7 +14,7 @@
 //! keep it like any stored object of the owner (no expiry).
 
 use bytes::Bytes;
-use cairn_protocol::chain::{Address, DealId, Transaction, TxBody};
+use cairn_protocol::chain::{Address, DealId, GenesisHash, Transaction, TxBody};
 use cairn_protocol::repair::RepairData;
 use cairn_protocol::ContentId;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -57,7 +57,7 @@ pub async fn publish(
     network: &Network,
     chain: &ChainClient,
     key: &ed25519_dalek::SigningKey,
-    chain_id: &str,
+    genesis: &GenesisHash,
     fee: u64,
     nonce: u64,
     deal: DealId,
@@ -92,7 +92,7 @@ pub async fn publish(
         )));
     }
     let tx = Transaction {
-        chain_id: chain_id.into(),
+        genesis: *genesis,
         signer: owner,
         nonce,
         fee,

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use cairn_node::daemon::RuntimeInfo;
 use cairn_node::local_chain;
-use cairn_protocol::chain::{Address, Allocation, Transaction, TxBody};
+use cairn_protocol::chain::{Address, Allocation, GenesisHash, Transaction, TxBody};
 use ed25519_dalek::SigningKey;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cairn-node");
@@ -130,6 +130,11 @@ fn main() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let start_height = json(&apis[0], "/chain/status")["height"].as_u64().unwrap();
+    let genesis: GenesisHash = json(&apis[0], "/chain/status")["genesis_hash"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
 
     // Each thread owns some senders and sends their transfers in nonce
     // order to one validator (a validator proposes only its own mempool).
@@ -148,7 +153,7 @@ fn main() {
                     for (k, s) in mine.iter().enumerate() {
                         let key = sender(*s);
                         let tx = Transaction {
-                            chain_id: "bench".into(),
+                            genesis,
                             signer: Address::of(&key.verifying_key()),
                             nonce: nonces[k],
                             fee: 1,

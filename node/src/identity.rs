@@ -13,7 +13,7 @@ use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use cairn_protocol::chain::{Address, Sig, SignedTx, Transaction, TxBody};
+use cairn_protocol::chain::{Address, GenesisHash, Sig, SignedTx, Transaction, TxBody};
 use cairn_protocol::wire::ReceiptRequest;
 use ed25519_dalek::{Signer, SigningKey};
 use libp2p::identity::Keypair;
@@ -87,9 +87,9 @@ impl ChainKey {
 
     /// A transaction from this node's account (the signer is always
     /// [`Self::address`]), signed.
-    pub fn sign_tx(&self, chain_id: &str, nonce: u64, fee: u64, body: TxBody) -> SignedTx {
+    pub fn sign_tx(&self, genesis: &GenesisHash, nonce: u64, fee: u64, body: TxBody) -> SignedTx {
         Transaction {
-            chain_id: chain_id.to_string(),
+            genesis: *genesis,
             signer: self.address(),
             nonce,
             fee,
@@ -230,7 +230,7 @@ mod tests {
         );
         let mut state = ChainState::from_genesis(&genesis).unwrap();
         let register = Transaction {
-            chain_id: "receipts".into(),
+            genesis: genesis.hash(),
             signer: node,
             nonce: 0,
             fee: 1,
@@ -248,7 +248,7 @@ mod tests {
             .map(|i| (ContentId::of(&[i]), 100 + i as u64))
             .collect();
         let request = ReceiptRequest {
-            chain_id: "receipts".into(),
+            genesis: genesis.hash(),
             owner,
             owner_nonce: 0,
             size: 303,
@@ -264,7 +264,7 @@ mod tests {
             let mut terms = request.terms();
             terms.commitments = vec![request.commitment(node, receipt)];
             Transaction {
-                chain_id: "receipts".into(),
+                genesis: genesis.hash(),
                 signer: owner,
                 nonce: request.owner_nonce,
                 fee: 1,

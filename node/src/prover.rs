@@ -152,7 +152,7 @@ impl Prover {
         let me = self.key.address();
         let status = self.client.status().await.map_err(|e| e.to_string())?;
         self.terms.learn(ChainFacts {
-            chain_id: status.chain_id.clone(),
+            genesis: status.genesis_hash,
             epoch: status.epoch,
             max_start_ahead: status.max_start_ahead_epochs,
         });
@@ -271,7 +271,7 @@ impl Prover {
             return;
         };
         let tx = self.key.sign_tx(
-            &status.chain_id,
+            &status.genesis_hash,
             nonce,
             status.min_fee,
             TxBody::ProveStorage(proof),
@@ -354,7 +354,7 @@ impl Prover {
                 return;
             };
             let tx = self.key.sign_tx(
-                &status.chain_id,
+                &status.genesis_hash,
                 nonce,
                 status.min_fee,
                 TxBody::DeclareLost(chunk.to_vec()),
@@ -422,7 +422,7 @@ pub(crate) async fn nonce_with_fee(
     };
     let amount = status.min_fee.saturating_mul(1_000).clamp(1, max);
     let tx = key.sign_tx(
-        &status.chain_id,
+        &status.genesis_hash,
         account.next_nonce,
         0,
         TxBody::Faucet { amount },

@@ -35,7 +35,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cairn_protocol::chain::{TxBody, MAX_ADDRESSES, MAX_ADDRESS_LEN};
+use cairn_protocol::chain::{GenesisHash, TxBody, MAX_ADDRESSES, MAX_ADDRESS_LEN};
 use cairn_protocol::proofs::accounting::required_stake;
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
@@ -371,7 +371,7 @@ impl Registrar {
             let amount = missing.min(max);
             tracing::info!(account = %me, amount, "asking the chain's faucet for the stake and fee");
             self.commit(
-                &status.chain_id,
+                &status.genesis_hash,
                 account.next_nonce,
                 0,
                 TxBody::Faucet { amount },
@@ -383,7 +383,7 @@ impl Registrar {
         if what == "RegisterNode" {
             tracing::info!(account = %me, ?addresses, capacity, stake, "registering on the chain");
         }
-        self.commit(&status.chain_id, account.next_nonce, fee, body, what)
+        self.commit(&status.genesis_hash, account.next_nonce, fee, body, what)
             .await?;
         Ok(Step::Again)
     }
@@ -391,13 +391,13 @@ impl Registrar {
     /// Signs, submits and waits for the block; `Err` unless it applied.
     async fn commit(
         &self,
-        chain_id: &str,
+        genesis: &GenesisHash,
         nonce: u64,
         fee: u64,
         body: TxBody,
         what: &str,
     ) -> Result<(), String> {
-        let tx = self.key.sign_tx(chain_id, nonce, fee, body);
+        let tx = self.key.sign_tx(genesis, nonce, fee, body);
         let id = self
             .client
             .submit(&tx)

@@ -403,7 +403,7 @@ impl Repairer {
                 .commitment(h)
                 .ok_or_else(|| failed("a holder takes no shard"))?;
             let request = RepairReceiptRequest {
-                chain_id: status.chain_id.clone(),
+                genesis: status.genesis_hash,
                 repairer: me,
                 deal: deal_id,
                 root: c.root,
@@ -432,7 +432,7 @@ impl Repairer {
             .await
             .ok_or_else(|| failed("cannot pay the claim's fee"))?;
         let tx = self.key.sign_tx(
-            &status.chain_id,
+            &status.genesis_hash,
             nonce,
             status.min_fee,
             TxBody::ClaimRepair(claim),

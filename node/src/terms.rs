@@ -14,12 +14,14 @@
 
 use std::sync::RwLock;
 
+use cairn_protocol::chain::GenesisHash;
 use cairn_protocol::wire::{ErrorKind, ReceiptRequest, WireError};
 
 /// What the node knows of its chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainFacts {
-    pub chain_id: String,
+    /// The chain's genesis hash: receipts are signed for it alone.
+    pub genesis: GenesisHash,
     pub epoch: u64,
     /// How far ahead of `epoch` the chain lets a deal start.
     pub max_start_ahead: u64,
@@ -93,10 +95,10 @@ impl TermsPolicy {
                 "this node does not know its chain yet; try again shortly".to_string(),
             ));
         };
-        if request.chain_id != facts.chain_id {
+        if request.genesis != facts.genesis {
             return refuse(format!(
-                "this node serves chain '{}', not '{}'",
-                facts.chain_id, request.chain_id
+                "this node serves the chain with genesis {}, not {}",
+                facts.genesis, request.genesis
             ));
         }
         if request.start_epoch <= facts.epoch
@@ -121,7 +123,7 @@ mod tests {
 
     fn request() -> ReceiptRequest {
         ReceiptRequest {
-            chain_id: "c".into(),
+            genesis: GenesisHash([1; 32]),
             owner: Address([1; 32]),
             owner_nonce: 0,
             size: 4 << 30,
@@ -143,7 +145,7 @@ mod tests {
             ErrorKind::Internal
         );
         policy.learn(ChainFacts {
-            chain_id: "c".into(),
+            genesis: GenesisHash([1; 32]),
             epoch: 10,
             max_start_ahead: 4,
         });
@@ -152,12 +154,12 @@ mod tests {
         cheap.price_per_epoch = 3_999;
         assert!(policy.check(&cheap).unwrap_err().message.contains("ask"));
         let mut other = request();
-        other.chain_id = "d".into();
+        other.genesis = GenesisHash([2; 32]);
         assert!(policy
             .check(&other)
             .unwrap_err()
             .message
-            .contains("serves chain"));
+            .contains("serves the chain"));
         for start in [10, 15] {
             let mut r = request();
             r.start_epoch = start;
@@ -169,7 +171,7 @@ mod tests {
         assert!(policy.check(&long).unwrap_err().message.contains("longer"));
         // Off chain: only the node's own terms.
         let mut r = request();
-        r.chain_id = "anything".into();
+        r.genesis = GenesisHash([9; 32]);
         assert!(TermsPolicy::off_chain().check(&r).is_ok());
     }
 }

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use cairn_chain::threshold::{self, ValidatorShare};
 use cairn_chain::{Block, ChainApp, Channels, Head, LedgerError as EngineLedgerError, Timing};
-use cairn_protocol::chain::{Address, ChainState, Genesis, SignedTx};
+use cairn_protocol::chain::{Address, ChainState, Genesis, GenesisHash, SignedTx};
 use commonware_codec::DecodeExt;
 use commonware_cryptography::{ed25519, ChaCha20Poly1305, Signer};
 use commonware_p2p::{authenticated::lookup, Address as PeerAddress, AddressableManager};
@@ -199,7 +199,7 @@ pub fn public_key(address: &Address) -> Result<ed25519::PublicKey, ValidatorErro
 struct NodeLedger {
     ledger: Arc<Ledger>,
     genesis_head: Head,
-    chain_id: String,
+    genesis: GenesisHash,
 }
 
 impl NodeLedger {
@@ -249,7 +249,7 @@ impl cairn_chain::Ledger for NodeLedger {
                         view: s.view,
                         signature: s.signature_bytes(),
                     }),
-                    beacon: block.beacon(&self.chain_id),
+                    beacon: block.beacon(&self.genesis),
                 },
             })
             .map_err(|e| EngineLedgerError::Apply(e.to_string()))?;
@@ -293,7 +293,7 @@ pub fn spawn(
             reason: e.to_string(),
         }
     })?;
-    let verifier = threshold::seed_verifier(&polynomial);
+    let verifier = threshold::seed_verifier(&polynomial, &genesis.hash());
     let mut peers = Vec::new();
     for (address, socket) in &settings.peers {
         if !genesis.validators.contains(address) {
@@ -306,11 +306,12 @@ pub fn spawn(
     }
     let genesis_state = ChainState::from_genesis(genesis).map_err(ValidatorError::Genesis)?;
     let genesis_root = genesis_state.root();
+    let genesis_hash = genesis.hash();
     let relay_ledger = ledger.clone();
     let node_ledger = NodeLedger {
         ledger,
         genesis_head: Head::genesis(genesis_state),
-        chain_id: genesis.chain_id.clone(),
+        genesis: genesis.hash(),
     };
     let all_private = std::iter::once(settings.listen.ip())
         .chain(settings.peers.iter().map(|(_, s)| s.ip()))
@@ -353,7 +354,7 @@ pub fn spawn(
                         },
                         cups::Version::V1,
                     ),
-                    cairn_chain::NAMESPACE,
+                    &cairn_chain::namespace(&genesis_hash),
                     settings.listen,
                     NZUsize!(validators.len().max(1) + 1),
                     MAX_MESSAGE,
@@ -380,6 +381,7 @@ pub fn spawn(
                 let network = network.start().fuse();
                 let config = cairn_chain::Config {
                     me: signer.public_key(),
+                    genesis: genesis_hash,
                     validators,
                     polynomial,
                     share,

@@ -3,8 +3,8 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use cairn_protocol::chain::{
-    merkle, receipt_message, Address, Allocation, ChainState, Commitment, DealTerms, Genesis, Sig,
-    SignedTx, Transaction, TxBody,
+    merkle, peer_id_of, receipt_message, Address, Allocation, ChainState, Commitment, DealTerms,
+    Genesis, GenesisHash, Sig, SignedTx, Transaction, TxBody,
 };
 use cairn_protocol::ContentId;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
@@ -41,13 +41,13 @@ fn state_with_nodes(nodes: u32) -> ChainState {
     let mut s = ChainState::from_genesis(&genesis).unwrap();
     for n in 1..=nodes {
         let body = TxBody::RegisterNode {
-            peer_id: vec![1; 38],
+            peer_id: peer_id_of(&addr(n)),
             addresses: vec![],
             capacity: u64::MAX / 2,
             stake: 1,
         };
         let t = Transaction {
-            chain_id: CHAIN.into(),
+            genesis: s.genesis_hash(),
             signer: addr(n),
             nonce: 0,
             fee: 1,
@@ -59,7 +59,7 @@ fn state_with_nodes(nodes: u32) -> ChainState {
     s
 }
 
-fn deal_txs(nodes: u32) -> Vec<SignedTx> {
+fn deal_txs(genesis: &GenesisHash, nodes: u32) -> Vec<SignedTx> {
     (0..BATCH)
         .map(|nonce| {
             let mut terms = DealTerms {
@@ -88,7 +88,7 @@ fn deal_txs(nodes: u32) -> Vec<SignedTx> {
                 .map(|c| {
                     let n = (1..=nodes).find(|n| addr(*n) == c.node).unwrap();
                     Sig(key(n)
-                        .sign(&receipt_message(CHAIN, &addr(0), nonce, &terms, c))
+                        .sign(&receipt_message(genesis, &addr(0), nonce, &terms, c))
                         .to_bytes())
                 })
                 .collect();
@@ -96,7 +96,7 @@ fn deal_txs(nodes: u32) -> Vec<SignedTx> {
                 c.receipt = r;
             }
             Transaction {
-                chain_id: CHAIN.into(),
+                genesis: *genesis,
                 signer: addr(0),
                 nonce,
                 fee: 1,
@@ -118,7 +118,7 @@ fn apply(c: &mut Criterion) {
                 amount: 1,
             };
             Transaction {
-                chain_id: CHAIN.into(),
+                genesis: base.genesis_hash(),
                 signer: addr(0),
                 nonce,
                 fee: 1,
@@ -135,7 +135,7 @@ fn apply(c: &mut Criterion) {
         )
     });
     for nodes in [10u32, 30] {
-        let txs = deal_txs(nodes);
+        let txs = deal_txs(&base.genesis_hash(), nodes);
         g.bench_function(format!("open_deal_{nodes}_nodes"), |b| {
             b.iter_batched(
                 || base.clone(),

@@ -49,7 +49,7 @@ fn proof_tx(
     })
     .unwrap();
     Transaction {
-        chain_id: "bench".into(),
+        genesis: cairn_protocol::chain::GenesisHash([7; 32]),
         signer: node,
         nonce: 0,
         fee: 1,

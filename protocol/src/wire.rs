@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chain::{
     merkle, receipt_message, repair_receipt_message, Address, Commitment, DealId, DealTerms,
-    RepairCommitment, Sig, MAX_CHAIN_ID_LEN, MAX_REPAIR_SHARDS,
+    GenesisHash, RepairCommitment, Sig, MAX_REPAIR_SHARDS,
 };
 use crate::id::ContentId;
 use crate::params::MAX_SHARD_SIZE;
@@ -58,25 +58,27 @@ pub enum Request {
     Info,
     /// Forget this shard; signed by the owner that stored it.
     Delete(DeleteRequest),
-    /// Sign a deal receipt (version 1 of [`receipt_message`]) for the
+    /// Sign a deal receipt (version 2 of [`receipt_message`], bound to the
+    /// genesis hash; version 1 named the chain id and had this tag, so a
+    /// version-1 request reads as one for a foreign genesis and is refused) for the
     /// `shards` (shard id, size) pairs that follow as the body, each
     /// [`RECEIPT_ENTRY_LEN`] bytes ([`encode_receipt_shards`]). A later
     /// receipt format gets a new variant, so an older node refuses it as
     /// unreadable instead of signing something it does not understand.
-    ReceiptV1(ReceiptRequest),
+    ReceiptV2(ReceiptRequest),
     /// Sign a repair receipt ([`repair_receipt_message`]) for the shards a
     /// repairer stored here, listed in the body like a deal receipt's: the
     /// node's new commitment in the deal once the repairer's claim is
     /// applied.
-    RepairReceiptV1(RepairReceiptRequest),
+    RepairReceiptV2(RepairReceiptRequest),
 }
 
 /// A request for a repair receipt: every field of
 /// [`repair_receipt_message`] except the node's own address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepairReceiptRequest {
-    /// At most [`MAX_CHAIN_ID_LEN`] bytes.
-    pub chain_id: String,
+    /// The chain's genesis hash: a node signs only for its own chain.
+    pub genesis: GenesisHash,
     /// The account that will submit the claim (and be paid its bounty).
     pub repairer: Address,
     pub deal: DealId,
@@ -103,7 +105,7 @@ impl RepairReceiptRequest {
     /// applied.
     pub fn message(&self, node: Address) -> Vec<u8> {
         repair_receipt_message(
-            &self.chain_id,
+            &self.genesis,
             &self.repairer,
             &self.deal,
             &self.commitment(node),
@@ -121,8 +123,8 @@ impl RepairReceiptRequest {
 /// The commitment's shard count is also the length of the body's list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptRequest {
-    /// At most [`MAX_CHAIN_ID_LEN`] bytes.
-    pub chain_id: String,
+    /// The chain's genesis hash: a node signs only for its own chain.
+    pub genesis: GenesisHash,
     /// The deal's owner: it must own every listed shard at the node.
     pub owner: Address,
     /// The owner's nonce for the transaction that opens the deal.
@@ -170,7 +172,7 @@ impl ReceiptRequest {
         // receipt_message reads neither the terms' commitments nor the
         // commitment's receipt, so placeholders stand in for them.
         receipt_message(
-            &self.chain_id,
+            &self.genesis,
             &self.owner,
             self.owner_nonce,
             &self.terms(),
@@ -422,8 +424,8 @@ impl Request {
     pub fn body_len(&self) -> u64 {
         match self {
             Self::Store(s) => s.size,
-            Self::ReceiptV1(r) => r.shards as u64 * RECEIPT_ENTRY_LEN as u64,
-            Self::RepairReceiptV1(r) => r.shards as u64 * RECEIPT_ENTRY_LEN as u64,
+            Self::ReceiptV2(r) => r.shards as u64 * RECEIPT_ENTRY_LEN as u64,
+            Self::RepairReceiptV2(r) => r.shards as u64 * RECEIPT_ENTRY_LEN as u64,
             _ => 0,
         }
     }
@@ -436,8 +438,8 @@ impl Request {
             Self::Has { .. } => "has",
             Self::Info => "info",
             Self::Delete(_) => "delete",
-            Self::ReceiptV1(_) => "receipt",
-            Self::RepairReceiptV1(_) => "repair_receipt",
+            Self::ReceiptV2(_) => "receipt",
+            Self::RepairReceiptV2(_) => "repair_receipt",
         }
     }
 
@@ -462,35 +464,21 @@ impl Request {
                 ErrorKind::TooLarge,
                 format!("{} ids asked, at most {MAX_HAS_IDS}", ids.len()),
             )),
-            Self::ReceiptV1(r) if r.shards > MAX_RECEIPT_SHARDS => Err(WireError::new(
+            Self::ReceiptV2(r) if r.shards > MAX_RECEIPT_SHARDS => Err(WireError::new(
                 ErrorKind::TooLarge,
                 format!(
                     "receipt for {} shards, at most {MAX_RECEIPT_SHARDS}",
                     r.shards
                 ),
             )),
-            Self::ReceiptV1(r) if r.shards == 0 => Err(WireError::new(
+            Self::ReceiptV2(r) if r.shards == 0 => Err(WireError::new(
                 ErrorKind::Malformed,
                 "a receipt covers at least one shard",
             )),
-            Self::ReceiptV1(r) if r.chain_id.is_empty() || r.chain_id.len() > MAX_CHAIN_ID_LEN => {
-                Err(WireError::new(
-                    ErrorKind::Malformed,
-                    format!("chain id must be 1 to {MAX_CHAIN_ID_LEN} bytes"),
-                ))
-            }
-            Self::RepairReceiptV1(r) if r.shards == 0 || r.shards as usize > MAX_REPAIR_SHARDS => {
+            Self::RepairReceiptV2(r) if r.shards == 0 || r.shards as usize > MAX_REPAIR_SHARDS => {
                 Err(WireError::new(
                     ErrorKind::Malformed,
                     format!("a repair receipt covers 1 to {MAX_REPAIR_SHARDS} shards"),
-                ))
-            }
-            Self::RepairReceiptV1(r)
-                if r.chain_id.is_empty() || r.chain_id.len() > MAX_CHAIN_ID_LEN =>
-            {
-                Err(WireError::new(
-                    ErrorKind::Malformed,
-                    format!("chain id must be 1 to {MAX_CHAIN_ID_LEN} bytes"),
                 ))
             }
             _ => Ok(()),
@@ -657,14 +645,14 @@ mod tests {
     fn repair_receipt_requests_are_bounded_and_describe_their_shards() {
         let shards = vec![(id(1), 10), (id(2), 20)];
         let r = RepairReceiptRequest {
-            chain_id: "c".into(),
+            genesis: GenesisHash([2; 32]),
             repairer: Address([3; 32]),
             deal: DealId([4; 32]),
             root: merkle::root(&shards).unwrap(),
             shards: 2,
             bytes: 30,
         };
-        let header = Request::RepairReceiptV1(r.clone());
+        let header = Request::RepairReceiptV2(r.clone());
         assert!(header.check().is_ok());
         assert_eq!(header.body_len(), 2 * RECEIPT_ENTRY_LEN as u64);
         let framed = encode_header(&header);
@@ -676,7 +664,7 @@ mod tests {
         let node = Address([9; 32]);
         assert_eq!(
             r.message(node),
-            repair_receipt_message("c", &r.repairer, &r.deal, &r.commitment(node))
+            repair_receipt_message(&r.genesis, &r.repairer, &r.deal, &r.commitment(node))
         );
         for bad in [
             RepairReceiptRequest {
@@ -687,13 +675,9 @@ mod tests {
                 shards: MAX_REPAIR_SHARDS as u32 + 1,
                 ..r.clone()
             },
-            RepairReceiptRequest {
-                chain_id: String::new(),
-                ..r.clone()
-            },
         ] {
             assert_eq!(
-                Request::RepairReceiptV1(bad).check().unwrap_err().kind,
+                Request::RepairReceiptV2(bad).check().unwrap_err().kind,
                 ErrorKind::Malformed
             );
         }
@@ -708,7 +692,7 @@ mod tests {
 
     fn receipt_request(shards: &[(ContentId, u64)]) -> ReceiptRequest {
         ReceiptRequest {
-            chain_id: "test".into(),
+            genesis: GenesisHash([3; 32]),
             owner: Address([5; 32]),
             owner_nonce: 7,
             size: 1 << 30,
@@ -725,7 +709,7 @@ mod tests {
     fn receipt_requests_round_trip_and_check_their_list() {
         let shards: Vec<_> = (0..5).map(|i| (id(i), 1000 + i as u64)).collect();
         let r = receipt_request(&shards);
-        let header = Request::ReceiptV1(r.clone());
+        let header = Request::ReceiptV2(r.clone());
         let framed = encode_header(&header);
         assert_eq!(decode_header::<Request>(&framed[4..]).unwrap(), header);
         assert_eq!(header.body_len(), 5 * RECEIPT_ENTRY_LEN as u64);
@@ -757,20 +741,17 @@ mod tests {
         let mut many = r.clone();
         many.shards = MAX_RECEIPT_SHARDS + 1;
         assert_eq!(
-            Request::ReceiptV1(many).check().unwrap_err().kind,
+            Request::ReceiptV2(many).check().unwrap_err().kind,
             ErrorKind::TooLarge
         );
         let mut none = r.clone();
         none.shards = 0;
-        assert!(Request::ReceiptV1(none).check().is_err());
-        let mut long = r.clone();
-        long.chain_id = "x".repeat(MAX_CHAIN_ID_LEN + 1);
-        assert!(Request::ReceiptV1(long).check().is_err());
+        assert!(Request::ReceiptV2(none).check().is_err());
         // The largest list fits a body, well inside the shard limit.
         let mut max = r;
         max.shards = MAX_RECEIPT_SHARDS;
-        assert!(Request::ReceiptV1(max.clone()).check().is_ok());
-        assert!(Request::ReceiptV1(max).body_len() < MAX_SHARD_SIZE as u64);
+        assert!(Request::ReceiptV2(max.clone()).check().is_ok());
+        assert!(Request::ReceiptV2(max).body_len() < MAX_SHARD_SIZE as u64);
     }
 
     #[test]
@@ -783,9 +764,14 @@ mod tests {
         terms.commitments = vec![c.clone()];
         assert_eq!(
             r.message(node),
-            receipt_message(&r.chain_id, &r.owner, r.owner_nonce, &terms, &c)
+            receipt_message(&r.genesis, &r.owner, r.owner_nonce, &terms, &c)
         );
         assert_ne!(r.message(node), r.message(Address([8; 32])));
+        let other_chain = ReceiptRequest {
+            genesis: GenesisHash([4; 32]),
+            ..r.clone()
+        };
+        assert_ne!(r.message(node), other_chain.message(node));
     }
 
     #[test]

@@ -6,8 +6,8 @@
 mod common;
 
 use cairn_protocol::chain::{
-    merkle, receipt_message, ChainState, DealId, LostLeaf, Rejection, RepairClaim, Sig, SignedTx,
-    Transaction, TxBody,
+    merkle, peer_id_of, receipt_message, ChainState, DealId, Genesis, LostLeaf, Rejection,
+    RepairClaim, Sig, SignedTx, Transaction, TxBody,
 };
 use cairn_protocol::repair::{
     assess, choose_holders, columns, placement_seed, prepare, RepairData, RepairPolicy,
@@ -100,9 +100,15 @@ fn every_rejection_reason() {
     let mut forged = t(&s, 1, 10, transfer(1));
     forged.signature = Sig(key(2).sign(&forged.tx.signing_bytes()).to_bytes());
     assert_eq!(s.apply_tx(&forged), Err(Rejection::BadSignature));
-    // Wrong chain.
+    // Wrong chain: a chain relaunched under the same id has another
+    // genesis (here another allocation), so its transactions are refused.
+    let relaunched = Genesis {
+        min_fee: 11,
+        ..genesis()
+    };
+    assert_eq!(relaunched.chain_id, s.chain_id());
     let other = Transaction {
-        chain_id: "other".into(),
+        genesis: relaunched.hash(),
         signer: addr(1),
         nonce: 0,
         fee: 10,
@@ -158,8 +164,22 @@ fn every_rejection_reason() {
         s.apply_tx(&t(&s, 10, 10, reg.clone())),
         Err(Rejection::NodeExists(addr(10)))
     );
+    // A key registers its own libp2p identity only: not another node's
+    // (here node 10's), not a made-up one.
+    for foreign in [peer_id_of(&addr(10)), vec![1]] {
+        let reg = TxBody::RegisterNode {
+            peer_id: foreign,
+            addresses: vec![],
+            capacity: 10,
+            stake: 5_000,
+        };
+        assert_eq!(
+            s.apply_tx(&t(&s, 1, 10, reg)),
+            Err(Rejection::ForeignPeerId)
+        );
+    }
     let low = TxBody::RegisterNode {
-        peer_id: vec![1],
+        peer_id: peer_id_of(&addr(1)),
         addresses: vec![],
         capacity: 10,
         stake: 1,
@@ -306,7 +326,13 @@ fn every_rejection_reason() {
         let nonce = s.account(&addr(2)).nonce;
         let c = big.commitments[0].clone();
         big.commitments[0].receipt = Sig(key(13)
-            .sign(&receipt_message(CHAIN, &addr(2), nonce, &big, &c))
+            .sign(&receipt_message(
+                &s.genesis_hash(),
+                &addr(2),
+                nonce,
+                &big,
+                &c,
+            ))
             .to_bytes());
         big
     };
@@ -405,7 +431,12 @@ fn build(state: &ChainState, (signer, fee, kind, amount): (u8, u64, u8, u64)) ->
             capacity: amount % 12_000,
         },
         6 => TxBody::RegisterNode {
-            peer_id: vec![signer],
+            // Now and then a foreign peer id, which must be refused.
+            peer_id: if amount % 7 == 0 {
+                vec![signer]
+            } else {
+                peer_id_of(&addr(signer))
+            },
             addresses: vec![],
             capacity: 1 << 20,
             stake: amount % 10_000,

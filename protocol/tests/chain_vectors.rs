@@ -67,7 +67,7 @@ fn one_of_each(state: &ChainState) -> Vec<(&'static str, SignedTx)> {
             "register_node",
             13,
             TxBody::RegisterNode {
-                peer_id: vec![13; 38],
+                peer_id: cairn_protocol::chain::peer_id_of(&addr(13)),
                 addresses: vec!["/ip4/127.0.0.1/udp/4013/quic-v1".into()],
                 capacity: 1 << 30,
                 stake: 5_000,
@@ -268,7 +268,7 @@ fn compute() -> BTreeMap<String, String> {
     v.insert(
         "receipt.message".into(),
         bytes_value(&receipt_message(
-            CHAIN,
+            &genesis().hash(),
             &addr(1),
             7,
             &terms,
@@ -278,7 +278,7 @@ fn compute() -> BTreeMap<String, String> {
     v.insert(
         "repair.receipt.message".into(),
         bytes_value(&repair_receipt_message(
-            CHAIN,
+            &genesis().hash(),
             &addr(2),
             &DealId::new(&addr(1), 7),
             &RepairCommitment {
@@ -310,8 +310,8 @@ fn compute() -> BTreeMap<String, String> {
         "deal_id.addr1.nonce7".into(),
         hex::encode(DealId::new(&addr(1), 7).0),
     );
-    // Validators name a genesis by a keyed BLAKE3 of this encoding
-    // (docs/format.md); the encoding is what protocol fixes.
+    // A chain is named by a keyed BLAKE3 of this encoding (docs/format.md).
+    v.insert("genesis.test.hash".into(), genesis().hash().to_string());
     v.insert(
         "genesis.test.postcard_blake3".into(),
         blake3::hash(&postcard::to_stdvec(&genesis()).unwrap())

@@ -428,7 +428,7 @@ fn deal_terms_and_stake_are_checked() {
         t.commitments[0].receipt = cairn_protocol::chain::Sig(
             key(13)
                 .sign(&cairn_protocol::chain::receipt_message(
-                    CHAIN,
+                    &s.genesis_hash(),
                     &addr(2),
                     nonce,
                     &t,

@@ -239,7 +239,8 @@ fn bad_claims_are_refused_each_with_its_reason_and_not_paid() {
     assert_eq!(refused(&net, c), Err(Rejection::BadRepairReceipt(addr(13))));
     let mut c = good.clone();
     let rc = c.commitment(0).unwrap();
-    let msg = cairn_protocol::chain::repair_receipt_message(CHAIN, &addr(2), &net.deal, &rc);
+    let msg =
+        cairn_protocol::chain::repair_receipt_message(&genesis().hash(), &addr(2), &net.deal, &rc);
     c.holders[0].receipt = Sig(key(12).sign(&msg).to_bytes());
     assert_eq!(refused(&net, c), Err(Rejection::BadRepairReceipt(addr(13))));
     // A holder already in the deal, one not registered, one twice in a segment.

@@ -45,7 +45,7 @@ pub fn proof_bytes(samples: u32, shard_bytes: u64, leaves: u64) -> u64 {
         },
     };
     let tx = Transaction {
-        chain_id: "cairn-mainnet".into(),
+        genesis: cairn_protocol::chain::GenesisHash([0x5a; 32]),
         signer: Address([0x5a; 32]),
         nonce: u64::from(u32::MAX),
         fee: 1_000_000,

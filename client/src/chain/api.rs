@@ -4,7 +4,7 @@
 //! [`Address`]'s hex text.
 
 use cairn_protocol::chain::{
-    Address, ChainState, Deal, DealId, DealRepair, NamespaceRoot, NodeRecord, SignedTx,
+    Address, ChainState, Deal, DealId, DealRepair, GenesisHash, NamespaceRoot, NodeRecord, SignedTx,
 };
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusView {
     pub chain_id: String,
-    pub genesis_hash: String,
+    /// The chain's name in every signature ([`GenesisHash`]).
+    pub genesis_hash: GenesisHash,
     /// Latest committed height (0: only genesis).
     pub height: u64,
     pub epoch: u64,
@@ -137,7 +138,12 @@ impl NodeView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeList {
     pub total: usize,
+    /// In increasing address order, at most [`MAX_LIST`] per answer.
     pub nodes: Vec<NodeView>,
+    /// Where the next page starts (`/chain/nodes?after=<next>`); `None` on
+    /// the last page.
+    #[serde(default)]
+    pub next: Option<Address>,
 }
 
 /// Longest list one answer carries.
@@ -450,7 +456,8 @@ pub enum TxStatus {
 /// A transaction's fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TxSummary {
-    pub chain_id: String,
+    /// The genesis hash of the chain the transaction is for.
+    pub genesis: GenesisHash,
     pub signer: Address,
     pub nonce: u64,
     pub fee: u64,
@@ -461,7 +468,7 @@ pub struct TxSummary {
 impl TxSummary {
     pub fn new(tx: &SignedTx) -> Self {
         Self {
-            chain_id: tx.tx.chain_id.clone(),
+            genesis: tx.tx.genesis,
             signer: tx.tx.signer,
             nonce: tx.tx.nonce,
             fee: tx.tx.fee,

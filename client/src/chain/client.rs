@@ -31,6 +31,8 @@ use serde::de::DeserializeOwned;
 /// Largest answer read from a validator (lists are capped server-side).
 const MAX_RESPONSE: usize = 16 << 20;
 /// How often [`ChainClient::wait_for_tx`] asks.
+/// Most registry pages [`ChainClient::nodes`] reads: a million nodes.
+pub const MAX_REGISTRY_PAGES: usize = 1000;
 const POLL: Duration = Duration::from_millis(250);
 
 /// What went wrong talking to the chain.
@@ -324,8 +326,49 @@ impl ChainClient {
         self.get(&format!("/chain/account/{address}")).await?.ok()
     }
 
+    /// The whole registry: every page of `/chain/nodes`, in address
+    /// order. A validator's pages must each continue strictly after the
+    /// last, so a hostile one cannot loop the client; at most
+    /// [`MAX_REGISTRY_PAGES`] pages are read.
     pub async fn nodes(&self) -> Result<NodeList, ChainError> {
-        self.get("/chain/nodes").await?.ok()
+        let mut nodes: Vec<NodeView> = Vec::new();
+        let mut after: Option<Address> = None;
+        let mut total = 0;
+        for _ in 0..MAX_REGISTRY_PAGES {
+            let path = match after {
+                Some(a) => format!("/chain/nodes?after={a}"),
+                None => "/chain/nodes".to_string(),
+            };
+            let page: NodeList = self.get(&path).await?.ok()?;
+            let mut last = after;
+            for n in &page.nodes {
+                if last.is_some_and(|l| n.address <= l) {
+                    return Err(ChainError::Decode {
+                        url: path,
+                        reason: "registry page out of address order".into(),
+                    });
+                }
+                last = Some(n.address);
+            }
+            let progressed = last != after;
+            total = page.total;
+            nodes.extend(page.nodes);
+            match page.next {
+                Some(next) if progressed && Some(next) == last => after = Some(next),
+                Some(_) => {
+                    return Err(ChainError::Decode {
+                        url: path,
+                        reason: "registry page's next is not its last node".into(),
+                    })
+                }
+                None => break,
+            }
+        }
+        Ok(NodeList {
+            total,
+            nodes,
+            next: None,
+        })
     }
 
     /// A registered node, or `None`.
@@ -444,7 +487,7 @@ impl ChainClient {
         let signer = Address::of(&key.verifying_key());
         let account = self.account(&signer).await?;
         let tx = Transaction {
-            chain_id: status.chain_id,
+            genesis: status.genesis_hash,
             signer,
             nonce: account.next_nonce,
             fee,

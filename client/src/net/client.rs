@@ -415,7 +415,7 @@ impl ShardClient {
         request: &ReceiptRequest,
         shards: &[(ContentId, u64)],
     ) -> Result<Sig, ClientError> {
-        let header = Request::ReceiptV1(request.clone());
+        let header = Request::ReceiptV2(request.clone());
         self.signed_receipt(node, header, request.shards, shards, |a| request.message(a))
             .await
     }
@@ -430,7 +430,7 @@ impl ShardClient {
         request: &RepairReceiptRequest,
         shards: &[(ContentId, u64)],
     ) -> Result<Sig, ClientError> {
-        let header = Request::RepairReceiptV1(request.clone());
+        let header = Request::RepairReceiptV2(request.clone());
         self.signed_receipt(node, header, request.shards, shards, |a| request.message(a))
             .await
     }

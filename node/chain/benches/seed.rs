@@ -21,8 +21,9 @@ fn bench(c: &mut Criterion) {
         .collect();
     let dealing = threshold::deal([1; 32], &validators).unwrap();
     let polynomial = threshold::polynomial(Some(&dealing.group_key), 4).unwrap();
-    let verifier = threshold::seed_verifier(&polynomial);
-    let namespace = commonware_utils::union(cairn_chain::NAMESPACE, b"_SEED");
+    let genesis = cairn_protocol::chain::GenesisHash([1; 32]);
+    let verifier = threshold::seed_verifier(&polynomial, &genesis);
+    let namespace = commonware_utils::union(&cairn_chain::namespace(&genesis), b"_SEED");
     let view = 41;
     let partials: Vec<_> = dealing.shares[..3]
         .iter()
@@ -55,7 +56,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| seeds::check(&verifier, &block, &parent, view + 1, view).unwrap())
     });
     c.bench_function("seed/beacon_from_seed", |b| {
-        b.iter(|| block.beacon("bench"))
+        b.iter(|| block.beacon(&genesis))
     });
 }
 

@@ -265,7 +265,7 @@ where
             .ledger
             .pending(&state, MAX_BLOCK_TXS, MAX_BLOCK_TX_BYTES);
         let mut next = (*state).clone();
-        let beacon = seed_beacon(seed.as_ref(), state.chain_id());
+        let beacon = seed_beacon(seed.as_ref(), &state.genesis_hash());
         let outcome = next.apply_block(height.get(), beacon, &txs).ok()?;
         let timestamp_ms = now_ms(&runtime).max(parent_time + 1);
         let block = Block::new(BlockParts {

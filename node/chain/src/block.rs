@@ -16,7 +16,7 @@
 //! to exactly the bytes it came from, as commonware's `Block` contract asks.
 
 use bytes::BufMut;
-use cairn_protocol::chain::{beacon, SignedTx, MAX_TX_BYTES};
+use cairn_protocol::chain::{beacon, GenesisHash, SignedTx, MAX_TX_BYTES};
 use commonware_codec::{varint::UInt, Buf, EncodeSize, Error as CodecError, Read, ReadExt, Write};
 use commonware_consensus::{types::Height, BoundedBlock, Heightable};
 use commonware_cryptography::{
@@ -70,10 +70,10 @@ pub struct Block {
 }
 
 /// The beacon of a block carrying `seed` (`None`: the block on genesis).
-pub fn seed_beacon(seed: Option<&BlockSeed>, chain_id: &str) -> [u8; 32] {
+pub fn seed_beacon(seed: Option<&BlockSeed>, genesis: &GenesisHash) -> [u8; 32] {
     match seed {
         Some(seed) => beacon::beacon_from_seed(&seed.signature_bytes()),
-        None => beacon::genesis_beacon(chain_id),
+        None => beacon::genesis_beacon(genesis),
     }
 }
 
@@ -114,9 +114,9 @@ impl Block {
 
     /// The beacon this block hands the state machine
     /// (`cairn_protocol::chain::beacon`): from its seed, or the genesis
-    /// beacon of `chain_id` for the block on genesis.
-    pub fn beacon(&self, chain_id: &str) -> [u8; 32] {
-        seed_beacon(self.seed.as_ref(), chain_id)
+    /// beacon of the chain `genesis` names for the block on genesis.
+    pub fn beacon(&self, genesis: &GenesisHash) -> [u8; 32] {
+        seed_beacon(self.seed.as_ref(), genesis)
     }
 
     /// The first block: height 0, no parent, no transactions, committing to
@@ -309,7 +309,7 @@ mod tests {
     fn tx(nonce: u64) -> SignedTx {
         let key = SigningKey::from_bytes(&[7; 32]);
         Transaction {
-            chain_id: "test".into(),
+            genesis: GenesisHash([1; 32]),
             signer: Address::of(&key.verifying_key()),
             nonce,
             fee: 1,

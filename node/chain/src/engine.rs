@@ -12,6 +12,7 @@
 use std::num::{NonZeroU64, NonZeroUsize};
 use std::time::Duration;
 
+use cairn_protocol::chain::GenesisHash;
 use commonware_broadcast::buffered;
 use commonware_consensus::{
     marshal::{
@@ -42,8 +43,15 @@ use crate::block::Block;
 use crate::seeds::SeedReporter;
 use crate::threshold::{self, Polynomial, Scheme, ThresholdError, ValidatorShare};
 
-/// Domain of every consensus signature, so Cairn votes mean nothing elsewhere.
-pub const NAMESPACE: &[u8] = b"cairn-chain-v1";
+/// The domain of every consensus signature (votes, certificates, seeds)
+/// and of the validators' p2p handshake: Cairn's, and one chain's alone,
+/// derived from its genesis hash, so votes of another chain, or of an
+/// earlier launch under the same chain id, mean nothing here.
+pub fn namespace(genesis: &GenesisHash) -> Vec<u8> {
+    let mut out = b"cairn-chain-v2:".to_vec();
+    out.extend_from_slice(&genesis.0);
+    out
+}
 
 /// The p2p channel ids the engine uses.
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +91,8 @@ impl Default for Timing {
 pub struct Config<B, P> {
     /// This validator's identity (its p2p and chain key).
     pub me: PublicKey,
+    /// The chain's genesis hash: consensus signs in its [`namespace`].
+    pub genesis: GenesisHash,
     /// Every validator's key, genesis order.
     pub validators: Vec<PublicKey>,
     /// The genesis group key's polynomial ([`threshold::polynomial`]).
@@ -181,7 +191,8 @@ where
     // Checked first: the scheme's own checks panic.
     threshold::check_share(&config.polynomial, &config.validators, &me, &config.share)?;
     let participants = threshold::participants(&config.validators);
-    let scheme = Scheme::signer(NAMESPACE, participants, config.polynomial, config.share)
+    let namespace = namespace(&config.genesis);
+    let scheme = Scheme::signer(&namespace, participants, config.polynomial, config.share)
         .ok_or(ThresholdError::ShareMismatch)?;
     let prefix = config.partition.clone();
     let page_cache = CacheRef::new(NZU16!(4096), NZUsize!(4096));

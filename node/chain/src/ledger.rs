@@ -70,7 +70,7 @@ pub trait Ledger: Send + 'static {
 /// view, which nothing in the block can change).
 pub fn apply(state: &ChainState, block: &Block) -> Result<ChainState, String> {
     let mut next = state.clone();
-    let beacon = block.beacon(state.chain_id());
+    let beacon = block.beacon(&state.genesis_hash());
     let outcome = next.apply_block(block.height.get(), beacon, &block.txs)?;
     if outcome.state_root != block.state_root {
         return Err(format!(

@@ -32,5 +32,5 @@ pub mod threshold;
 
 pub use app::ChainApp;
 pub use block::{Block, BlockParts, BlockSeed};
-pub use engine::{start, Channels, Config, EngineError, Timing, NAMESPACE};
+pub use engine::{namespace, start, Channels, Config, EngineError, Timing};
 pub use ledger::{Head, Ledger, LedgerError, MemoryLedger};

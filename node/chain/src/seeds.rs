@@ -171,6 +171,7 @@ mod tests {
     use super::*;
     use crate::block::BlockParts;
     use crate::threshold::{self, round, Bls};
+    use cairn_protocol::chain::GenesisHash;
     use commonware_codec::Encode;
     use commonware_consensus::types::Height;
     use commonware_cryptography::{
@@ -184,6 +185,8 @@ mod tests {
         shares: Vec<threshold::ValidatorShare>,
     }
 
+    const GENESIS: GenesisHash = GenesisHash([6; 32]);
+
     fn fixture(entropy: u8) -> Fixture {
         let validators: Vec<_> = (0..4)
             .map(|i| PrivateKey::from_seed(i).public_key())
@@ -191,7 +194,7 @@ mod tests {
         let dealing = threshold::deal([entropy; 32], &validators).unwrap();
         let polynomial = threshold::polynomial(Some(&dealing.group_key), 4).unwrap();
         Fixture {
-            verifier: threshold::seed_verifier(&polynomial),
+            verifier: threshold::seed_verifier(&polynomial, &GENESIS),
             polynomial,
             shares: dealing.shares,
         }
@@ -200,7 +203,7 @@ mod tests {
     /// The seed of `view` as consensus recovers it: a quorum (3 of 4) of
     /// partial signatures over the round, in the seed namespace.
     fn seed(f: &Fixture, view: u64) -> SeedSignature {
-        let namespace = commonware_utils::union(crate::NAMESPACE, b"_SEED");
+        let namespace = commonware_utils::union(&crate::namespace(&GENESIS), b"_SEED");
         let message = round(view).encode();
         let partials: Vec<_> = f.shares[..3]
             .iter()
@@ -263,7 +266,7 @@ mod tests {
             Err(SeedError::Invalid(8))
         );
         // A single validator's partial signature is not the seed.
-        let namespace = commonware_utils::union(crate::NAMESPACE, b"_SEED");
+        let namespace = commonware_utils::union(&crate::namespace(&GENESIS), b"_SEED");
         let partial = ops::sign_message::<Bls>(&f.shares[0], &namespace, &round(8).encode());
         let partial = BlockSeed {
             view: 8,

@@ -24,7 +24,7 @@
 
 use std::num::NonZeroU32;
 
-use cairn_protocol::chain::GroupKey;
+use cairn_protocol::chain::{GenesisHash, GroupKey};
 use commonware_codec::{Encode, Read, ReadExt};
 use commonware_consensus::{
     simplex::scheme::bls12381_threshold::vrf,
@@ -210,8 +210,9 @@ pub fn verify_seed(verifier: &Scheme, view: u64, signature: &SeedSignature) -> b
 
 /// The scheme that checks recovered certificates and seeds against the
 /// group public key alone (a light verifier's view).
-pub fn seed_verifier(polynomial: &Polynomial) -> Scheme {
-    Scheme::certificate_verifier(crate::NAMESPACE, *polynomial.public())
+/// `genesis` names the chain whose [`crate::namespace`] the seeds are in.
+pub fn seed_verifier(polynomial: &Polynomial, genesis: &GenesisHash) -> Scheme {
+    Scheme::certificate_verifier(&crate::namespace(genesis), *polynomial.public())
 }
 
 /// The participant index type, re-exported for callers that build shares.

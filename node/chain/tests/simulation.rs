@@ -14,7 +14,7 @@ use cairn_chain::{
     threshold, Block, ChainApp, Head, Ledger, LedgerError, MemoryLedger,
 };
 use cairn_protocol::chain::{
-    Address, Allocation, ChainState, Genesis, SignedTx, Transaction, TxBody,
+    Address, Allocation, ChainState, Genesis, GenesisHash, SignedTx, Transaction, TxBody,
 };
 use commonware_cryptography::{ed25519::PrivateKey, Signer};
 use commonware_p2p::simulated::{self, Link, Network, Oracle};
@@ -72,7 +72,7 @@ impl Ledger for SharedLedger {
                 view: block.view,
                 digest: block.id(),
                 seed: block.seed,
-                beacon: block.beacon("sim"),
+                beacon: block.beacon(&head.state.genesis_hash()),
             });
         }
         Ok(head)
@@ -124,15 +124,20 @@ fn genesis(validators: &[Key]) -> Genesis {
     genesis
 }
 
+/// The genesis hash of the chain validator `v` runs.
+fn chain(v: &Validator) -> GenesisHash {
+    v.ledger.lock().head().state.genesis_hash()
+}
+
 fn sender_key(i: u8) -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(&[100 + i; 32])
 }
 
 /// A transfer of 1 from sender `i` (1..=8), its first transaction.
-fn sender_transfer(i: u8) -> SignedTx {
+fn sender_transfer(genesis: GenesisHash, i: u8) -> SignedTx {
     let key = sender_key(i);
     Transaction {
-        chain_id: "sim".into(),
+        genesis,
         signer: Address::of(&key.verifying_key()),
         nonce: 0,
         fee: 1,
@@ -144,10 +149,10 @@ fn sender_transfer(i: u8) -> SignedTx {
     .sign(&key)
 }
 
-fn transfer(nonce: u64, amount: u64) -> SignedTx {
+fn transfer(genesis: GenesisHash, nonce: u64, amount: u64) -> SignedTx {
     let key = user_key();
     Transaction {
-        chain_id: "sim".into(),
+        genesis,
         signer: Address::of(&key.verifying_key()),
         nonce,
         fee: 1,
@@ -196,9 +201,10 @@ async fn launch(context: &Ctx, oracle: &Oracle<Key, Ctx>, v: &mut Validator, all
     let genesis_root = ChainState::from_genesis(&genesis).unwrap().root();
     let polynomial = threshold::polynomial(genesis.group_key.as_ref(), all.len()).unwrap();
     let index = all.iter().position(|k| *k == me).unwrap();
-    let verifier = threshold::seed_verifier(&polynomial);
+    let verifier = threshold::seed_verifier(&polynomial, &genesis.hash());
     let config = cairn_chain::Config {
         me: me.clone(),
+        genesis: genesis.hash(),
         validators: all.to_vec(),
         polynomial,
         share: dealing(all).shares[index].clone(),
@@ -333,7 +339,11 @@ fn four_validators_decide_survive_crashes_and_never_fork() {
 
         // Transactions submitted to one validator end up in everyone's state.
         for nonce in 0..20 {
-            vs[1].ledger.lock().submit(transfer(nonce, 100 + nonce));
+            let genesis = chain(&vs[1]);
+            vs[1]
+                .ledger
+                .lock()
+                .submit(transfer(genesis, nonce, 100 + nonce));
         }
         let target = Address([9; 32]);
         let expected: u64 = (0..20).map(|n| 100 + n).sum();
@@ -372,7 +382,8 @@ fn four_validators_decide_survive_crashes_and_never_fork() {
 
         // One returns: quorum again, progress resumes, and a transaction
         // submitted meanwhile is committed.
-        vs[0].ledger.lock().submit(transfer(20, 1));
+        let genesis = chain(&vs[0]);
+        vs[0].ledger.lock().submit(transfer(genesis, 20, 1));
         let mut v2 = vs.remove(2);
         launch(&context, &oracle, &mut v2, &all).await;
         vs.insert(2, v2);
@@ -417,7 +428,8 @@ fn lossy_links_and_a_healed_partition_neither_stop_nor_fork_the_chain() {
             launch(&context, &oracle, v, &all).await;
         }
         for nonce in 0..10 {
-            vs[0].ledger.lock().submit(transfer(nonce, 1));
+            let genesis = chain(&vs[0]);
+            vs[0].ledger.lock().submit(transfer(genesis, nonce, 1));
         }
         wait_for(&context, "height 10 over lossy links", 300, || {
             vs.iter().all(|v| v.height() >= 10)
@@ -461,7 +473,7 @@ fn lossy_links_and_a_healed_partition_neither_stop_nor_fork_the_chain() {
 fn assert_seeded(validators: &[Validator], all: &[Key]) {
     let genesis = genesis(all);
     let polynomial = threshold::polynomial(genesis.group_key.as_ref(), all.len()).unwrap();
-    let verifier = threshold::seed_verifier(&polynomial);
+    let verifier = threshold::seed_verifier(&polynomial, &genesis.hash());
     for v in validators {
         let committed = v.ledger.committed.lock().unwrap();
         assert!(committed.len() >= 5);
@@ -508,7 +520,8 @@ fn run_for_beacons(meddle: bool) -> Vec<Committed> {
         }
         for v in vs.iter() {
             for i in 1..=8 {
-                v.ledger.lock().submit(sender_transfer(i));
+                let genesis = chain(v);
+                v.ledger.lock().submit(sender_transfer(genesis, i));
             }
         }
         for v in vs.iter_mut() {

@@ -130,7 +130,7 @@ async fn status(State(ledger): State<Arc<Ledger>>) -> ApiResult<StatusView> {
         .and_then(|b| b.beacon.seed.as_ref().map(|s| s.view));
     Ok(Json(StatusView {
         chain_id: state.chain_id().to_string(),
-        genesis_hash: hex::encode(ledger.store().genesis_hash()),
+        genesis_hash: state.genesis_hash(),
         height,
         epoch: state.epoch(),
         beacon: hex::encode(state.beacon()),
@@ -174,15 +174,38 @@ async fn account(
     Ok(Json(account_view(&state, &address, next)))
 }
 
-async fn nodes(State(ledger): State<Arc<Ledger>>) -> ApiResult<NodeList> {
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    /// The last address of the previous page.
+    after: Option<String>,
+    /// At most [`MAX_LIST`].
+    limit: Option<usize>,
+}
+
+/// One page of the registry, in address order: every node is reachable by
+/// following `next`, so no number of registrations (say, a flood of low
+/// addresses) can hide the rest from a client.
+async fn nodes(
+    State(ledger): State<Arc<Ledger>>,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<NodeList> {
+    let after = query.after.as_deref().map(parse_address).transpose()?;
+    let limit = query.limit.unwrap_or(MAX_LIST).clamp(1, MAX_LIST);
     let state = ledger.store().state();
+    let mut page: Vec<NodeView> = state
+        .nodes()
+        .skip_while(|(a, _)| after.is_some_and(|after| **a <= after))
+        .take(limit + 1)
+        .map(|(a, n)| NodeView::new(a, n))
+        .collect();
+    let next = (page.len() > limit).then(|| {
+        page.truncate(limit);
+        page[limit - 1].address
+    });
     Ok(Json(NodeList {
         total: state.nodes().count(),
-        nodes: state
-            .nodes()
-            .take(MAX_LIST)
-            .map(|(a, n)| NodeView::new(a, n))
-            .collect(),
+        nodes: page,
+        next,
     }))
 }
 
@@ -400,7 +423,8 @@ mod tests {
     use std::net::SocketAddr;
 
     use cairn_protocol::chain::{
-        receipt_message, Commitment, DealTerms, Sig, SignedTx, Transaction, TxBody,
+        peer_id_of, receipt_message, Allocation, Commitment, DealTerms, Genesis, Sig, SignedTx,
+        Transaction, TxBody,
     };
     use ed25519_dalek::Signer;
     use serde_json::Value;
@@ -412,7 +436,7 @@ mod tests {
 
     fn signed(from: u8, nonce: u64, body: TxBody) -> SignedTx {
         Transaction {
-            chain_id: "test-chain".into(),
+            genesis: genesis().hash(),
             signer: addr(from),
             nonce,
             fee: 1,
@@ -426,12 +450,11 @@ mod tests {
     fn ledger_with_history(dir: &std::path::Path) -> (Arc<Ledger>, SignedTx, DealId) {
         let ledger =
             Ledger::open(&dir.join("chain"), &genesis(), MempoolConfig::default()).unwrap();
-        let peer = libp2p::PeerId::random();
         let register = signed(
             2,
             0,
             TxBody::RegisterNode {
-                peer_id: peer.to_bytes(),
+                peer_id: peer_id_of(&addr(2)),
                 addresses: vec!["/ip4/127.0.0.1/tcp/4001".into()],
                 capacity: 1 << 30,
                 stake: 5_000,
@@ -454,7 +477,13 @@ mod tests {
                 receipt: Sig([0; 64]),
             }],
         };
-        let message = receipt_message("test-chain", &addr(1), 1, &terms, &terms.commitments[0]);
+        let message = receipt_message(
+            &genesis().hash(),
+            &addr(1),
+            1,
+            &terms,
+            &terms.commitments[0],
+        );
         terms.commitments[0].receipt = Sig(key(2).sign(&message).to_bytes());
         let open = signed(1, 1, TxBody::OpenDeal(terms));
         let outcome = ledger.commit(block(2, vec![open])).unwrap();
@@ -518,6 +547,84 @@ mod tests {
         let (got, body) = get(addr, path).await;
         assert_eq!(got, status, "GET {path}: {body}");
         body
+    }
+
+    /// More nodes than one answer lists: the pages follow each other in
+    /// address order, and a client reads them all.
+    #[tokio::test]
+    async fn the_registry_is_paged_and_a_client_reads_every_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let count = MAX_LIST + 5;
+        let keys: Vec<ed25519_dalek::SigningKey> = (0..count as u32)
+            .map(|i| {
+                let mut seed = [0xa5; 32];
+                seed[..4].copy_from_slice(&i.to_le_bytes());
+                ed25519_dalek::SigningKey::from_bytes(&seed)
+            })
+            .collect();
+        let address = |k: &ed25519_dalek::SigningKey| Address::of(&k.verifying_key());
+        let mut allocations: Vec<Allocation> = keys
+            .iter()
+            .map(|k| Allocation {
+                address: address(k),
+                amount: 10_000,
+            })
+            .collect();
+        allocations.sort_by_key(|a| a.address);
+        let g = Genesis::devnet("page-test", vec![addr(100)], allocations);
+        let ledger = Ledger::open(&dir.path().join("chain"), &g, MempoolConfig::default()).unwrap();
+        let registrations: Vec<SignedTx> = keys
+            .iter()
+            .map(|k| {
+                Transaction {
+                    genesis: g.hash(),
+                    signer: address(k),
+                    nonce: 0,
+                    fee: 1,
+                    body: TxBody::RegisterNode {
+                        peer_id: peer_id_of(&address(k)),
+                        addresses: vec!["/ip4/127.0.0.1/tcp/4001".into()],
+                        capacity: 1 << 30,
+                        stake: g.min_stake,
+                    },
+                }
+                .sign(k)
+            })
+            .collect();
+        let outcome = ledger.commit(block(1, registrations)).unwrap();
+        assert!(outcome.results.iter().all(|r| r.is_ok()));
+        let http = start(Arc::new(ledger)).await;
+
+        let first = expect(http, "/chain/nodes?limit=2", 200).await;
+        assert_eq!(first["total"], count);
+        assert_eq!(first["nodes"].as_array().unwrap().len(), 2);
+        assert_eq!(first["next"], first["nodes"][1]["address"]);
+        let after = first["next"].as_str().unwrap();
+        let second = expect(http, &format!("/chain/nodes?after={after}&limit=2"), 200).await;
+        assert!(second["nodes"][0]["address"].as_str().unwrap() > after);
+        let full = expect(http, "/chain/nodes", 200).await;
+        assert_eq!(full["nodes"].as_array().unwrap().len(), MAX_LIST);
+        let last = expect(
+            http,
+            &format!("/chain/nodes?after={}", full["next"].as_str().unwrap()),
+            200,
+        )
+        .await;
+        assert_eq!(last["nodes"].as_array().unwrap().len(), 5);
+        assert!(last["next"].is_null());
+        expect(http, "/chain/nodes?after=nothex", 400).await;
+
+        let client = cairn_client::chain::ChainClient::new(
+            &[format!("http://{http}")],
+            std::time::Duration::from_secs(10),
+        )
+        .unwrap();
+        let all = client.nodes().await.unwrap();
+        assert_eq!(all.nodes.len(), count);
+        let mut want: Vec<Address> = keys.iter().map(address).collect();
+        want.sort();
+        let got: Vec<Address> = all.nodes.iter().map(|n| n.address).collect();
+        assert_eq!(got, want);
     }
 
     #[tokio::test]

@@ -191,10 +191,10 @@ impl Mempool {
         }
         let id = *blake3::hash(&encoded).as_bytes();
         tx.tx.check_limits().map_err(MempoolError::Invalid)?;
-        if tx.tx.chain_id != state.chain_id() {
+        if tx.tx.genesis != state.genesis_hash() {
             return Err(MempoolError::Invalid(Rejection::WrongChain {
-                expected: state.chain_id().to_string(),
-                got: tx.tx.chain_id.clone(),
+                expected: state.genesis_hash(),
+                got: tx.tx.genesis,
             }));
         }
         // The faucet is exempt from the fee, as in the state machine, so it
@@ -450,7 +450,7 @@ impl Mempool {
 mod tests {
     use super::*;
     use crate::ledger::store::tests::{addr, genesis, key, transfer};
-    use cairn_protocol::chain::{Genesis, Transaction};
+    use cairn_protocol::chain::{Genesis, GenesisHash, Transaction};
 
     fn state() -> ChainState {
         ChainState::from_genesis(&genesis()).unwrap()
@@ -488,10 +488,10 @@ mod tests {
         assert_eq!(e, MempoolError::Invalid(Rejection::BadSignature));
         // Wrong chain.
         let mut t = ok.tx.clone();
-        t.chain_id = "other".into();
+        t.genesis = GenesisHash([0xee; 32]);
         let e = insert(&mut p, &t.sign(&key(1)), &s).unwrap_err();
         assert_eq!(e.code(), "wrong_chain", "{e}");
-        assert!(e.to_string().contains("other"), "{e}");
+        assert!(e.to_string().contains(&"ee".repeat(32)), "{e}");
         // Fee below the minimum (the faucet is exempt).
         let mut t = ok.tx.clone();
         t.fee = 0;
@@ -527,7 +527,7 @@ mod tests {
         let s = state();
         let mut p = pool();
         let faucet = Transaction {
-            chain_id: "test-chain".into(),
+            genesis: genesis().hash(),
             signer: addr(9),
             nonce: 0,
             fee: 0,
@@ -539,8 +539,13 @@ mod tests {
     }
 
     fn signed(signer: u8, nonce: u64, fee: u64, body: TxBody) -> SignedTx {
+        signed_on(&genesis().hash(), signer, nonce, fee, body)
+    }
+
+    /// [`signed`] for the chain `chain` names.
+    fn signed_on(chain: &GenesisHash, signer: u8, nonce: u64, fee: u64, body: TxBody) -> SignedTx {
         Transaction {
-            chain_id: "test-chain".into(),
+            genesis: *chain,
             signer: addr(signer),
             nonce,
             fee,
@@ -559,7 +564,8 @@ mod tests {
         assert_eq!(e.code(), "faucet_limit", "{e}");
         g.faucet_max = None;
         let no_faucet = ChainState::from_genesis(&g).unwrap();
-        let e = insert(&mut p, &faucet(1), &no_faucet).unwrap_err();
+        let faucet = signed_on(&g.hash(), 9, 0, 0, TxBody::Faucet { amount: 1 });
+        let e = insert(&mut p, &faucet, &no_faucet).unwrap_err();
         assert_eq!(e.code(), "faucet_disabled", "{e}");
         assert!(p.is_empty());
     }
@@ -580,9 +586,9 @@ mod tests {
         };
         // 10 + 10 fit in 25; a third fee of 10 does not, though the account
         // could pay any one of them alone.
-        insert(&mut p, &signed(7, 0, 10, to(1)), &s).unwrap();
-        insert(&mut p, &signed(7, 1, 10, to(1)), &s).unwrap();
-        let e = insert(&mut p, &signed(7, 2, 10, to(1)), &s).unwrap_err();
+        insert(&mut p, &signed_on(&s.genesis_hash(), 7, 0, 10, to(1)), &s).unwrap();
+        insert(&mut p, &signed_on(&s.genesis_hash(), 7, 1, 10, to(1)), &s).unwrap();
+        let e = insert(&mut p, &signed_on(&s.genesis_hash(), 7, 2, 10, to(1)), &s).unwrap_err();
         assert_eq!(
             e,
             MempoolError::CannotPayPending {

@@ -185,14 +185,9 @@ struct GenesisMark {
     genesis_hash: [u8; 32],
 }
 
-/// The hash that names a genesis: BLAKE3 (derive-key mode) of its postcard
-/// encoding, so two genesis files that differ in any field differ here.
+/// The hash that names a genesis ([`Genesis::hash`]).
 pub fn genesis_hash(genesis: &Genesis) -> [u8; 32] {
-    let bytes = postcard::to_stdvec(genesis)
-        .unwrap_or_else(|e| unreachable!("postcard into a Vec cannot fail: {e}"));
-    let mut h = blake3::Hasher::new_derive_key("cairn 2026-11 v1 genesis");
-    h.update(&bytes);
-    *h.finalize().as_bytes()
+    genesis.hash().0
 }
 
 /// The ledger: blocks, the tx index and the current state.
@@ -548,7 +543,7 @@ pub(crate) mod tests {
 
     pub(crate) fn transfer(from: u8, nonce: u64, to: u8, amount: u64) -> SignedTx {
         Transaction {
-            chain_id: "test-chain".into(),
+            genesis: genesis().hash(),
             signer: addr(from),
             nonce,
             fee: 1,

@@ -89,8 +89,8 @@ impl ShardService {
             Request::Has { ids } => self.has(&ids),
             Request::Info => self.info(),
             Request::Delete(d) => self.delete(d),
-            Request::ReceiptV1(r) => self.receipt(r, &body),
-            Request::RepairReceiptV1(r) => self.repair_receipt(r, &body),
+            Request::ReceiptV2(r) => self.receipt(r, &body),
+            Request::RepairReceiptV2(r) => self.repair_receipt(r, &body),
         }
     }
 
@@ -253,12 +253,12 @@ impl ShardService {
             return ShardResponse::new(Response::Error(e));
         }
         if let Some(facts) = self.terms.facts() {
-            if facts.chain_id != request.chain_id {
+            if facts.genesis != request.genesis {
                 return refuse(
                     ErrorKind::Unauthorized,
                     format!(
-                        "this node serves chain '{}', not '{}'",
-                        facts.chain_id, request.chain_id
+                        "this node serves the chain with genesis {}, not {}",
+                        facts.genesis, request.genesis
                     ),
                 );
             }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use cairn_node::local_chain;
-use cairn_protocol::chain::{Address, Allocation, Transaction, TxBody};
+use cairn_protocol::chain::{Address, Allocation, Genesis, Transaction, TxBody};
 use ed25519_dalek::SigningKey;
 
 use crate::common::{init, TestNode};
@@ -52,7 +52,17 @@ fn wait(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
 }
 
 /// POSTs `bytes` to /chain/tx; returns the status line.
+/// The status line of the answer to `bytes` posted as a transaction.
 fn post_raw(node: &TestNode, bytes: &[u8]) -> String {
+    post_answer(node, bytes)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The whole answer (status line, headers, body).
+fn post_answer(node: &TestNode, bytes: &[u8]) -> String {
     let addr = node.info.http.as_ref().unwrap();
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -66,7 +76,7 @@ fn post_raw(node: &TestNode, bytes: &[u8]) -> String {
     let _ = s.write_all(bytes);
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
-    out.lines().next().unwrap_or_default().to_string()
+    out
 }
 
 fn post_tx(node: &TestNode, bytes: &[u8]) {
@@ -86,10 +96,44 @@ fn four_validator_processes_decide_survive_kills_and_agree() {
         live(&nodes).iter().all(|h| *h >= 5)
     });
 
-    // A faucet transaction submitted to one validator is committed by all.
+    // The same chain relaunched (same chain id, same validators, a fresh
+    // genesis from a new dealing) has another genesis hash; a transaction
+    // signed for it is refused here, as wrong_chain.
+    let genesis: Genesis =
+        serde_json::from_str(&std::fs::read_to_string(root.path().join("genesis.json")).unwrap())
+            .unwrap();
+    let served: serde_json::Value =
+        serde_json::from_str(&nodes[0].as_ref().unwrap().http_get("/chain/status")).unwrap();
+    assert_eq!(served["genesis_hash"], genesis.hash().to_string());
+    let relaunch = tempfile::tempdir().unwrap();
+    let relaunched: Genesis = {
+        let again = validators(relaunch.path());
+        assert_eq!(again.len(), 4);
+        serde_json::from_str(
+            &std::fs::read_to_string(relaunch.path().join("genesis.json")).unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(relaunched.chain_id, genesis.chain_id);
+    assert_ne!(relaunched.hash(), genesis.hash());
     let key = user();
+    let foreign = Transaction {
+        genesis: relaunched.hash(),
+        signer: Address::of(&key.verifying_key()),
+        nonce: 0,
+        fee: 1,
+        body: TxBody::Faucet { amount: 777 },
+    }
+    .sign(&key);
+    let answer = post_answer(nodes[0].as_ref().unwrap(), &foreign.encode());
+    assert!(
+        answer.contains(" 400") && answer.contains("wrong_chain"),
+        "{answer}"
+    );
+
+    // A faucet transaction submitted to one validator is committed by all.
     let tx = Transaction {
-        chain_id: "proc-test".into(),
+        genesis: genesis.hash(),
         signer: Address::of(&key.verifying_key()),
         nonce: 0,
         fee: 1,

@@ -50,7 +50,7 @@ fn the_chain_api_answers_over_libp2p_as_over_http() {
         let signer = Address::of(&key.verifying_key());
         let before = chain.account(&signer).await.unwrap();
         let tx = Transaction {
-            chain_id: first.chain_id.clone(),
+            genesis: first.genesis_hash,
             signer,
             nonce: before.next_nonce,
             // A fresh account cannot pay a fee; a faucet needs none.

@@ -7,7 +7,7 @@ use cairn_client::net::client::{ClientError, ClientSettings, NodeAddr, ShardClie
 use cairn_client::net::peer_address;
 use cairn_node::config::IDENTITY_FILE;
 use cairn_protocol::chain::{
-    merkle, Address, Allocation, ChainState, Genesis, Sig, Transaction, TxBody,
+    merkle, Address, Allocation, ChainState, Genesis, GenesisHash, Sig, Transaction, TxBody,
 };
 use cairn_protocol::wire::{encode_header, ErrorKind, ReceiptRequest, Request, MAX_RECEIPT_SHARDS};
 use cairn_protocol::ContentId;
@@ -18,9 +18,24 @@ use crate::hostile::{error_kind, hostile_peer, send, Raw};
 
 const CHAIN: &str = "receipts-test";
 
-fn request(owner: Address, shards: &[(ContentId, u64)]) -> ReceiptRequest {
+/// The chain the receipts are for: the owner and the node have funds.
+fn test_genesis(owner: Address, node: Address) -> Genesis {
+    Genesis::devnet(
+        CHAIN,
+        vec![Address([1; 32])],
+        [owner, node]
+            .into_iter()
+            .map(|address| Allocation {
+                address,
+                amount: 1 << 40,
+            })
+            .collect(),
+    )
+}
+
+fn request(chain: &GenesisHash, owner: Address, shards: &[(ContentId, u64)]) -> ReceiptRequest {
     ReceiptRequest {
-        chain_id: CHAIN.into(),
+        genesis: *chain,
         owner,
         owner_nonce: 0,
         // This node's part is the whole deal, so the chain can open it.
@@ -58,25 +73,15 @@ fn open_deal(node: &TestNode, owner_key: &SigningKey, request: &ReceiptRequest, 
     let node_key = SigningKey::from_bytes(&seed.try_into().unwrap());
     let node_address = Address::of(&node_key.verifying_key());
     let owner = Address::of(&owner_key.verifying_key());
-    let genesis = Genesis::devnet(
-        CHAIN,
-        vec![Address([1; 32])],
-        [owner, node_address]
-            .into_iter()
-            .map(|address| Allocation {
-                address,
-                amount: 1 << 40,
-            })
-            .collect(),
-    );
+    let genesis = test_genesis(owner, node_address);
     let mut state = ChainState::from_genesis(&genesis).unwrap();
     let register = Transaction {
-        chain_id: CHAIN.into(),
+        genesis: genesis.hash(),
         signer: node_address,
         nonce: 0,
         fee: 1,
         body: TxBody::RegisterNode {
-            peer_id: node.info.peer_id.as_bytes().to_vec(),
+            peer_id: cairn_protocol::chain::peer_id_of(&node_address),
             addresses: vec![node.info.listen[0].clone()],
             capacity: 1 << 30,
             stake: 2_000,
@@ -86,7 +91,7 @@ fn open_deal(node: &TestNode, owner_key: &SigningKey, request: &ReceiptRequest, 
     let mut terms = request.terms();
     terms.commitments = vec![request.commitment(node_address, sig)];
     let open = Transaction {
-        chain_id: CHAIN.into(),
+        genesis: genesis.hash(),
         signer: owner,
         nonce: request.owner_nonce,
         fee: 1,
@@ -123,6 +128,7 @@ async fn a_node_signs_receipts_only_for_what_it_holds_for_the_owner() {
         address.to_string()
     );
 
+    let chain = test_genesis(owner, address).hash();
     let mut shards = Vec::new();
     for seed in 0..4u64 {
         let data = bytes(10_000 + seed as usize * 1000, seed);
@@ -132,7 +138,7 @@ async fn a_node_signs_receipts_only_for_what_it_holds_for_the_owner() {
     let strangers = (store(&client, &addr, &strangers, stranger).await, 5_000);
 
     // Held, right sizes, right owner: signed, and the chain accepts it.
-    let good = request(owner, &shards);
+    let good = request(&chain, owner, &shards);
     let sig = client.receipt(&addr, &good, &shards).await.unwrap();
     open_deal(&node, &owner_key, &good, sig.clone());
     // The same request signs the same way (ed25519 is deterministic).
@@ -144,7 +150,7 @@ async fn a_node_signs_receipts_only_for_what_it_holds_for_the_owner() {
     assert_eq!(
         refusal(
             client
-                .receipt(&addr, &request(owner, &missing), &missing)
+                .receipt(&addr, &request(&chain, owner, &missing), &missing)
                 .await
         ),
         ErrorKind::NotFound
@@ -156,7 +162,7 @@ async fn a_node_signs_receipts_only_for_what_it_holds_for_the_owner() {
     assert_eq!(
         refusal(
             client
-                .receipt(&addr, &request(owner, &resized), &resized)
+                .receipt(&addr, &request(&chain, owner, &resized), &resized)
                 .await
         ),
         ErrorKind::Malformed
@@ -190,7 +196,7 @@ async fn a_node_signs_receipts_only_for_what_it_holds_for_the_owner() {
     assert_eq!(
         refusal(
             client
-                .receipt(&addr, &request(owner, &foreign), &foreign)
+                .receipt(&addr, &request(&chain, owner, &foreign), &foreign)
                 .await
         ),
         ErrorKind::Unauthorized
@@ -199,7 +205,7 @@ async fn a_node_signs_receipts_only_for_what_it_holds_for_the_owner() {
     assert_eq!(
         refusal(
             client
-                .receipt(&addr, &request(stranger, &shards), &shards)
+                .receipt(&addr, &request(&chain, stranger, &shards), &shards)
                 .await
         ),
         ErrorKind::Unauthorized
@@ -212,7 +218,7 @@ async fn a_node_signs_receipts_only_for_what_it_holds_for_the_owner() {
     let answer = send(
         &tx,
         &addr,
-        Raw::Send(encode_header(&Request::ReceiptV1(oversized))),
+        Raw::Send(encode_header(&Request::ReceiptV2(oversized))),
     )
     .await
     .unwrap();
@@ -262,7 +268,7 @@ async fn a_node_signs_repair_receipts_only_for_what_a_repairer_stored() {
     }
     let deal = DealId([5; 32]);
     let ask = |shards: &[(ContentId, u64)], deal: DealId| RepairReceiptRequest {
-        chain_id: CHAIN.into(),
+        genesis: GenesisHash([7; 32]),
         repairer,
         deal,
         root: merkle::root(shards).unwrap(),
@@ -273,7 +279,12 @@ async fn a_node_signs_repair_receipts_only_for_what_a_repairer_stored() {
     // Stored, right sizes: signed over exactly what the chain checks.
     let good = ask(&shards, deal);
     let sig = client.repair_receipt(&addr, &good, &shards).await.unwrap();
-    let message = repair_receipt_message(CHAIN, &repairer, &deal, &good.commitment(address));
+    let message = repair_receipt_message(
+        &GenesisHash([7; 32]),
+        &repairer,
+        &deal,
+        &good.commitment(address),
+    );
     let key = address.verifying_key().unwrap();
     key.verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&sig.0))
         .unwrap();

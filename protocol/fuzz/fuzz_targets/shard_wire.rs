@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         let checked = request.check();
         let again: Request = decode_header(&encode_header(&request)[4..]).expect("re-decodes");
         assert_eq!(again, request);
-        if let (Request::ReceiptV1(r), Ok(())) = (&request, checked) {
+        if let (Request::ReceiptV2(r), Ok(())) = (&request, checked) {
             let _ = r.terms();
             let _ = r.message(Address([1; 32]));
             if let Ok(shards) = decode_receipt_shards(data) {

@@ -6,8 +6,8 @@
 use arbitrary::Arbitrary;
 use cairn_protocol::chain::merkle::Sibling;
 use cairn_protocol::chain::{
-    merkle, receipt_message, repair_receipt_message, Address, Allocation, ChainState, Commitment,
-    DealId, DealTerms, Genesis, RepairClaim, Sig, SignedTx, Transaction, TxBody,
+    merkle, peer_id_of, receipt_message, repair_receipt_message, Address, Allocation, ChainState,
+    Commitment, DealId, DealTerms, Genesis, RepairClaim, Sig, SignedTx, Transaction, TxBody,
 };
 use cairn_protocol::proofs::{self, Answer, Held, StorageProof};
 use cairn_protocol::repair::{self, RepairData, RepairPolicy};
@@ -53,7 +53,7 @@ pub fn genesis() -> Genesis {
 /// Signs `body` from `signer` with its current nonce.
 pub fn tx(state: &ChainState, signer: u8, fee: u64, body: TxBody) -> SignedTx {
     Transaction {
-        chain_id: CHAIN.into(),
+        genesis: state.genesis_hash(),
         signer: addr(signer),
         nonce: state.account(&addr(signer)).nonce,
         fee,
@@ -126,7 +126,13 @@ pub fn deal_terms(
         .zip(nodes)
         .map(|(c, &n)| {
             Sig(key(n)
-                .sign(&receipt_message(CHAIN, &addr(owner), nonce, &terms, c))
+                .sign(&receipt_message(
+                    &state.genesis_hash(),
+                    &addr(owner),
+                    nonce,
+                    &terms,
+                    c,
+                ))
                 .to_bytes())
         })
         .collect();
@@ -173,7 +179,7 @@ pub fn start(with_deal: bool) -> ChainState {
     };
     for &n in &NODES {
         let body = TxBody::RegisterNode {
-            peer_id: vec![n; 38],
+            peer_id: peer_id_of(&addr(n)),
             addresses: vec![format!("/ip4/127.0.0.1/udp/{}/quic-v1", 4000 + n as u16)],
             capacity: 1 << 30,
             stake: 5_000,
@@ -303,7 +309,7 @@ pub fn repair_claim(
     let mut claim = repair::prepare(state, deal, &data, &cols, &holders).ok()?;
     for h in 0..claim.holders.len() {
         let c = claim.commitment(h)?;
-        let message = repair_receipt_message(CHAIN, &addr(repairer), deal, &c);
+        let message = repair_receipt_message(&state.genesis_hash(), &addr(repairer), deal, &c);
         claim.holders[h].receipt = Sig(key(key_of(&c.node)?).sign(&message).to_bytes());
     }
     Some(claim)

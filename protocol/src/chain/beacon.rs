@@ -44,13 +44,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::genesis::GenesisHash;
+
 /// The key-derivation context of [`beacon_from_seed`].
 const BEACON_CONTEXT: &str = "cairn 2026-12 v1 beacon";
 
 /// The beacon of a block whose parent is the genesis block (no view before
 /// it has a seed).
-pub fn genesis_beacon(chain_id: &str) -> [u8; 32] {
-    *blake3::hash(chain_id.as_bytes()).as_bytes()
+pub fn genesis_beacon(genesis: &GenesisHash) -> [u8; 32] {
+    *blake3::hash(&genesis.0).as_bytes()
 }
 
 /// The beacon a seed gives: BLAKE3 (derive-key) of the seed signature's
@@ -149,7 +151,10 @@ mod tests {
         let mut other = sig;
         other[47] ^= 1;
         assert_ne!(beacon_from_seed(&other), b);
-        assert_ne!(genesis_beacon("a"), genesis_beacon("b"));
+        assert_ne!(
+            genesis_beacon(&GenesisHash([1; 32])),
+            genesis_beacon(&GenesisHash([2; 32]))
+        );
     }
 
     #[test]

@@ -6,6 +6,21 @@ use super::beacon::GroupKey;
 use super::tx::{Address, MAX_CHAIN_ID_LEN};
 use crate::proofs::ProofParams;
 
+/// The hash that names a chain: BLAKE3 (derive-key mode) of its genesis's
+/// postcard encoding ([`Genesis::hash`]), so two genesis files that differ
+/// in any field (the validators' fresh threshold key, an allocation, a
+/// parameter) name two chains, even under one `chain_id`. Every signature
+/// the chain checks covers it: transactions, deal and repair receipts (and
+/// so storage proofs, which are transactions), and consensus messages
+/// (their namespace is derived from it).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GenesisHash(pub [u8; 32]);
+
+super::hex32::hex32_newtype!(GenesisHash);
+
+/// The key-derivation context of [`Genesis::hash`].
+const GENESIS_CONTEXT: &str = "cairn 2026-11 v1 genesis";
+
 /// An initial balance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Allocation {
@@ -16,7 +31,7 @@ pub struct Allocation {
 /// Everything the chain starts from. Stored as JSON by validators.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Genesis {
-    /// Names the chain; every transaction repeats it.
+    /// Names the chain for people; signatures name it by [`Genesis::hash`].
     pub chain_id: String,
     /// Blocks per epoch: one proof period, one payment of every deal.
     pub epoch_blocks: u64,
@@ -82,6 +97,15 @@ mod defaults {
 }
 
 impl Genesis {
+    /// The chain's name for signatures: see [`GenesisHash`].
+    pub fn hash(&self) -> GenesisHash {
+        let bytes = postcard::to_stdvec(self)
+            .unwrap_or_else(|e| unreachable!("postcard into a Vec cannot fail: {e}"));
+        let mut h = blake3::Hasher::new_derive_key(GENESIS_CONTEXT);
+        h.update(&bytes);
+        GenesisHash(*h.finalize().as_bytes())
+    }
+
     /// Checks the parameters; the message names the faulty field.
     pub fn validate(&self) -> Result<(), String> {
         if self.chain_id.is_empty() || self.chain_id.len() > MAX_CHAIN_ID_LEN {

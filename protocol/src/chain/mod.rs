@@ -32,8 +32,8 @@
 //! * **namespace roots**: one mutable pointer (an id and a version) per
 //!   account, so a recovery phrase alone finds a user's files.
 //!
-//! Every transaction is ed25519-signed over the chain id, a nonce and its
-//! body; a transaction that is replayed, badly signed, overdrawn, names an
+//! Every transaction is ed25519-signed over the chain's genesis hash, a
+//! nonce and its body; a transaction that is replayed, badly signed, overdrawn, names an
 //! unknown node or carries malformed fields is rejected with a
 //! [`Rejection`] saying why, and changes nothing.
 //!
@@ -49,6 +49,7 @@
 
 pub mod beacon;
 mod genesis;
+mod hex32;
 pub mod merkle;
 mod rejection;
 pub mod repair;
@@ -57,7 +58,7 @@ mod state;
 mod tx;
 
 pub use beacon::GroupKey;
-pub use genesis::{Allocation, Genesis};
+pub use genesis::{Allocation, Genesis, GenesisHash};
 pub use rejection::Rejection;
 pub use repair::{
     repair_receipt_message, MovedShard, NewHolder, RepairClaim, RepairCommitment, RepairRef,
@@ -68,7 +69,7 @@ pub use state::{
     MovedRecord, NamespaceRoot, NodeRecord, PendingRepair,
 };
 pub use tx::{
-    receipt_message, Address, Commitment, DealTerms, LostLeaf, Sig, SignedTx, Transaction, TxBody,
-    MAX_ADDRESSES, MAX_ADDRESS_LEN, MAX_CHAIN_ID_LEN, MAX_COMMITMENTS, MAX_LOST_LEAVES,
-    MAX_PEER_ID_LEN, MAX_TX_BYTES,
+    peer_id_of, receipt_message, Address, Commitment, DealTerms, LostLeaf, Sig, SignedTx,
+    Transaction, TxBody, MAX_ADDRESSES, MAX_ADDRESS_LEN, MAX_CHAIN_ID_LEN, MAX_COMMITMENTS,
+    MAX_LOST_LEAVES, MAX_PEER_ID_LEN, MAX_TX_BYTES,
 };

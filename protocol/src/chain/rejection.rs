@@ -1,5 +1,6 @@
 //! Why a transaction was refused.
 
+use super::genesis::GenesisHash;
 use super::state::DealId;
 use super::tx::Address;
 use crate::proofs::ProofError;
@@ -14,8 +15,11 @@ pub enum Rejection {
     TooLarge(usize),
     #[error("signature does not verify")]
     BadSignature,
-    #[error("transaction is for chain '{got}', this is '{expected}'")]
-    WrongChain { expected: String, got: String },
+    #[error("transaction is for the chain with genesis {got}, not this one (genesis {expected}): it was signed for another chain, or for an earlier launch of this one")]
+    WrongChain {
+        expected: GenesisHash,
+        got: GenesisHash,
+    },
     #[error("nonce {got} is not the account's next nonce {expected} (replayed or out of order)")]
     BadNonce { expected: u64, got: u64 },
     #[error("fee {got} is below the minimum {min}")]
@@ -104,4 +108,7 @@ pub enum Rejection {
     HolderTwiceInSegment { node: Address, segment: u32 },
     #[error("repair receipt of node {0} does not verify")]
     BadRepairReceipt(Address),
+    // Registry (appended).
+    #[error("the peer id is not the signer's: a node registers the libp2p identity of its own account key")]
+    ForeignPeerId,
 }

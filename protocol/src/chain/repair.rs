@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::genesis::GenesisHash;
 use super::merkle::{self, Committed, Sibling, MAX_PATH_LEN};
 use super::rejection::Rejection;
 use super::state::DealId;
@@ -19,7 +20,7 @@ use crate::id::ContentId;
 pub const MAX_REPAIR_SHARDS: usize = 256;
 /// Most new holders one claim names (one per shard of a segment at most).
 pub const MAX_REPAIR_HOLDERS: usize = 256;
-const REPAIR_RECEIPT_DOMAIN: &[u8] = b"cairn repair receipt v1\0";
+const REPAIR_RECEIPT_DOMAIN: &[u8] = b"cairn repair receipt v2\0";
 
 /// What the chain keeps of a deal's public repair data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -177,20 +178,18 @@ impl RepairClaim {
 }
 
 /// What a new holder signs to accept shards moved to it by repair: the
-/// chain, the repairer (so no one else can claim the bounty with this
+/// chain (its genesis hash), the repairer (so no one else can claim the bounty with this
 /// receipt), the deal, and the new commitment. A node is never added to a
 /// deal it is in, so a receipt is good for one claim.
 pub fn repair_receipt_message(
-    chain_id: &str,
+    genesis: &GenesisHash,
     repairer: &Address,
     deal: &DealId,
     c: &RepairCommitment,
 ) -> Vec<u8> {
     let mut out = REPAIR_RECEIPT_DOMAIN.to_vec();
-    let body = postcard::to_stdvec(&(
-        chain_id, repairer, deal, &c.node, &c.root, c.shards, c.bytes,
-    ))
-    .unwrap_or_else(|e| unreachable!("postcard into a Vec cannot fail: {e}"));
+    let body = postcard::to_stdvec(&(genesis, repairer, deal, &c.node, &c.root, c.shards, c.bytes))
+        .unwrap_or_else(|e| unreachable!("postcard into a Vec cannot fail: {e}"));
     out.extend_from_slice(&body);
     out
 }

@@ -1,17 +1,20 @@
 //! Transactions: what they say, how they are signed, how they are encoded.
 //!
 //! Encoding is postcard; the signature covers
-//! `"cairn tx v2\0" ‖ BLAKE3(postcard(tx))` (a 44-byte message, so a 25 KB
+//! `"cairn tx v3\0" ‖ BLAKE3(postcard(tx))` (a 44-byte message, so a 25 KB
 //! storage proof costs its verifier one BLAKE3 pass, not a SHA-512 one inside
 //! Ed25519 as well; checked under ZIP-215, [`super::sig`]), and the
-//! transaction names its chain, so a transaction can be replayed
-//! neither on another chain nor, thanks to the nonce, on this one.
+//! transaction names its chain by the hash of its genesis
+//! ([`GenesisHash`]), so a transaction can be replayed neither on another
+//! chain, nor on a chain relaunched under the same id, nor (thanks to the
+//! nonce) on this one.
 
 use std::fmt;
 
 use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
+use super::genesis::GenesisHash;
 use super::merkle::{Sibling, MAX_PATH_LEN};
 use super::rejection::Rejection;
 use super::repair::{RepairClaim, RepairRef};
@@ -31,34 +34,15 @@ pub const MAX_ADDRESS_LEN: usize = 256;
 pub const MAX_COMMITMENTS: usize = 256;
 /// Longest chain id.
 pub const MAX_CHAIN_ID_LEN: usize = 64;
-const SIGNING_DOMAIN: &[u8] = b"cairn tx v2\0";
-const RECEIPT_DOMAIN: &[u8] = b"cairn deal receipt v1\0";
+const SIGNING_DOMAIN: &[u8] = b"cairn tx v3\0";
+const RECEIPT_DOMAIN: &[u8] = b"cairn deal receipt v2\0";
 
 /// An account: an ed25519 public key. Storage nodes and users alike.
 /// Hex text in human-readable formats (JSON, TOML), 32 raw bytes otherwise.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Address(pub [u8; 32]);
 
-impl Serialize for Address {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if s.is_human_readable() {
-            s.collect_str(self)
-        } else {
-            self.0.serialize(s)
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Address {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        if d.is_human_readable() {
-            let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-            text.parse().map_err(serde::de::Error::custom)
-        } else {
-            Ok(Self(<[u8; 32]>::deserialize(d)?))
-        }
-    }
-}
+super::hex32::hex32_newtype!(Address);
 
 impl Address {
     pub fn of(key: &VerifyingKey) -> Self {
@@ -68,38 +52,6 @@ impl Address {
     pub fn verifying_key(&self) -> Result<VerifyingKey, Rejection> {
         VerifyingKey::from_bytes(&self.0)
             .map_err(|_| Rejection::Malformed("address is not an ed25519 key".into()))
-    }
-}
-
-impl fmt::Display for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for Address {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Address({self})")
-    }
-}
-
-impl std::str::FromStr for Address {
-    type Err = Rejection;
-
-    fn from_str(s: &str) -> Result<Self, Rejection> {
-        let bad = || Rejection::Malformed(format!("'{s}' is not 64 hex digits"));
-        if s.len() != 64 {
-            return Err(bad());
-        }
-        let mut out = [0u8; 32];
-        for (i, pair) in s.as_bytes().chunks(2).enumerate() {
-            let text = std::str::from_utf8(pair).map_err(|_| bad())?;
-            out[i] = u8::from_str_radix(text, 16).map_err(|_| bad())?;
-        }
-        Ok(Self(out))
     }
 }
 
@@ -241,10 +193,23 @@ pub struct LostLeaf {
     pub path: Vec<Sibling>,
 }
 
+/// The libp2p peer id (its bytes) of the account `address`: a storage
+/// node's chain key is its libp2p identity key, so this is the only peer id
+/// its `RegisterNode` may name. Per the libp2p peer-id spec, an Ed25519 key's
+/// id is the identity multihash (code 0x00, length 36) of its protobuf
+/// `PublicKey { Type: Ed25519 (1), Data: 32 bytes }`.
+pub fn peer_id_of(address: &Address) -> Vec<u8> {
+    let mut out = vec![0x00, 0x24, 0x08, 0x01, 0x12, 0x20];
+    out.extend_from_slice(&address.0);
+    out
+}
+
 /// An unsigned transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transaction {
-    pub chain_id: String,
+    /// The chain this transaction is for: the hash of its genesis, so a
+    /// chain relaunched with the same id (any other genesis) refuses it.
+    pub genesis: GenesisHash,
     pub signer: Address,
     pub nonce: u64,
     pub fee: u64,
@@ -285,9 +250,6 @@ impl Transaction {
     /// Checks field limits that do not depend on state.
     pub fn check_limits(&self) -> Result<(), Rejection> {
         let bad = |what: &str| Err(Rejection::Malformed(what.into()));
-        if self.chain_id.len() > MAX_CHAIN_ID_LEN {
-            return bad("chain id too long");
-        }
         match &self.body {
             TxBody::RegisterNode {
                 peer_id, addresses, ..
@@ -383,11 +345,12 @@ impl SignedTx {
     }
 }
 
-/// What a node signs to accept its part of a deal: the chain, the owner and
+/// What a node signs to accept its part of a deal: the chain (its genesis
+/// hash), the owner and
 /// the owner's nonce for the opening transaction (so a receipt opens one
 /// deal only), the deal's terms, and the node's own commitment.
 pub fn receipt_message(
-    chain_id: &str,
+    genesis: &GenesisHash,
     owner: &Address,
     owner_nonce: u64,
     terms: &DealTerms,
@@ -395,7 +358,7 @@ pub fn receipt_message(
 ) -> Vec<u8> {
     let mut out = RECEIPT_DOMAIN.to_vec();
     out.extend_from_slice(&postcard_bytes(&(
-        chain_id,
+        genesis,
         owner,
         owner_nonce,
         terms.size,
@@ -415,10 +378,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_peer_id_is_libp2ps_for_the_same_key() {
+        for seed in [1u8, 7, 200] {
+            let key = SigningKey::from_bytes(&[seed; 32]);
+            let address = Address::of(&key.verifying_key());
+            let ed = libp2p_identity::ed25519::PublicKey::try_from_bytes(&address.0).unwrap();
+            let libp2p = libp2p_identity::PublicKey::from(ed).to_peer_id();
+            assert_eq!(peer_id_of(&address), libp2p.to_bytes());
+        }
+    }
+
+    #[test]
     fn sign_encode_decode_verify() {
         let key = SigningKey::from_bytes(&[3; 32]);
         let tx = Transaction {
-            chain_id: "t".into(),
+            genesis: GenesisHash([7; 32]),
             signer: Address::of(&key.verifying_key()),
             nonce: 0,
             fee: 1,

@@ -4,8 +4,8 @@
 
 use cairn_protocol::chain::merkle;
 use cairn_protocol::chain::{
-    receipt_message, repair_receipt_message, Address, Allocation, ChainState, Commitment, Deal,
-    DealId, DealTerms, Genesis, RepairClaim, Sig, SignedTx, Transaction, TxBody,
+    peer_id_of, receipt_message, repair_receipt_message, Address, Allocation, ChainState,
+    Commitment, Deal, DealId, DealTerms, Genesis, RepairClaim, Sig, SignedTx, Transaction, TxBody,
 };
 use cairn_protocol::proofs::{self, Held};
 use cairn_protocol::repair::claim::leaves_of;
@@ -45,7 +45,7 @@ pub fn genesis() -> Genesis {
 
 pub fn tx(state: &ChainState, signer: u8, fee: u64, body: TxBody) -> SignedTx {
     Transaction {
-        chain_id: CHAIN.into(),
+        genesis: state.genesis_hash(),
         signer: addr(signer),
         nonce: state.account(&addr(signer)).nonce,
         fee,
@@ -56,7 +56,7 @@ pub fn tx(state: &ChainState, signer: u8, fee: u64, body: TxBody) -> SignedTx {
 
 pub fn register(state: &mut ChainState, node: u8) {
     let body = TxBody::RegisterNode {
-        peer_id: vec![node; 38],
+        peer_id: peer_id_of(&addr(node)),
         addresses: vec![format!("/ip4/127.0.0.1/udp/{}/quic-v1", 4000 + node as u16)],
         capacity: 1 << 30,
         stake: 5_000,
@@ -142,7 +142,13 @@ pub fn deal_terms_sized(
         .zip(nodes)
         .map(|(c, &n)| {
             Sig(key(n)
-                .sign(&receipt_message(CHAIN, &addr(owner), nonce, &terms, c))
+                .sign(&receipt_message(
+                    &state.genesis_hash(),
+                    &addr(owner),
+                    nonce,
+                    &terms,
+                    c,
+                ))
                 .to_bytes())
         })
         .collect();
@@ -282,7 +288,7 @@ pub fn sign_receipts(claim: &mut RepairClaim, repairer: u8) {
     for h in 0..claim.holders.len() {
         let c = claim.commitment(h).unwrap();
         let n = node_number(&c.node).unwrap();
-        let message = repair_receipt_message(CHAIN, &addr(repairer), &claim.deal, &c);
+        let message = repair_receipt_message(&genesis().hash(), &addr(repairer), &claim.deal, &c);
         claim.holders[h].receipt = Sig(key(n).sign(&message).to_bytes());
     }
 }

@@ -92,7 +92,7 @@ pub fn run(command: ChainCommand, global: &Global) -> anyhow::Result<()> {
                 println!(
                     "chain       {} (genesis {})",
                     s.chain_id,
-                    &s.genesis_hash[..16]
+                    &s.genesis_hash.to_string()[..16]
                 );
                 println!(
                     "height      {}{}",

@@ -6,15 +6,12 @@ use std::collections::HashSet;
 
 use cairn_client::deal::{self, DealError};
 use cairn_protocol::chain::{
-    merkle, receipt_message, Address, Allocation, ChainState, Genesis, Transaction, TxBody,
+    merkle, peer_id_of, receipt_message, Address, ChainState, Genesis, Transaction, TxBody,
 };
 use cairn_protocol::wire::ErrorKind;
 use ed25519_dalek::SigningKey;
 
 use crate::common::*;
-
-/// The devnet's chain: nodes sign receipts for their own chain only.
-const CHAIN: &str = "cairn-devnet";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_node_holding_an_upload_signs_what_it_stores() {
@@ -51,7 +48,8 @@ async fn every_node_holding_an_upload_signs_what_it_stores() {
     assert!(plan.nodes.len() >= 5, "{} nodes", plan.nodes.len());
     let owner_key = client.account().signing_key();
     let owner = Address::of(&owner_key.verifying_key());
-    let commitments = deal::collect_receipts(network, &plan, CHAIN, owner, 0, 3)
+    let chain_hash = chain.status().await.unwrap().genesis_hash;
+    let commitments = deal::collect_receipts(network, &plan, &chain_hash, owner, 1, 3)
         .await
         .unwrap();
     assert_eq!(commitments.len(), plan.nodes.len());
@@ -62,7 +60,7 @@ async fn every_node_holding_an_upload_signs_what_it_stores() {
         // The receipt verifies as the chain verifies it...
         let key = c.node.verifying_key().unwrap();
         key.verify_strict(
-            &receipt_message(CHAIN, &owner, 0, &terms, c),
+            &receipt_message(&chain_hash, &owner, 1, &terms, c),
             &ed25519_dalek::Signature::from_bytes(&c.receipt.0),
         )
         .unwrap();
@@ -92,44 +90,46 @@ async fn every_node_holding_an_upload_signs_what_it_stores() {
         let seed: [u8; 32] = hex::decode(text.trim()).unwrap().try_into().unwrap();
         node_keys.push(SigningKey::from_bytes(&seed));
     }
-    let mut allocations: Vec<_> = node_keys
-        .iter()
-        .map(|k| Allocation {
-            address: Address::of(&k.verifying_key()),
-            amount: 1 << 40,
-        })
-        .collect();
-    allocations.push(Allocation {
-        address: owner,
-        amount: 1 << 40,
-    });
-    let mut state =
-        ChainState::from_genesis(&Genesis::devnet(CHAIN, vec![Address([1; 32])], allocations))
+    // The devnet's own genesis: receipts are bound to its hash.
+    let genesis: Genesis =
+        serde_json::from_slice(&std::fs::read(net.devnet.dir().join("genesis.json")).unwrap())
             .unwrap();
-    for k in &node_keys {
-        let register = Transaction {
-            chain_id: CHAIN.into(),
-            signer: Address::of(&k.verifying_key()),
-            nonce: 0,
-            fee: 1,
-            body: TxBody::RegisterNode {
-                peer_id: vec![1],
-                addresses: vec!["/ip4/127.0.0.1/udp/1/quic-v1".into()],
-                capacity: 1 << 40,
-                stake: 1 << 30,
-            },
+    assert_eq!(genesis.hash(), chain_hash);
+    let mut state = ChainState::from_genesis(&genesis).unwrap();
+    let faucet = genesis.faucet_max.unwrap();
+    let send = |state: &mut ChainState, k: &SigningKey, fee: u64, body: TxBody| {
+        let signer = Address::of(&k.verifying_key());
+        let tx = Transaction {
+            genesis: state.genesis_hash(),
+            signer,
+            nonce: state.account(&signer).nonce,
+            fee,
+            body,
         };
-        state.apply_tx(&register.sign(k)).unwrap();
+        state.apply_tx(&tx.sign(k)).unwrap();
+    };
+    for k in node_keys.iter().chain([&owner_key]) {
+        send(&mut state, k, 0, TxBody::Faucet { amount: faucet });
+    }
+    for k in &node_keys {
+        let body = TxBody::RegisterNode {
+            peer_id: peer_id_of(&Address::of(&k.verifying_key())),
+            addresses: vec!["/ip4/127.0.0.1/udp/1/quic-v1".into()],
+            capacity: 1 << 30,
+            // Enough to cover what the deal commits the node to.
+            stake: faucet / 2,
+        };
+        send(&mut state, k, genesis.min_fee, body);
     }
     // The state machine at the devnet's epoch, so the deal's start is valid.
     for h in 1..=epoch * 10 {
         state.apply_block(h, [0; 32], &[]).unwrap();
     }
     let open = Transaction {
-        chain_id: CHAIN.into(),
+        genesis: chain_hash,
         signer: owner,
-        nonce: 0,
-        fee: 1,
+        nonce: 1,
+        fee: genesis.min_fee,
         body: TxBody::OpenDeal(terms),
     };
     state.apply_tx(&open.sign(&owner_key)).unwrap();
@@ -137,7 +137,7 @@ async fn every_node_holding_an_upload_signs_what_it_stores() {
 
     // Another account cannot get receipts for this account's shards.
     let stranger = Address::of(&SigningKey::from_bytes(&[9; 32]).verifying_key());
-    match deal::collect_receipts(network, &plan, CHAIN, stranger, 0, 3).await {
+    match deal::collect_receipts(network, &plan, &chain_hash, stranger, 0, 3).await {
         Err(DealError::Receipts { failed, errors, .. }) => {
             assert_eq!(failed, plan.nodes.len());
             for (_, e) in errors {

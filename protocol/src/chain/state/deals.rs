@@ -52,7 +52,7 @@ impl ChainState {
         let messages: Vec<Vec<u8>> = terms
             .commitments
             .iter()
-            .map(|c| receipt_message(&self.chain_id, &owner, nonce, terms, c))
+            .map(|c| receipt_message(&self.genesis, &owner, nonce, terms, c))
             .collect();
         let checks = sig::check_all(
             terms

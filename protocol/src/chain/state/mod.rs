@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::genesis::Genesis;
+use super::genesis::{Genesis, GenesisHash};
 use super::rejection::Rejection;
 use super::sig;
 use super::tx::{Address, SignedTx, TxBody};
@@ -231,6 +231,8 @@ pub struct BlockOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainState {
     chain_id: String,
+    /// Every transaction and receipt must name it ([`GenesisHash`]).
+    genesis: GenesisHash,
     params: Params,
     validators: Vec<Address>,
     height: u64,
@@ -275,6 +277,7 @@ impl ChainState {
         }
         Ok(Self {
             chain_id: genesis.chain_id.clone(),
+            genesis: genesis.hash(),
             params: Params {
                 epoch_blocks: genesis.epoch_blocks,
                 min_fee: genesis.min_fee,
@@ -287,7 +290,7 @@ impl ChainState {
             validators: genesis.validators.clone(),
             height: 0,
             epoch: 0,
-            beacon: *blake3::hash(genesis.chain_id.as_bytes()).as_bytes(),
+            beacon: super::beacon::genesis_beacon(&genesis.hash()),
             beacons: BTreeMap::new(),
             accounts,
             nodes: BTreeMap::new(),
@@ -303,6 +306,12 @@ impl ChainState {
 
     pub fn chain_id(&self) -> &str {
         &self.chain_id
+    }
+
+    /// The hash of the genesis this state started from: the chain's name in
+    /// every signature.
+    pub fn genesis_hash(&self) -> GenesisHash {
+        self.genesis
     }
 
     pub fn height(&self) -> u64 {
@@ -388,6 +397,7 @@ impl ChainState {
         let d = self.deals.get(deal)?;
         Some(ChainState {
             chain_id: self.chain_id.clone(),
+            genesis: self.genesis,
             params: self.params.clone(),
             validators: self.validators.clone(),
             height: self.height,
@@ -509,10 +519,10 @@ impl ChainState {
     ) -> Result<(), Rejection> {
         let tx = &signed.tx;
         tx.check_limits()?;
-        if tx.chain_id != self.chain_id {
+        if tx.genesis != self.genesis {
             return Err(Rejection::WrongChain {
-                expected: self.chain_id.clone(),
-                got: tx.chain_id.clone(),
+                expected: self.genesis,
+                got: tx.genesis,
             });
         }
         signature?;
@@ -579,6 +589,11 @@ impl ChainState {
             } => {
                 if self.nodes.contains_key(&signer) {
                     return Err(Rejection::NodeExists(signer));
+                }
+                // Otherwise one key could register many peer ids (or
+                // another node's) and so crowd clients' views of the network.
+                if *peer_id != super::tx::peer_id_of(&signer) {
+                    return Err(Rejection::ForeignPeerId);
                 }
                 if *stake < self.params.min_stake {
                     return Err(Rejection::StakeTooLow {

@@ -241,7 +241,7 @@ impl ChainState {
         // Receipts last: they are the expensive check, done in one batch.
         let messages: Vec<Vec<u8>> = holders
             .iter()
-            .map(|c| repair_receipt_message(&self.chain_id, &repairer, &id, c))
+            .map(|c| repair_receipt_message(&self.genesis, &repairer, &id, c))
             .collect();
         let checks = sig::check_all(
             claim
