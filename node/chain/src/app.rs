@@ -342,3 +342,60 @@ impl Reporter for ChainApp {
         Feedback::Ok
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::BlockParts;
+    use crate::ledger::MemoryLedger;
+    use cairn_protocol::chain::{Address, Genesis};
+    use commonware_consensus::types::Height;
+    use commonware_cryptography::{ed25519::PrivateKey, Signer};
+
+    fn app() -> ChainApp {
+        let me = PrivateKey::from_seed(0).public_key();
+        let dealing = crate::threshold::deal([1; 32], std::slice::from_ref(&me)).unwrap();
+        let polynomial = crate::threshold::polynomial(Some(&dealing.group_key), 1).unwrap();
+        let mut address = [0u8; 32];
+        address.copy_from_slice(me.as_ref());
+        let genesis = Genesis::devnet("app-test", vec![Address(address)], vec![]);
+        let ledger = MemoryLedger::new(&genesis).unwrap();
+        let root = ledger.head().state_root;
+        ChainApp::new(
+            Box::new(ledger),
+            root,
+            Duration::from_millis(1),
+            crate::threshold::seed_verifier(&polynomial),
+        )
+    }
+
+    #[test]
+    fn a_finalized_block_whose_root_disagrees_commits_nothing_and_halts() {
+        let app = app();
+        let head = app.head();
+        let block = |state_root| {
+            Block::new(BlockParts {
+                parent: Digest(head.digest),
+                height: Height::new(1),
+                view: 1,
+                timestamp_ms: 1,
+                seed: None,
+                state_root,
+                txs: Vec::new(),
+            })
+        };
+        let mut next = (*head.state).clone();
+        let root = next
+            .apply_block(1, beacon::genesis_beacon(next.chain_id()), &[])
+            .unwrap()
+            .state_root;
+        let mut wrong = root;
+        wrong[0] ^= 1;
+        assert!(!app.commit(&block(wrong)));
+        assert_eq!(app.head().height, 0);
+        assert_eq!(app.head().state_root, head.state_root);
+        // Halted: not even the right block commits now.
+        assert!(!app.commit(&block(root)));
+        assert_eq!(app.head().height, 0);
+    }
+}

@@ -407,7 +407,9 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::ledger::store::tests::{addr, beacon, block, digest, genesis, key, transfer};
+    use crate::ledger::store::tests::{
+        addr, beacon, block, digest, genesis, key, rooted, transfer,
+    };
     use crate::ledger::MempoolConfig;
 
     fn signed(from: u8, nonce: u64, body: TxBody) -> SignedTx {
@@ -439,7 +441,10 @@ mod tests {
         );
         let pay = transfer(1, 0, 3, 42);
         ledger
-            .commit(block(1, vec![register, pay.clone()]))
+            .commit(rooted(
+                ledger.store(),
+                block(1, vec![register, pay.clone()]),
+            ))
             .unwrap();
         let mut terms = DealTerms {
             size: 4096,
@@ -457,7 +462,9 @@ mod tests {
         let message = receipt_message("test-chain", &addr(1), 1, &terms, &terms.commitments[0]);
         terms.commitments[0].receipt = Sig(key(2).sign(&message).to_bytes());
         let open = signed(1, 1, TxBody::OpenDeal(terms));
-        let outcome = ledger.commit(block(2, vec![open])).unwrap();
+        let outcome = ledger
+            .commit(rooted(ledger.store(), block(2, vec![open])))
+            .unwrap();
         assert_eq!(outcome.results, vec![Ok(())]);
         (Arc::new(ledger), pay, DealId::new(&addr(1), 1))
     }
@@ -713,7 +720,9 @@ mod tests {
         // Committing the pending transactions empties the mempool.
         let proposal = ledger.propose(100, 1 << 20);
         assert_eq!(proposal.len(), 2);
-        ledger.commit(block(3, proposal)).unwrap();
+        ledger
+            .commit(rooted(ledger.store(), block(3, proposal)))
+            .unwrap();
         let s = expect(http, "/chain/status", 200).await;
         assert_eq!(
             (s["height"].as_u64(), s["mempool_txs"].as_u64()),
