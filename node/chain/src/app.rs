@@ -232,6 +232,10 @@ where
         mut ancestry: impl Ancestry<Self::Block>,
         _input: (),
     ) -> Option<Digested<Self::Block>> {
+        // A validator whose state diverged builds on nothing.
+        if self.lock().halted {
+            return None;
+        }
         let parent = ancestry.next().await?;
         let parent_digest = parent.digest();
         let parent_view = context.parent.0.get();
@@ -287,6 +291,10 @@ where
         (runtime, context): (E, Self::Context),
         mut ancestry: impl Ancestry<Self::Block>,
     ) -> bool {
+        // Nor does it vote for blocks it can no longer check.
+        if self.lock().halted {
+            return false;
+        }
         let Some(block) = ancestry.next().await else {
             return false;
         };
