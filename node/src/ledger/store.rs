@@ -754,6 +754,32 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_stored_state_entry_that_was_altered_is_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = genesis();
+        {
+            let store = LedgerStore::open(dir.path(), &g).unwrap();
+            store
+                .commit(rooted(&store, block(1, vec![transfer(1, 0, 2, 10)])))
+                .unwrap();
+            // Behind the ledger's back: another balance for account 2.
+            let (key, value) = stored_entries(&store)
+                .into_iter()
+                .find(|(k, _)| k[0] == StateMap::Accounts.tag())
+                .unwrap();
+            let mut account: cairn_protocol::chain::Account = postcard::from_bytes(&value).unwrap();
+            account.balance += 1;
+            store
+                .db
+                .put_cf(store.cf(CF_STATE).unwrap(), key, encode(&account))
+                .unwrap();
+        }
+        let e = LedgerStore::open(dir.path(), &g).unwrap_err();
+        assert!(matches!(e, LedgerError::Corrupt(_)), "{e}");
+        assert!(e.to_string().contains("state root"), "{e}");
+    }
+
+    #[test]
     fn the_state_family_holds_exactly_the_state_and_a_block_writes_what_it_changed() {
         use cairn_protocol::chain::{Transaction, TxBody};
         let dir = tempfile::tempdir().unwrap();
