@@ -41,6 +41,13 @@ const CLOCK_SKEW_MS: u64 = 5_000;
 /// normally there before consensus asks for the proposal).
 const SEED_WAIT: Duration = Duration::from_secs(2);
 
+/// Most unknown blocks a proposal or verification replays above the
+/// nearest known state. A validator further behind (catching up after a
+/// restart) neither builds nor votes until marshal has delivered the
+/// finalized blocks it lacks, instead of holding a long ancestry and its
+/// states in memory: its catch-up memory is bounded.
+const MAX_REPLAY: usize = 256;
+
 struct Shared {
     ledger: Box<dyn Ledger>,
     genesis_root: [u8; 32],
@@ -150,7 +157,8 @@ impl ChainApp {
 
     /// The state after `tip`, replaying from the nearest known ancestor.
     /// `None` if the ancestry leaves the committed chain (a fork below
-    /// finality) or a replayed block does not reproduce its root.
+    /// finality), is more than [`MAX_REPLAY`] unknown blocks long, or a
+    /// replayed block does not reproduce its root.
     async fn state_after(
         &self,
         tip: Digested<Block>,
@@ -165,6 +173,14 @@ impl ChainApp {
             }
             let head_height = self.lock().head.height;
             if top.height().get() <= head_height {
+                return None;
+            }
+            if unknown.len() > MAX_REPLAY {
+                tracing::debug!(
+                    head_height,
+                    tip = unknown[0].height().get(),
+                    "too far behind to replay: waiting for finalized blocks"
+                );
                 return None;
             }
             unknown.push(ancestry.next().await?);
@@ -375,6 +391,73 @@ mod tests {
             Duration::from_millis(1),
             crate::threshold::seed_verifier(&polynomial),
         )
+    }
+
+    /// A chain's blocks below a tip, newest first, as marshal streams them.
+    #[derive(Clone)]
+    struct Blocks(Vec<Digested<Block>>);
+
+    impl futures::Stream for Blocks {
+        type Item = Digested<Block>;
+
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            std::task::Poll::Ready(self.0.pop())
+        }
+    }
+
+    impl Ancestry<Block> for Blocks {
+        fn peek(&self) -> Option<&Digested<Block>> {
+            self.0.last()
+        }
+    }
+
+    /// The app's genesis block and `n` empty blocks on it, each with its
+    /// true root.
+    fn chain(app: &ChainApp, n: u64) -> Vec<Digested<Block>> {
+        let head = app.head();
+        let mut state = (*head.state).clone();
+        let genesis = app.genesis_block();
+        let mut parent = genesis.digest();
+        let first = Digested::precomputed(genesis, parent);
+        std::iter::once(first)
+            .chain((1..=n).map(|h| {
+                let beacon = beacon::genesis_beacon(state.chain_id());
+                let root = state.apply_block(h, beacon, &[]).unwrap().state_root;
+                let block = Block::new(BlockParts {
+                    parent,
+                    height: Height::new(h),
+                    view: h,
+                    timestamp_ms: h,
+                    seed: None,
+                    state_root: root,
+                    txs: Vec::new(),
+                });
+                parent = block.digest();
+                Digested::precomputed(block, parent)
+            }))
+            .collect()
+    }
+
+    #[test]
+    fn replay_above_the_head_is_bounded() {
+        let app = app();
+        // blocks[h] is at height h.
+        let blocks = chain(&app, MAX_REPLAY as u64 + 1);
+        // MAX_REPLAY unknown blocks: replayed to the tip's state.
+        let tip = blocks[MAX_REPLAY].clone();
+        let mut below = Blocks(blocks[..MAX_REPLAY].to_vec());
+        let state = futures::executor::block_on(app.state_after(tip, &mut below)).unwrap();
+        assert_eq!(state.height(), MAX_REPLAY as u64);
+        // One more (on a fresh app that knows none of them): refused
+        // before anything is replayed or kept.
+        let app = super::tests::app();
+        let tip = blocks[MAX_REPLAY + 1].clone();
+        let mut below = Blocks(blocks[..MAX_REPLAY + 1].to_vec());
+        assert!(futures::executor::block_on(app.state_after(tip, &mut below)).is_none());
+        assert!(app.lock().states.is_empty());
     }
 
     #[test]
