@@ -461,6 +461,54 @@ mod tests {
     }
 
     #[test]
+    fn a_halted_app_neither_proposes_nor_votes() {
+        use commonware_consensus::types::{Epoch, Round, View};
+        use commonware_consensus::Application;
+        use commonware_runtime::{deterministic, Runner, Supervisor as _};
+        deterministic::Runner::default().start(|runtime| async move {
+            let mut app = app();
+            let blocks = chain(&app, 1);
+            let context = |view: u64| Context {
+                round: Round::new(Epoch::zero(), View::new(view)),
+                leader: PrivateKey::from_seed(0).public_key(),
+                parent: (View::new(view - 1), blocks[view as usize - 1].digest()),
+            };
+            let on_genesis = || Blocks(vec![blocks[0].clone()]);
+            let with_parent = || Blocks(vec![blocks[0].clone(), blocks[1].clone()]);
+            // Before: it builds on genesis and votes for block 1.
+            let proposed = app
+                .propose((runtime.child("app"), context(1)), on_genesis(), ())
+                .await;
+            assert!(proposed.is_some());
+            assert!(
+                app.verify((runtime.child("app"), context(1)), with_parent())
+                    .await
+            );
+            // A finalized block whose root disagrees halts it.
+            let mut wrong = blocks[1].inner().clone();
+            wrong.state_root[0] ^= 1;
+            assert!(!app.commit(&Block::new(BlockParts {
+                parent: wrong.parent,
+                height: wrong.height,
+                view: wrong.view,
+                timestamp_ms: wrong.timestamp_ms,
+                seed: wrong.seed,
+                state_root: wrong.state_root,
+                txs: Vec::new(),
+            })));
+            // After: neither, even for the block it checked before.
+            let proposed = app
+                .propose((runtime.child("app"), context(1)), on_genesis(), ())
+                .await;
+            assert!(proposed.is_none());
+            assert!(
+                !app.verify((runtime.child("app"), context(1)), with_parent())
+                    .await
+            );
+        });
+    }
+
+    #[test]
     fn a_finalized_block_whose_root_disagrees_commits_nothing_and_halts() {
         let app = app();
         let head = app.head();
