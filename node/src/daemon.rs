@@ -166,6 +166,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let (ledger, mut validator) = match config.chain.as_ref().filter(|c| c.validator) {
         Some(chain) => {
             let (ledger, validator) = start_validator(&config, chain, &validator_secret).await?;
+            ledger.set_halt_gauge(metrics.chain_halted.clone());
             (Some(ledger), Some(validator))
         }
         None => (None, None),

@@ -45,6 +45,9 @@ pub struct Metrics {
     pub rejected_streams: Counter,
     /// 1 once the node's registration on the chain is current, else 0.
     pub chain_registered: Gauge,
+    /// 1 once this validator's ledger halted on a block whose state root
+    /// disagreed with its own, else 0.
+    pub chain_halted: Gauge,
     /// Storage proofs by outcome: accepted, rejected, missed, unbuildable.
     pub proofs: Family<OutcomeLabel, Counter>,
     /// From a window's seed to the proof's block, for accepted proofs.
@@ -153,6 +156,12 @@ impl Metrics {
             "1 when this node is registered on the chain with its current addresses and capacity",
             chain_registered.clone(),
         );
+        let chain_halted = Gauge::default();
+        registry.register(
+            "chain_halted",
+            "1 when this validator halted on a finalized block whose state root disagrees with its own",
+            chain_halted.clone(),
+        );
         let proofs = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "proofs",
@@ -200,6 +209,7 @@ impl Metrics {
             connected_peers,
             rejected_streams,
             chain_registered,
+            chain_halted,
             proofs,
             proof_seconds,
             repairs,

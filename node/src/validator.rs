@@ -251,6 +251,7 @@ impl cairn_chain::Ledger for NodeLedger {
                     }),
                     beacon: block.beacon(&self.genesis),
                 },
+                state_root: block.state_root,
             })
             .map_err(|e| EngineLedgerError::Apply(e.to_string()))?;
         self.head_of(self.ledger.store().state())

@@ -41,6 +41,13 @@ fn engine(ledger: Arc<Ledger>) -> tokio::task::JoinHandle<()> {
             let height = ledger.store().height() + 1;
             let digest = *blake3::hash(&height.to_le_bytes()).as_bytes();
             let txs = ledger.propose(100, 1 << 20);
+            // The root consensus would have finalized: the proposer's.
+            let beacon: cairn_node::ledger::BlockBeacon = Default::default();
+            let state_root = (*ledger.store().state())
+                .clone()
+                .apply_block(height, beacon.beacon, &txs)
+                .unwrap()
+                .state_root;
             ledger
                 .commit(FinalizedBlock {
                     height,
@@ -49,7 +56,8 @@ fn engine(ledger: Arc<Ledger>) -> tokio::task::JoinHandle<()> {
                     timestamp_ms: 1_000 * height,
                     proposer: vec![1],
                     txs,
-                    beacon: Default::default(),
+                    beacon,
+                    state_root,
                 })
                 .unwrap();
             parent = digest;

@@ -41,6 +41,13 @@ const CLOCK_SKEW_MS: u64 = 5_000;
 /// normally there before consensus asks for the proposal).
 const SEED_WAIT: Duration = Duration::from_secs(2);
 
+/// Most unknown blocks a proposal or verification replays above the
+/// nearest known state. A validator further behind (catching up after a
+/// restart) neither builds nor votes until marshal has delivered the
+/// finalized blocks it lacks, instead of holding a long ancestry and its
+/// states in memory: its catch-up memory is bounded.
+const MAX_REPLAY: usize = 256;
+
 struct Shared {
     ledger: Box<dyn Ledger>,
     genesis_root: [u8; 32],
@@ -150,7 +157,8 @@ impl ChainApp {
 
     /// The state after `tip`, replaying from the nearest known ancestor.
     /// `None` if the ancestry leaves the committed chain (a fork below
-    /// finality) or a replayed block does not reproduce its root.
+    /// finality), is more than [`MAX_REPLAY`] unknown blocks long, or a
+    /// replayed block does not reproduce its root.
     async fn state_after(
         &self,
         tip: Digested<Block>,
@@ -165,6 +173,14 @@ impl ChainApp {
             }
             let head_height = self.lock().head.height;
             if top.height().get() <= head_height {
+                return None;
+            }
+            if unknown.len() > MAX_REPLAY {
+                tracing::debug!(
+                    head_height,
+                    tip = unknown[0].height().get(),
+                    "too far behind to replay: waiting for finalized blocks"
+                );
                 return None;
             }
             unknown.push(ancestry.next().await?);
@@ -232,6 +248,10 @@ where
         mut ancestry: impl Ancestry<Self::Block>,
         _input: (),
     ) -> Option<Digested<Self::Block>> {
+        // A validator whose state diverged builds on nothing.
+        if self.lock().halted {
+            return None;
+        }
         let parent = ancestry.next().await?;
         let parent_digest = parent.digest();
         let parent_view = context.parent.0.get();
@@ -287,6 +307,10 @@ where
         (runtime, context): (E, Self::Context),
         mut ancestry: impl Ancestry<Self::Block>,
     ) -> bool {
+        // Nor does it vote for blocks it can no longer check.
+        if self.lock().halted {
+            return false;
+        }
         let Some(block) = ancestry.next().await else {
             return false;
         };
@@ -340,5 +364,177 @@ impl Reporter for ChainApp {
             }
         }
         Feedback::Ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::BlockParts;
+    use crate::ledger::MemoryLedger;
+    use cairn_protocol::chain::{Address, Genesis};
+    use commonware_consensus::types::Height;
+    use commonware_cryptography::{ed25519::PrivateKey, Signer};
+
+    fn app() -> ChainApp {
+        let me = PrivateKey::from_seed(0).public_key();
+        let dealing = crate::threshold::deal([1; 32], std::slice::from_ref(&me)).unwrap();
+        let polynomial = crate::threshold::polynomial(Some(&dealing.group_key), 1).unwrap();
+        let mut address = [0u8; 32];
+        address.copy_from_slice(me.as_ref());
+        let genesis = Genesis::devnet("app-test", vec![Address(address)], vec![]);
+        let ledger = MemoryLedger::new(&genesis).unwrap();
+        let root = ledger.head().state_root;
+        ChainApp::new(
+            Box::new(ledger),
+            root,
+            Duration::from_millis(1),
+            crate::threshold::seed_verifier(&polynomial, &genesis.hash()),
+        )
+    }
+
+    /// A chain's blocks below a tip, newest first, as marshal streams them.
+    #[derive(Clone)]
+    struct Blocks(Vec<Digested<Block>>);
+
+    impl futures::Stream for Blocks {
+        type Item = Digested<Block>;
+
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            std::task::Poll::Ready(self.0.pop())
+        }
+    }
+
+    impl Ancestry<Block> for Blocks {
+        fn peek(&self) -> Option<&Digested<Block>> {
+            self.0.last()
+        }
+    }
+
+    /// The app's genesis block and `n` empty blocks on it, each with its
+    /// true root.
+    fn chain(app: &ChainApp, n: u64) -> Vec<Digested<Block>> {
+        let head = app.head();
+        let mut state = (*head.state).clone();
+        let genesis = app.genesis_block();
+        let mut parent = genesis.digest();
+        let first = Digested::precomputed(genesis, parent);
+        std::iter::once(first)
+            .chain((1..=n).map(|h| {
+                let beacon = beacon::genesis_beacon(&state.genesis_hash());
+                let root = state.apply_block(h, beacon, &[]).unwrap().state_root;
+                let block = Block::new(BlockParts {
+                    parent,
+                    height: Height::new(h),
+                    view: h,
+                    timestamp_ms: h,
+                    seed: None,
+                    state_root: root,
+                    txs: Vec::new(),
+                });
+                parent = block.digest();
+                Digested::precomputed(block, parent)
+            }))
+            .collect()
+    }
+
+    #[test]
+    fn replay_above_the_head_is_bounded() {
+        let app = app();
+        // blocks[h] is at height h.
+        let blocks = chain(&app, MAX_REPLAY as u64 + 1);
+        // MAX_REPLAY unknown blocks: replayed to the tip's state.
+        let tip = blocks[MAX_REPLAY].clone();
+        let mut below = Blocks(blocks[..MAX_REPLAY].to_vec());
+        let state = futures::executor::block_on(app.state_after(tip, &mut below)).unwrap();
+        assert_eq!(state.height(), MAX_REPLAY as u64);
+        // One more (on a fresh app that knows none of them): refused
+        // before anything is replayed or kept.
+        let app = super::tests::app();
+        let tip = blocks[MAX_REPLAY + 1].clone();
+        let mut below = Blocks(blocks[..MAX_REPLAY + 1].to_vec());
+        assert!(futures::executor::block_on(app.state_after(tip, &mut below)).is_none());
+        assert!(app.lock().states.is_empty());
+    }
+
+    #[test]
+    fn a_halted_app_neither_proposes_nor_votes() {
+        use commonware_consensus::types::{Epoch, Round, View};
+        use commonware_consensus::Application;
+        use commonware_runtime::{deterministic, Runner, Supervisor as _};
+        deterministic::Runner::default().start(|runtime| async move {
+            let mut app = app();
+            let blocks = chain(&app, 1);
+            let context = |view: u64| Context {
+                round: Round::new(Epoch::zero(), View::new(view)),
+                leader: PrivateKey::from_seed(0).public_key(),
+                parent: (View::new(view - 1), blocks[view as usize - 1].digest()),
+            };
+            let on_genesis = || Blocks(vec![blocks[0].clone()]);
+            let with_parent = || Blocks(vec![blocks[0].clone(), blocks[1].clone()]);
+            // Before: it builds on genesis and votes for block 1.
+            let proposed = app
+                .propose((runtime.child("app"), context(1)), on_genesis(), ())
+                .await;
+            assert!(proposed.is_some());
+            assert!(
+                app.verify((runtime.child("app"), context(1)), with_parent())
+                    .await
+            );
+            // A finalized block whose root disagrees halts it.
+            let mut wrong = blocks[1].inner().clone();
+            wrong.state_root[0] ^= 1;
+            assert!(!app.commit(&Block::new(BlockParts {
+                parent: wrong.parent,
+                height: wrong.height,
+                view: wrong.view,
+                timestamp_ms: wrong.timestamp_ms,
+                seed: wrong.seed,
+                state_root: wrong.state_root,
+                txs: Vec::new(),
+            })));
+            // After: neither, even for the block it checked before.
+            let proposed = app
+                .propose((runtime.child("app"), context(1)), on_genesis(), ())
+                .await;
+            assert!(proposed.is_none());
+            assert!(
+                !app.verify((runtime.child("app"), context(1)), with_parent())
+                    .await
+            );
+        });
+    }
+
+    #[test]
+    fn a_finalized_block_whose_root_disagrees_commits_nothing_and_halts() {
+        let app = app();
+        let head = app.head();
+        let block = |state_root| {
+            Block::new(BlockParts {
+                parent: Digest(head.digest),
+                height: Height::new(1),
+                view: 1,
+                timestamp_ms: 1,
+                seed: None,
+                state_root,
+                txs: Vec::new(),
+            })
+        };
+        let mut next = (*head.state).clone();
+        let root = next
+            .apply_block(1, beacon::genesis_beacon(&next.genesis_hash()), &[])
+            .unwrap()
+            .state_root;
+        let mut wrong = root;
+        wrong[0] ^= 1;
+        assert!(!app.commit(&block(wrong)));
+        assert_eq!(app.head().height, 0);
+        assert_eq!(app.head().state_root, head.state_root);
+        // Halted: not even the right block commits now.
+        assert!(!app.commit(&block(root)));
+        assert_eq!(app.head().height, 0);
     }
 }

@@ -431,7 +431,9 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::ledger::store::tests::{addr, beacon, block, digest, genesis, key, transfer};
+    use crate::ledger::store::tests::{
+        addr, beacon, block, digest, genesis, key, rooted, transfer,
+    };
     use crate::ledger::MempoolConfig;
 
     fn signed(from: u8, nonce: u64, body: TxBody) -> SignedTx {
@@ -462,7 +464,10 @@ mod tests {
         );
         let pay = transfer(1, 0, 3, 42);
         ledger
-            .commit(block(1, vec![register, pay.clone()]))
+            .commit(rooted(
+                ledger.store(),
+                block(1, vec![register, pay.clone()]),
+            ))
             .unwrap();
         let mut terms = DealTerms {
             size: 4096,
@@ -486,7 +491,9 @@ mod tests {
         );
         terms.commitments[0].receipt = Sig(key(2).sign(&message).to_bytes());
         let open = signed(1, 1, TxBody::OpenDeal(terms));
-        let outcome = ledger.commit(block(2, vec![open])).unwrap();
+        let outcome = ledger
+            .commit(rooted(ledger.store(), block(2, vec![open])))
+            .unwrap();
         assert_eq!(outcome.results, vec![Ok(())]);
         (Arc::new(ledger), pay, DealId::new(&addr(1), 1))
     }
@@ -591,7 +598,9 @@ mod tests {
                 .sign(k)
             })
             .collect();
-        let outcome = ledger.commit(block(1, registrations)).unwrap();
+        let outcome = ledger
+            .commit(rooted(ledger.store(), block(1, registrations)))
+            .unwrap();
         assert!(outcome.results.iter().all(|r| r.is_ok()));
         let http = start(Arc::new(ledger)).await;
 
@@ -820,7 +829,9 @@ mod tests {
         // Committing the pending transactions empties the mempool.
         let proposal = ledger.propose(100, 1 << 20);
         assert_eq!(proposal.len(), 2);
-        ledger.commit(block(3, proposal)).unwrap();
+        ledger
+            .commit(rooted(ledger.store(), block(3, proposal)))
+            .unwrap();
         let s = expect(http, "/chain/status", 200).await;
         assert_eq!(
             (s["height"].as_u64(), s["mempool_txs"].as_u64()),

@@ -47,6 +47,8 @@ pub struct Ledger {
     /// Where transactions submitted here go to reach the other validators
     /// (see [`Self::set_relay`]).
     relay: Mutex<Option<futures::channel::mpsc::Sender<Vec<u8>>>>,
+    /// Set to 1 when the store halts (see [`Self::set_halt_gauge`]).
+    halt_gauge: Mutex<Option<prometheus_client::metrics::gauge::Gauge>>,
 }
 
 impl Ledger {
@@ -74,7 +76,17 @@ impl Ledger {
                 max_deal_epochs: genesis.max_deal_epochs,
             },
             relay: Mutex::new(None),
+            halt_gauge: Mutex::new(None),
         }
+    }
+
+    /// The gauge (`cairn_node_chain_halted`) to set to 1 when a finalized
+    /// block's state root disagrees with this ledger's and the store halts.
+    pub fn set_halt_gauge(&self, gauge: prometheus_client::metrics::gauge::Gauge) {
+        if self.store.halted().is_some() {
+            gauge.set(1);
+        }
+        *self.halt_gauge.lock().unwrap_or_else(|p| p.into_inner()) = Some(gauge);
     }
 
     /// From now on, every transaction a client submits here and the
@@ -165,7 +177,17 @@ impl Ledger {
     /// what it made stale from the mempool.
     pub fn commit(&self, block: FinalizedBlock) -> Result<BlockOutcome, LedgerError> {
         let txs = block.txs.clone();
-        let outcome = self.store.commit(block)?;
+        let outcome = match self.store.commit(block) {
+            Ok(outcome) => outcome,
+            Err(e @ LedgerError::RootMismatch { .. }) => {
+                tracing::error!(error = %e, "state root mismatch: this validator halts (no block is written, /chain/* keeps serving the last verified state)");
+                if let Some(g) = &*self.halt_gauge.lock().unwrap_or_else(|p| p.into_inner()) {
+                    g.set(1);
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         let state = self.store.state();
         self.mempool().remove_committed(&txs, &state);
         Ok(outcome)
@@ -185,5 +207,31 @@ impl Ledger {
     pub fn next_nonce(&self, sender: &Address) -> u64 {
         let state = self.store.state();
         self.mempool().next_nonce(&state, sender)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::store::tests::{addr, block, genesis, rooted, transfer};
+
+    #[test]
+    fn a_block_whose_root_disagrees_sets_the_halt_gauge_and_keeps_the_mempool() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path(), &genesis(), MempoolConfig::default()).unwrap();
+        let gauge = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+        ledger.set_halt_gauge(gauge.clone());
+        let tx = transfer(1, 0, 2, 10);
+        ledger.submit_tx(tx.clone()).unwrap();
+        let mut wrong = rooted(ledger.store(), block(1, vec![tx.clone()]));
+        wrong.state_root = [7; 32];
+        let e = ledger.commit(wrong).unwrap_err();
+        assert!(matches!(e, LedgerError::RootMismatch { .. }), "{e}");
+        assert_eq!(gauge.get(), 1);
+        assert_eq!(ledger.store().height(), 0);
+        assert_eq!(ledger.store().state().account(&addr(1)).nonce, 0);
+        // The transaction was not committed: it is still pending.
+        assert!(ledger.is_pending(&tx.id()));
+        assert!(ledger.store().halted().is_some());
     }
 }

@@ -1,5 +1,5 @@
 //! The ledger on disk: finalized blocks, a transaction index and the state
-//! after the latest block, in a RocksDB of its own (`<data dir>/chain/db`),
+//! after the latest block, entry by entry, in a RocksDB of its own (`<data dir>/chain/db`),
 //! apart from the shard store so that neither's compactions or format
 //! changes touch the other.
 //!
@@ -9,24 +9,35 @@
 //! |---|---|---|
 //! | `blocks` | height, u64 big-endian | [`StoredBlock`]: digest, parent, time, proposer, encoded txs, results, state root |
 //! | `txs` | tx id (32 bytes) | [`TxRecord`]: height, index, result |
+//! | `state` | map tag ([`StateMap::tag`]) ‖ the key's encoding | the entry's value (postcard) |
 //! | `meta` | `genesis` | chain id and genesis hash, fixed at creation |
-//! | `meta` | `state` | the height and the [`ChainState`] after that block |
+//! | `meta` | `state` | the height and the [`StateHeader`] after that block |
 //!
-//! A block, its index entries and the new state go in one synced
-//! `WriteBatch`: after a crash the ledger is at the last committed block or
-//! the one before, never in between, and the engine (which delivers
-//! finalized blocks at least once) delivers the rest again.
+//! A block, its index entries, the state entries it changed and the new
+//! header go in one synced `WriteBatch`, so a block writes what it changed,
+//! not the whole state: after a crash the ledger is at the last committed
+//! block or the one before, never in between, and the engine (which
+//! delivers finalized blocks at least once) delivers the rest again.
+//!
+//! A block's state root is checked before anything is written: a block
+//! whose root is not the one this ledger computes is refused
+//! ([`LedgerError::RootMismatch`]), nothing of it is written, and the
+//! ledger halts (every later commit is refused, [`LedgerError::Halted`]).
+//! Readers only ever see a state whose root matched its block.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use cairn_protocol::chain::{BlockOutcome, ChainState, Genesis, Rejection, SignedTx};
+use cairn_protocol::chain::{
+    BlockOutcome, ChainState, Genesis, Rejection, SignedTx, StateHeader, StateMap,
+};
 use rocksdb::{ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Options, WriteBatch};
 use serde::{Deserialize, Serialize};
 
 const CF_BLOCKS: &str = "blocks";
 const CF_TXS: &str = "txs";
 const CF_META: &str = "meta";
+const CF_STATE: &str = "state";
 const KEY_GENESIS: &[u8] = b"genesis";
 const KEY_STATE: &[u8] = b"state";
 /// Bumped when a stored value changes shape; a ledger of another version is
@@ -35,7 +46,9 @@ const KEY_STATE: &[u8] = b"state";
 /// 3: the stored state records repair (a deal's repair data, moved shards
 /// and pending bounties; a commitment's first period, moved leaves and
 /// earmarked stake).
-const FORMAT_VERSION: u32 = 3;
+/// 4: the state is stored entry by entry (family `state`, and its header in
+/// `meta/state`) under the incremental state root.
+const FORMAT_VERSION: u32 = 4;
 
 /// Why the ledger could not open, commit or answer.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +97,15 @@ pub enum LedgerError {
     },
     #[error("block at height {height} cannot be applied: {reason}")]
     Apply { height: u64, reason: String },
+    #[error("block {digest} at height {height} commits to state root {block_root}, but applying it to this ledger's state gives {computed}: this validator's state diverged from the network's; nothing of the block was written and the ledger halts")]
+    RootMismatch {
+        height: u64,
+        digest: String,
+        block_root: String,
+        computed: String,
+    },
+    #[error("the ledger halted and commits nothing more: {0}")]
+    Halted(String),
 }
 
 /// A block the consensus engine finalized, as it hands it over.
@@ -103,6 +125,10 @@ pub struct FinalizedBlock {
     pub txs: Vec<SignedTx>,
     /// The randomness the block hands the state machine, and its source.
     pub beacon: BlockBeacon,
+    /// The state root the block commits to (what consensus finalized):
+    /// checked against the root this ledger computes before anything is
+    /// written.
+    pub state_root: [u8; 32],
 }
 
 /// A block's beacon and where it came from
@@ -202,6 +228,8 @@ pub struct LedgerStore {
     /// Serializes commits (the engine delivers one block at a time, but a
     /// second caller must not interleave a read-modify-write).
     commit_lock: Mutex<()>,
+    /// Why the ledger halted, once a block's root disagreed with its own.
+    halted: RwLock<Option<String>>,
 }
 
 impl std::fmt::Debug for LedgerStore {
@@ -234,6 +262,17 @@ fn decode<'a, T: Deserialize<'a>>(what: &str, bytes: &'a [u8]) -> Result<T, Ledg
     postcard::from_bytes(bytes).map_err(|e| LedgerError::Corrupt(format!("{what}: {e}")))
 }
 
+/// A record of the `state` family: its map, key (tag first) and value.
+type StoredEntry = (StateMap, Box<[u8]>, Box<[u8]>);
+
+/// A state entry's key in the `state` family: its map's tag, then its key.
+fn state_key(map: StateMap, key: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + key.len());
+    k.push(map.tag());
+    k.extend_from_slice(key);
+    k
+}
+
 fn hex32(bytes: &[u8; 32]) -> String {
     hex::encode(bytes)
 }
@@ -260,6 +299,7 @@ impl LedgerStore {
                 ColumnFamilyDescriptor::new(CF_BLOCKS, cf_options()),
                 ColumnFamilyDescriptor::new(CF_TXS, cf_options()),
                 ColumnFamilyDescriptor::new(CF_META, cf_options()),
+                ColumnFamilyDescriptor::new(CF_STATE, cf_options()),
             ],
         )
         .map_err(|source| LedgerError::Open {
@@ -272,6 +312,7 @@ impl LedgerStore {
             genesis_hash: given_hash,
             state: RwLock::new(Arc::new(fresh_state)),
             commit_lock: Mutex::new(()),
+            halted: RwLock::new(None),
         };
         let meta = store.cf(CF_META)?;
         match store.db.get_cf(meta, KEY_GENESIS)? {
@@ -283,9 +324,15 @@ impl LedgerStore {
                     genesis_hash: given_hash,
                 };
                 let state = store.state();
+                let entries = store.cf(CF_STATE)?;
                 let mut batch = WriteBatch::default();
                 batch.put_cf(meta, KEY_GENESIS, encode(&mark));
-                batch.put_cf(meta, KEY_STATE, encode(&(0u64, &*state)));
+                batch.put_cf(meta, KEY_STATE, encode(&(0u64, state.header())));
+                for e in state.entries() {
+                    if let Some(value) = &e.value {
+                        batch.put_cf(entries, state_key(e.map, &e.key), value);
+                    }
+                }
                 store.db.write_opt(batch, &synced())?;
             }
             Some(bytes) => {
@@ -306,7 +353,8 @@ impl LedgerStore {
                     .db
                     .get_cf(meta, KEY_STATE)?
                     .ok_or_else(|| LedgerError::Corrupt("the state is missing".into()))?;
-                let (height, state): (u64, ChainState) = decode("state", &bytes)?;
+                let (height, header): (u64, StateHeader) = decode("state header", &bytes)?;
+                let state = store.load_state(header)?;
                 if state.height() != height || state.chain_id() != genesis.chain_id {
                     return Err(LedgerError::Corrupt(format!(
                         "stored state is at height {} of chain '{}', recorded as height {height}",
@@ -332,6 +380,27 @@ impl LedgerStore {
         Ok(store)
     }
 
+    /// The state from its header and every stored entry.
+    fn load_state(&self, header: StateHeader) -> Result<ChainState, LedgerError> {
+        let mut records: Vec<StoredEntry> = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_STATE)?, rocksdb::IteratorMode::Start)
+        {
+            let (key, value) = item?;
+            let map = key
+                .first()
+                .and_then(|t| StateMap::from_tag(*t))
+                .ok_or_else(|| LedgerError::Corrupt("a state entry of no known map".into()))?;
+            records.push((map, key, value));
+        }
+        ChainState::from_stored(
+            header,
+            records.iter().map(|(m, k, v)| (*m, &k[1..], &v[..])),
+        )
+        .map_err(|e| LedgerError::Corrupt(format!("a state entry: {e}")))
+    }
+
     fn cf(&self, name: &str) -> Result<&ColumnFamily, LedgerError> {
         self.db
             .cf_handle(name)
@@ -346,6 +415,15 @@ impl LedgerStore {
     /// The state after the latest committed block.
     pub fn state(&self) -> Arc<ChainState> {
         self.state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Why the ledger halted (a block's state root disagreed with its own),
+    /// or `None` while it commits.
+    pub fn halted(&self) -> Option<String> {
+        self.halted
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
@@ -369,6 +447,9 @@ impl LedgerStore {
             .commit_lock
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(why) = self.halted() {
+            return Err(LedgerError::Halted(why));
+        }
         let current = self.state();
         let height = block.height;
         if height == 0 {
@@ -405,14 +486,28 @@ impl LedgerStore {
                 });
             }
         }
-        // Apply to a copy: if the write fails, the state in memory stays
-        // what is on disk.
+        // Apply to a copy (it shares the maps: O(1)): if the root is wrong
+        // or the write fails, the state in memory stays what is on disk.
         let mut next = (*current).clone();
         let outcome = next
             .apply_block(height, block.beacon.beacon, &block.txs)
             .map_err(|reason| LedgerError::Apply { height, reason })?;
+        if outcome.state_root != block.state_root {
+            let e = LedgerError::RootMismatch {
+                height,
+                digest: hex32(&block.digest),
+                block_root: hex32(&block.state_root),
+                computed: hex32(&outcome.state_root),
+            };
+            *self
+                .halted
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(e.to_string());
+            return Err(e);
+        }
 
         let (blocks, txs, meta) = (self.cf(CF_BLOCKS)?, self.cf(CF_TXS)?, self.cf(CF_META)?);
+        let entries = self.cf(CF_STATE)?;
         let mut batch = WriteBatch::default();
         // The index keeps, per id, the inclusion that applied if there is
         // one: a transaction included again (a replay) is refused with a bad
@@ -450,7 +545,15 @@ impl LedgerStore {
             beacon: block.beacon,
         };
         batch.put_cf(blocks, height.to_be_bytes(), encode(&stored));
-        batch.put_cf(meta, KEY_STATE, encode(&(height, &next)));
+        // Only what the block changed, and the header.
+        for e in next.take_changes() {
+            let key = state_key(e.map, &e.key);
+            match &e.value {
+                Some(value) => batch.put_cf(entries, key, value),
+                None => batch.delete_cf(entries, key),
+            }
+        }
+        batch.put_cf(meta, KEY_STATE, encode(&(height, next.header())));
         self.db.write_opt(batch, &synced())?;
         *self
             .state
@@ -503,7 +606,7 @@ impl LedgerStore {
     /// Writes memtables to disk so the next open replays no log. Not needed
     /// for durability (every commit is synced), only for a faster start.
     pub fn flush(&self) -> Result<(), LedgerError> {
-        for name in [CF_BLOCKS, CF_TXS, CF_META] {
+        for name in [CF_BLOCKS, CF_TXS, CF_META, CF_STATE] {
             self.db.flush_cf(self.cf(name)?)?;
         }
         Ok(())
@@ -575,7 +678,159 @@ pub(crate) mod tests {
                 }),
                 beacon: beacon(height),
             },
+            // Filled in by `rooted` for the block that follows a state.
+            state_root: [0; 32],
         }
+    }
+
+    /// `b` with the state root it reaches on `store`'s state, when it is
+    /// the next block (others keep theirs: they are refused before the root
+    /// matters).
+    pub(crate) fn rooted(store: &LedgerStore, mut b: FinalizedBlock) -> FinalizedBlock {
+        let mut s = (*store.state()).clone();
+        if b.height == s.height() + 1 {
+            b.state_root = s
+                .apply_block(b.height, b.beacon.beacon, &b.txs)
+                .unwrap()
+                .state_root;
+        }
+        b
+    }
+
+    /// Every entry of the `state` family.
+    fn stored_entries(store: &LedgerStore) -> Vec<(Vec<u8>, Vec<u8>)> {
+        store
+            .db
+            .iterator_cf(store.cf(CF_STATE).unwrap(), rocksdb::IteratorMode::Start)
+            .map(|i| {
+                let (k, v) = i.unwrap();
+                (k.to_vec(), v.to_vec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_block_whose_root_disagrees_is_not_written_and_halts_the_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = genesis();
+        let store = LedgerStore::open(dir.path(), &g).unwrap();
+        store
+            .commit(rooted(&store, block(1, vec![transfer(1, 0, 2, 10)])))
+            .unwrap();
+        let root = store.state().root();
+        let entries = stored_entries(&store);
+        let mut wrong = rooted(&store, block(2, vec![transfer(1, 1, 2, 10)]));
+        wrong.state_root[0] ^= 1;
+        let e = store.commit(wrong.clone()).unwrap_err();
+        assert!(
+            matches!(e, LedgerError::RootMismatch { height: 2, .. }),
+            "{e}"
+        );
+        assert!(e.to_string().contains("diverged"), "{e}");
+        // Nothing written, nothing in memory changed.
+        assert_eq!(store.height(), 1);
+        assert_eq!(store.state().root(), root);
+        assert_eq!(store.state().account(&addr(1)).nonce, 1);
+        assert!(store.block(2).unwrap().is_none());
+        assert!(store.tx(&wrong.txs[0].id()).unwrap().is_none());
+        assert_eq!(stored_entries(&store), entries);
+        // Halted: even the right block is refused now.
+        assert!(store.halted().unwrap().contains("height 2"));
+        let right = rooted(&store, block(2, vec![transfer(1, 1, 2, 10)]));
+        let e = store.commit(right.clone()).unwrap_err();
+        assert!(matches!(e, LedgerError::Halted(_)), "{e}");
+        drop(store);
+        // A restart opens the last verified state and commits again.
+        let store = LedgerStore::open(dir.path(), &g).unwrap();
+        assert_eq!((store.height(), store.state().root()), (1, root));
+        assert_eq!(store.halted(), None);
+        store.commit(right).unwrap();
+        assert_eq!(store.height(), 2);
+    }
+
+    #[test]
+    fn a_stored_state_entry_that_was_altered_is_refused_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = genesis();
+        {
+            let store = LedgerStore::open(dir.path(), &g).unwrap();
+            store
+                .commit(rooted(&store, block(1, vec![transfer(1, 0, 2, 10)])))
+                .unwrap();
+            // Behind the ledger's back: another balance for account 2.
+            let (key, value) = stored_entries(&store)
+                .into_iter()
+                .find(|(k, _)| k[0] == StateMap::Accounts.tag())
+                .unwrap();
+            let mut account: cairn_protocol::chain::Account = postcard::from_bytes(&value).unwrap();
+            account.balance += 1;
+            store
+                .db
+                .put_cf(store.cf(CF_STATE).unwrap(), key, encode(&account))
+                .unwrap();
+        }
+        let e = LedgerStore::open(dir.path(), &g).unwrap_err();
+        assert!(matches!(e, LedgerError::Corrupt(_)), "{e}");
+        assert!(e.to_string().contains("state root"), "{e}");
+    }
+
+    #[test]
+    fn the_state_family_holds_exactly_the_state_and_a_block_writes_what_it_changed() {
+        use cairn_protocol::chain::{Transaction, TxBody};
+        let dir = tempfile::tempdir().unwrap();
+        let g = genesis();
+        let store = LedgerStore::open(dir.path(), &g).unwrap();
+        let node_tx = |nonce: u64, body: TxBody| {
+            Transaction {
+                genesis: g.hash(),
+                signer: addr(3),
+                nonce,
+                fee: 1,
+                body,
+            }
+            .sign(&key(3))
+        };
+        let register = node_tx(
+            0,
+            TxBody::RegisterNode {
+                peer_id: cairn_protocol::chain::peer_id_of(&addr(3)),
+                addresses: vec![],
+                capacity: 1 << 30,
+                stake: g.min_stake,
+            },
+        );
+        let blocks = vec![
+            vec![register],
+            vec![transfer(1, 0, 2, 10)],
+            // The node entry goes again: its record is deleted.
+            vec![node_tx(1, TxBody::DeregisterNode)],
+            vec![],
+        ];
+        for (h, txs) in blocks.into_iter().enumerate() {
+            let before = stored_entries(&store);
+            let b = rooted(&store, block(h as u64 + 1, txs));
+            let results = store.commit(b).unwrap().results;
+            assert!(results.iter().all(Result::is_ok), "{results:?}");
+            let expected: Vec<(Vec<u8>, Vec<u8>)> = {
+                let mut e: Vec<_> = store
+                    .state()
+                    .entries()
+                    .map(|e| (state_key(e.map, &e.key), e.value.unwrap()))
+                    .collect();
+                e.sort();
+                e
+            };
+            let after = stored_entries(&store);
+            assert_eq!(after, expected, "height {}", h + 1);
+            let changed = after.iter().filter(|e| !before.contains(e)).count()
+                + before.iter().filter(|e| !after.contains(e)).count();
+            // A transfer changes two accounts; registration one account
+            // and a node; deregistration the same back; an empty block none.
+            assert!(changed <= 4, "height {}: {changed} entries changed", h + 1);
+        }
+        assert!(stored_entries(&store)
+            .iter()
+            .all(|(k, _)| k[0] != StateMap::Nodes.tag()));
     }
 
     pub(crate) fn beacon(height: u64) -> [u8; 32] {
@@ -596,10 +851,11 @@ pub(crate) mod tests {
             block(3, vec![]),
             block(4, vec![transfer(3, 0, 1, 7)]),
         ];
-        for b in blocks {
+        for mut b in blocks {
             let expected = reference
                 .apply_block(b.height, b.beacon.beacon, &b.txs)
                 .unwrap();
+            b.state_root = expected.state_root;
             let got = store.commit(b.clone()).unwrap();
             assert_eq!(got, expected);
             assert_eq!(store.height(), b.height);
@@ -633,20 +889,20 @@ pub(crate) mod tests {
     fn redelivery_is_a_no_op_and_gaps_and_conflicts_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let store = LedgerStore::open(dir.path(), &genesis()).unwrap();
-        let b1 = block(1, vec![transfer(1, 0, 2, 10)]);
+        let b1 = rooted(&store, block(1, vec![transfer(1, 0, 2, 10)]));
         let first = store.commit(b1.clone()).unwrap();
         let root = store.state().root();
         // At-least-once delivery: the same block again changes nothing.
         assert_eq!(store.commit(b1.clone()).unwrap(), first);
         assert_eq!(store.state().root(), root);
         assert_eq!(store.state().account(&addr(1)).nonce, 1);
-        store.commit(block(2, vec![])).unwrap();
+        store.commit(rooted(&store, block(2, vec![]))).unwrap();
         assert_eq!(store.commit(b1.clone()).unwrap(), first);
         assert_eq!(store.height(), 2);
 
-        let e = store.commit(block(4, vec![])).unwrap_err();
+        let e = store.commit(rooted(&store, block(4, vec![]))).unwrap_err();
         assert!(matches!(e, LedgerError::Gap { height: 2, got: 4 }), "{e}");
-        let e = store.commit(block(0, vec![])).unwrap_err();
+        let e = store.commit(rooted(&store, block(0, vec![]))).unwrap_err();
         assert!(matches!(e, LedgerError::ZeroHeight), "{e}");
         let mut other = b1.clone();
         other.digest = [9; 32];
@@ -673,7 +929,7 @@ pub(crate) mod tests {
             let store = LedgerStore::open(dir.path(), &g).unwrap();
             for h in 1..=5 {
                 store
-                    .commit(block(h, vec![transfer(1, h - 1, 2, h)]))
+                    .commit(rooted(&store, block(h, vec![transfer(1, h - 1, 2, h)])))
                     .unwrap();
             }
             store.flush().unwrap();
@@ -684,7 +940,9 @@ pub(crate) mod tests {
         assert_eq!(store.state().root(), root);
         assert_eq!(store.state().account(&addr(1)).nonce, 5);
         // And it carries on from there.
-        store.commit(block(6, vec![transfer(1, 5, 2, 1)])).unwrap();
+        store
+            .commit(rooted(&store, block(6, vec![transfer(1, 5, 2, 1)])))
+            .unwrap();
         assert_eq!(store.height(), 6);
     }
 
@@ -718,10 +976,15 @@ pub(crate) mod tests {
         let t2 = transfer(2, 0, 1, 10);
         let broke = transfer(2, 1, 1, 5_000_000);
         store
-            .commit(block(1, vec![t1.clone(), t2.clone(), broke.clone()]))
+            .commit(rooted(
+                &store,
+                block(1, vec![t1.clone(), t2.clone(), broke.clone()]),
+            ))
             .unwrap();
         // t1 again (a replay, refused) must not move its index entry.
-        store.commit(block(2, vec![t1.clone()])).unwrap();
+        store
+            .commit(rooted(&store, block(2, vec![t1.clone()])))
+            .unwrap();
         let r = store.tx(&t1.id()).unwrap().unwrap();
         assert_eq!((r.height, r.index, r.result), (1, 0, Ok(())));
         let r = store.tx(&t2.id()).unwrap().unwrap();
@@ -740,8 +1003,12 @@ pub(crate) mod tests {
             return;
         };
         let store = LedgerStore::open(Path::new(&dir), &genesis()).unwrap();
-        store.commit(block(1, vec![transfer(1, 0, 2, 10)])).unwrap();
-        store.commit(block(2, vec![transfer(1, 1, 2, 10)])).unwrap();
+        store
+            .commit(rooted(&store, block(1, vec![transfer(1, 0, 2, 10)])))
+            .unwrap();
+        store
+            .commit(rooted(&store, block(2, vec![transfer(1, 1, 2, 10)])))
+            .unwrap();
         std::fs::write(Path::new(&dir).join("root"), store.state().root()).unwrap();
         std::process::abort();
     }

@@ -65,8 +65,9 @@ pub use repair::{
     MAX_REPAIR_HOLDERS, MAX_REPAIR_SHARDS,
 };
 pub use state::{
-    Account, BlockOutcome, ChainState, Deal, DealCommitment, DealId, DealRepair, LostRecord,
-    MovedRecord, NamespaceRoot, NodeRecord, PendingRepair,
+    Account, BlockOutcome, ChainState, CommittedMap, Deal, DealCommitment, DealId, DealRepair,
+    LostRecord, MovedRecord, NamespaceRoot, NodeRecord, PendingRepair, StateEntry, StateHeader,
+    StateMap,
 };
 pub use tx::{
     peer_id_of, receipt_message, Address, Commitment, DealTerms, LostLeaf, Sig, SignedTx,

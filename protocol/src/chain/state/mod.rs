@@ -3,15 +3,24 @@
 //! One file per concern: this one holds the state, accounts, nodes and the
 //! transaction dispatch; [`deals`] opens, closes and pays deals;
 //! [`proving`] checks storage proofs and settles each period; [`repairing`]
-//! checks repair claims and pays their bounties.
+//! checks repair claims and pays their bounties; [`committed`] and
+//! [`trie`] hold the maps and their Merkle commitment; [`stored`] is the
+//! state as a store keeps it, entry by entry.
 
+mod committed;
 mod deals;
 mod proving;
 mod repairing;
+mod stored;
+mod trie;
 
+pub use committed::CommittedMap;
 pub use repairing::{DealRepair, MovedRecord, PendingRepair};
+pub use stored::{StateEntry, StateHeader, StateMap};
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+
+use imbl::OrdSet;
 
 use serde::{Deserialize, Serialize};
 
@@ -226,8 +235,9 @@ pub struct BlockOutcome {
     pub state_root: [u8; 32],
 }
 
-/// The whole replicated state. Ordered maps only, so its encoding (and so
-/// its root) is the same on every validator.
+/// The whole replicated state. Ordered maps only, so its encoding is the
+/// same on every validator. The maps are persistent ([`CommittedMap`]): a
+/// clone shares them, and [`Self::root`] rehashes only what changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainState {
     chain_id: String,
@@ -241,13 +251,14 @@ pub struct ChainState {
     /// The beacons of the last `window_blocks + 1` blocks, by height: a proof
     /// window's seed is the beacon of the block that opened it.
     beacons: BTreeMap<u64, [u8; 32]>,
-    accounts: BTreeMap<Address, Account>,
-    nodes: BTreeMap<Address, NodeRecord>,
-    deals: BTreeMap<DealId, Deal>,
+    accounts: CommittedMap<Address, Account>,
+    nodes: CommittedMap<Address, NodeRecord>,
+    deals: CommittedMap<DealId, Deal>,
     /// Which deals each node has a commitment in: its committed space, in
-    /// deal-id order.
-    node_deals: BTreeSet<(Address, DealId)>,
-    namespaces: BTreeMap<Address, NamespaceRoot>,
+    /// deal-id order. An index of `deals` (a pair for every commitment), so
+    /// neither committed to nor stored: rebuilt when a state is loaded.
+    node_deals: OrdSet<(Address, DealId)>,
+    namespaces: CommittedMap<Address, NamespaceRoot>,
     /// Slashed stake, waiting to pay for repairs.
     repair_pool: u64,
     genesis_supply: u64,
@@ -292,11 +303,11 @@ impl ChainState {
             epoch: 0,
             beacon: super::beacon::genesis_beacon(&genesis.hash()),
             beacons: BTreeMap::new(),
-            accounts,
-            nodes: BTreeMap::new(),
-            deals: BTreeMap::new(),
-            node_deals: BTreeSet::new(),
-            namespaces: BTreeMap::new(),
+            accounts: accounts.into_iter().collect(),
+            nodes: CommittedMap::new(),
+            deals: CommittedMap::new(),
+            node_deals: OrdSet::new(),
+            namespaces: CommittedMap::new(),
             repair_pool: 0,
             genesis_supply: supply,
             minted: 0,
@@ -404,11 +415,11 @@ impl ChainState {
             epoch: self.epoch,
             beacon: self.beacon,
             beacons: BTreeMap::new(),
-            accounts: BTreeMap::new(),
+            accounts: CommittedMap::new(),
             nodes: self.nodes.clone(),
-            deals: BTreeMap::from([(*deal, d.clone())]),
+            deals: [(*deal, d.clone())].into_iter().collect(),
             node_deals: d.commitments.iter().map(|c| (c.node, *deal)).collect(),
-            namespaces: BTreeMap::new(),
+            namespaces: CommittedMap::new(),
             repair_pool: self.repair_pool,
             genesis_supply: self.genesis_supply,
             minted: self.minted,
@@ -420,11 +431,40 @@ impl ChainState {
         self.namespaces.get(address).copied()
     }
 
-    /// The state root: BLAKE3 of the canonical encoding of the whole state.
+    /// The state root: BLAKE3 (derive-key `cairn 2026-12 v1 state root`) of
+    /// the header's encoding ([`StateHeader`]: every field but the maps)
+    /// followed by the roots of the accounts, nodes, deals and namespaces
+    /// ([`CommittedMap::root`]). Cheap after [`Self::apply_block`]: the
+    /// header is small and the maps' roots are up to date.
     pub fn root(&self) -> [u8; 32] {
-        let bytes = postcard::to_stdvec(self)
+        let header = postcard::to_stdvec(&self.header())
             .unwrap_or_else(|e| unreachable!("postcard into a Vec cannot fail: {e}"));
-        *blake3::hash(&bytes).as_bytes()
+        let mut h = blake3::Hasher::new_derive_key("cairn 2026-12 v1 state root");
+        h.update(&header);
+        h.update(&self.accounts.root());
+        h.update(&self.nodes.root());
+        h.update(&self.deals.root());
+        h.update(&self.namespaces.root());
+        *h.finalize().as_bytes()
+    }
+
+    /// The root from nothing but the contents (every map's trie rebuilt):
+    /// what [`Self::root`] must equal.
+    pub fn root_from_scratch(&self) -> [u8; 32] {
+        let mut fresh = self.clone();
+        fresh.accounts = self.accounts.iter().map(|(k, v)| (*k, v.clone())).collect();
+        fresh.nodes = self.nodes.iter().map(|(k, v)| (*k, v.clone())).collect();
+        fresh.deals = self.deals.iter().map(|(k, v)| (*k, v.clone())).collect();
+        fresh.namespaces = self.namespaces.iter().map(|(k, v)| (*k, *v)).collect();
+        fresh.root()
+    }
+
+    /// Brings every map's commitment up to date.
+    fn commit(&mut self) {
+        self.accounts.commit();
+        self.nodes.commit();
+        self.deals.commit();
+        self.namespaces.commit();
     }
 
     /// Tokens the state holds: balances, stakes, escrow, the repair pool and
@@ -490,6 +530,7 @@ impl ChainState {
             .zip(signatures)
             .map(|(tx, signature)| self.apply_checked(tx, signature))
             .collect();
+        self.commit();
         Ok(BlockOutcome {
             results,
             new_epoch,
