@@ -49,6 +49,7 @@ pub(crate) async fn get_bytes(
         parallelism: client.config().parallelism,
         slow_after,
         progress: Arc::new(Silent),
+        chain: client.chain().cloned(),
     };
     download::download(
         client.network(),
