@@ -102,9 +102,28 @@ async fn chain_view(
     let deals = file_deal::deals_of(chain, manifest)
         .await
         .map_err(|e| e.to_string())?;
-    let first = deals
-        .first()
-        .ok_or("no open deal on the chain names this file's repair data")?;
+    // Anyone may name a copy of this file's repair data for a deal of
+    // their own: the first few deals that name it are tried in turn.
+    let mut last = "no open deal on the chain names this file's repair data".to_string();
+    for deal in deals.iter().take(DEALS_TRIED) {
+        match deal_view(chain, network, manifest, deal).await {
+            Ok(view) => return Ok(view),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Deals naming a file's repair data that `stat` looks at.
+const DEALS_TRIED: usize = 3;
+
+/// One deal's view of the file.
+async fn deal_view(
+    chain: &ChainClient,
+    network: &Network,
+    manifest: &Manifest,
+    first: &crate::chain::api::DealView,
+) -> Result<ChainView, String> {
     let bad = |why: &str| format!("the chain's answer for deal {}: {why}", first.id);
     let id: [u8; 32] = hex::decode(&first.id)
         .ok()
