@@ -393,16 +393,17 @@ impl Client {
             &manifest,
             cap,
             offset..end,
+            self.chain.clone(),
             self.config.slow_after,
         )
         .await
     }
 
-    /// Size, redundancy, and how many shards of each segment the network
-    /// still holds.
+    /// Size, redundancy, how many shards of each segment the network still
+    /// holds, and with a chain, each segment as the chain sees it.
     pub async fn stat(&self, cap: &Capability) -> Result<FileStatus, Error> {
         let manifest = download::fetch_manifest(&self.network, cap, self.config.slow_after).await?;
-        Ok(status::stat(&self.network, cap, &manifest).await)
+        Ok(status::stat(&self.network, self.chain.as_ref(), cap, &manifest).await)
     }
 
     /// Asks every node to drop the file's shards and manifest copies.
@@ -417,6 +418,7 @@ impl Client {
             parallelism: self.config.parallelism,
             slow_after: self.config.slow_after,
             progress: options.progress.clone().unwrap_or_else(|| Arc::new(Silent)),
+            chain: self.chain.clone(),
         }
     }
 

@@ -68,6 +68,10 @@ pub enum DealError {
     Refused(String),
     #[error("repair data: {0}")]
     RepairData(String),
+    /// The deal opened (its escrow is locked), but its repair data was not
+    /// published: opening again would open a second deal.
+    #[error("deal {deal} is open, but its repair data was not published: {reason}")]
+    RepairUnpublished { deal: String, reason: String },
     #[error("{0}")]
     Chain(#[from] ChainError),
     #[error("{failed} of {nodes} nodes gave no receipt ({reasons}); a deal needs them all")]
@@ -327,7 +331,11 @@ pub async fn open(
                 &data,
                 options,
             )
-            .await?,
+            .await
+            .map_err(|e| DealError::RepairUnpublished {
+                deal: hex::encode(deal.0),
+                reason: e.to_string(),
+            })?,
         ),
         None => None,
     };

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! manifest (best-ranked holders first) ─▶ per segment: k data shards from the hinted nodes
+//!        (a shard repair moved: from the holder the chain names instead)
 //!        slow for `slow_after`? fetch one more shard (parity) from another node
 //!        failed / not found?    fetch another; ask every node `has` once if the hint ran dry
 //!   ─▶ decode only if a data shard is missing ─▶ decrypt ─▶ writer, segment by segment
@@ -14,6 +15,13 @@
 //! the window, not the file. A node that failed or was outrun is tried
 //! last for the rest of the transfer, so a hung node costs one
 //! `slow_after` per segment in the window, not one per segment.
+//!
+//! With a chain configured, the file's deal says where repair moved shards
+//! ([`crate::file_deal`]); those holders replace the manifest's hint for
+//! their (segment, column), so a repaired file is read from its new holders
+//! directly, and every node is asked only when neither knows. A whole
+//! download asks the chain once up front; a range read (many small ones
+//! under a mount) only once a hinted holder failed it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::ops::Range;
@@ -26,7 +34,9 @@ use cairn_protocol::{Capability, ContentId, FileDecoder, Manifest};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
+use crate::chain::ChainClient;
 use crate::error::{summarize, Error};
+use crate::file_deal::{self, MovedShards};
 use crate::network::{is_not_found, reason, Network, NodeIndex};
 use crate::progress::Progress;
 use crate::upload::lock;
@@ -52,6 +62,15 @@ pub struct GetReport {
     pub hedged: u64,
     /// Fetches that failed (node down, refused, or bytes that did not verify).
     pub failed_fetches: u64,
+    /// Shards the chain says repair moved to a node this client knows.
+    pub moved_shards_known: u64,
+    /// Shards fetched from the holder the chain named for them.
+    pub fetched_from_new_holders: u64,
+    /// Times no known holder was left and every node was asked `has`.
+    pub asked_every_node: u64,
+    /// Why the chain could not say where shards are, when it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain_error: Option<String>,
     pub seconds: f64,
 }
 
@@ -61,13 +80,22 @@ pub(crate) struct Locator {
     network: Network,
     /// The placement hint: the node of each column.
     hint: Vec<Option<NodeIndex>>,
+    /// The chain to ask where repair moved shards, if there is one.
+    chain: Option<ChainClient>,
+    /// Its answer, once asked: these holders override the hint.
+    moved: tokio::sync::OnceCell<MovedShards>,
     /// Nodes that failed or were outrun: asked last.
     slow: Mutex<HashSet<NodeIndex>>,
     slow_after: Duration,
 }
 
 impl Locator {
-    pub fn new(network: &Network, manifest: &Manifest, slow_after: Duration) -> Self {
+    pub fn new(
+        network: &Network,
+        manifest: &Manifest,
+        chain: Option<ChainClient>,
+        slow_after: Duration,
+    ) -> Self {
         let n = manifest.params().n();
         let hint = if manifest.placement().len() == n {
             manifest
@@ -81,8 +109,37 @@ impl Locator {
         Self {
             network: network.clone(),
             hint,
+            chain,
+            moved: tokio::sync::OnceCell::new(),
             slow: Mutex::new(HashSet::new()),
             slow_after,
+        }
+    }
+
+    /// Where the chain says repair moved the file's shards (asked once).
+    async fn moved(&self, manifest: &Manifest) -> &MovedShards {
+        self.moved
+            .get_or_init(|| file_deal::moved_shards(self.chain.as_ref(), &self.network, manifest))
+            .await
+    }
+
+    /// The chain's answer if it was asked.
+    fn moved_if_known(&self) -> Option<&MovedShards> {
+        self.moved.get()
+    }
+
+    /// Where shard `j` of segment `s` should be, best first: the holders
+    /// the chain names if repair moved it (the hinted node lost it, and is
+    /// tried last), else the hinted node.
+    fn candidates(&self, s: u64, j: usize) -> (Vec<NodeIndex>, Option<NodeIndex>) {
+        let moved = self
+            .moved_if_known()
+            .map(|m| m.holders(s, j))
+            .unwrap_or_default();
+        if moved.is_empty() {
+            (self.hint[j].into_iter().collect(), None)
+        } else {
+            (moved.to_vec(), self.hint[j].filter(|h| !moved.contains(h)))
         }
     }
 
@@ -180,6 +237,8 @@ struct SegmentStats {
     fetched: u64,
     hedged: u64,
     failed: u64,
+    from_new_holders: u64,
+    scans: u64,
 }
 
 /// Gathers at least `k` verified shards of segment `s`, data shards first.
@@ -193,20 +252,27 @@ async fn fetch_segment(
     let size = set.shard_size() as u64;
     let k = manifest.params().k();
     let network = &locator.network;
-    // Candidates: the hinted node of every column, data columns first;
-    // nodes that misbehaved earlier go to the back.
+    let moved = locator.moved(manifest).await;
+    // Candidates: the known holder of every column (the chain's for a
+    // repaired shard, else the hint's), data columns first; nodes that
+    // misbehaved earlier, and hinted nodes repair moved the shard away
+    // from, go to the back.
     let mut queue: VecDeque<(usize, NodeIndex)> = VecDeque::new();
     let mut later = Vec::new();
-    for (j, node) in locator.hint.iter().enumerate() {
-        if let Some(node) = *node {
+    let mut last = Vec::new();
+    for j in 0..ids.len() {
+        let (nodes, old) = locator.candidates(s, j);
+        for node in nodes {
             if locator.is_slow(node) {
                 later.push((j, node));
             } else {
                 queue.push_back((j, node));
             }
         }
+        last.extend(old.map(|node| (j, node)));
     }
     queue.extend(later);
+    queue.extend(last);
     let mut tried: HashSet<(usize, NodeIndex)> = HashSet::new();
     let mut in_flight: HashSet<usize> = HashSet::new();
     let mut stats = SegmentStats::default();
@@ -236,6 +302,7 @@ async fn fetch_segment(
         if running.is_empty() {
             if !scanned {
                 scanned = true;
+                stats.scans += 1;
                 let found = locator.scan(&ids).await;
                 for (j, id) in ids.iter().enumerate() {
                     for &node in found.get(id).map(Vec::as_slice).unwrap_or_default() {
@@ -263,6 +330,9 @@ async fn fetch_segment(
                     Ok(bytes) => match set.insert_verified(j, bytes) {
                         Ok(()) => {
                             stats.fetched += 1;
+                            if moved.holders(s, j).contains(&node) {
+                                stats.from_new_holders += 1;
+                            }
                             if set.is_decodable() {
                                 return Ok((set, stats));
                             }
@@ -360,6 +430,8 @@ pub(crate) struct DownloadPlan {
     /// Silence after which one more shard is fetched.
     pub slow_after: Duration,
     pub progress: Arc<dyn Progress>,
+    /// The chain to ask where repair moved shards.
+    pub chain: Option<ChainClient>,
 }
 
 /// Where plaintext goes.
@@ -401,21 +473,25 @@ pub(crate) async fn download(
         parallelism,
         slow_after,
         progress,
+        chain,
     } = plan;
     let started = Instant::now();
     let (mut decoder, from) = FileDecoder::resume_at(&manifest, &cap.key, resume_at);
     let size = manifest.plaintext_len();
     progress.start(size);
     progress.advance(from);
-    let locator = Arc::new(Locator::new(network, &manifest, slow_after));
-    let first = decoder.next_segment();
-    let count = manifest.segment_count();
+    let locator = Arc::new(Locator::new(network, &manifest, chain, slow_after));
+    let moved = locator.moved(&manifest).await;
     let mut report = GetReport {
         size_bytes: size,
         resumed_at: from,
-        segments: count,
+        segments: manifest.segment_count(),
+        moved_shards_known: moved.known() as u64,
+        chain_error: moved.error.clone(),
         ..GetReport::default()
     };
+    let first = decoder.next_segment();
+    let count = manifest.segment_count();
     let mut segments = futures::stream::iter(first..count)
         .map(|s| {
             let locator = locator.clone();
@@ -451,6 +527,8 @@ pub(crate) async fn download(
         report.shards_fetched += stats.fetched;
         report.hedged += stats.hedged;
         report.failed_fetches += stats.failed;
+        report.fetched_from_new_holders += stats.from_new_holders;
+        report.asked_every_node += stats.scans;
         let before = sink.written;
         let (d, b, decoded) = tokio::task::spawn_blocking(move || {
             if let Sink::Buffer(buf) = &mut sink.inner {
@@ -517,10 +595,11 @@ pub(crate) async fn read_range(
     manifest: &Manifest,
     cap: &Capability,
     range: Range<u64>,
+    chain: Option<ChainClient>,
     slow_after: Duration,
 ) -> Result<Vec<u8>, Error> {
     let plan = ReadPlan::new(manifest, range)?;
-    let locator = Locator::new(network, manifest, slow_after);
+    let locator = Locator::new(network, manifest, chain, slow_after);
     let pieces = plan.pieces().to_vec();
     let fetched = futures::stream::iter(pieces.iter())
         .map(|piece| read_piece(&locator, manifest, piece))
@@ -541,15 +620,30 @@ async fn read_piece(
 ) -> Result<Vec<u8>, Error> {
     let network = &locator.network;
     let size = piece.shard_size as u64;
+    // Popped from the back: the best candidate last. The hint first; the
+    // chain only once it failed; every node only once both did.
     let mut nodes: Vec<NodeIndex> = locator.hint[piece.shard].into_iter().collect();
+    let mut tried: Vec<NodeIndex> = Vec::new();
+    let mut asked_chain = false;
     let mut scanned = false;
     loop {
         while let Some(node) = nodes.pop() {
+            if tried.contains(&node) {
+                continue;
+            }
+            tried.push(node);
             let fetch = network.fetch(node, piece.id, size, piece.range.clone());
             if let Ok(Ok(bytes)) = tokio::time::timeout(locator.slow_after * 2, fetch).await {
                 return Ok(bytes);
             }
             locator.mark_slow(node);
+        }
+        if !asked_chain {
+            asked_chain = true;
+            locator.moved(manifest).await;
+            let (best, _) = locator.candidates(piece.segment, piece.shard);
+            nodes = best.into_iter().rev().collect();
+            continue;
         }
         if scanned {
             break;
@@ -560,7 +654,7 @@ async fn read_piece(
             .await
             .remove(&piece.id)
             .unwrap_or_default();
-        nodes.retain(|&n| Some(n) != locator.hint[piece.shard]);
+        nodes.retain(|n| !tried.contains(n));
     }
     // The data shard is nowhere to be read: rebuild its segment.
     let (set, _) = fetch_segment(locator, manifest, piece.segment).await?;

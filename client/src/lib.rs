@@ -17,6 +17,7 @@
 //! | [`upload`] | the upload pipeline: encode, place, race slow nodes, journal |
 //! | [`deal`] | a storage deal for an upload: per-node commitments, the nodes' signed receipts, the `OpenDeal` transaction |
 //! | [`download`] | the download pipeline: data shards first, race, decode, in order |
+//! | [`file_deal`] | a file's deal as the chain sees it: found from the manifest, where repair moved its shards |
 //! | [`status`] / [`remove`] | `stat` and `rm` |
 //! | [`journal`] | what an interrupted upload already stored |
 //! | [`network`] | the known nodes and the connection task |
@@ -50,6 +51,7 @@ pub mod config;
 pub mod deal;
 pub mod download;
 pub mod error;
+pub mod file_deal;
 pub mod journal;
 pub mod keys;
 pub mod namespace;

@@ -31,6 +31,8 @@ pub struct Network {
     /// Peer id bytes of each node, as placement and manifests use them.
     ids: Vec<Vec<u8>>,
     by_peer: HashMap<PeerId, NodeIndex>,
+    /// The chain account each node's peer id embeds.
+    by_address: HashMap<Address, NodeIndex>,
     timeout: Duration,
     /// What the last exchange with each node showed.
     health: Arc<Mutex<HashMap<NodeIndex, Health>>>,
@@ -58,11 +60,17 @@ impl Network {
         let nodes = config.nodes.clone();
         let ids = nodes.iter().map(|n| n.peer.to_bytes()).collect();
         let by_peer = nodes.iter().enumerate().map(|(i, n)| (n.peer, i)).collect();
+        let by_address = nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| Some((crate::net::peer_address(&n.peer)?, i)))
+            .collect();
         Ok(Self {
             client,
             nodes,
             ids,
             by_peer,
+            by_address,
             timeout: config.request_timeout,
             health: Arc::new(Mutex::new(HashMap::new())),
         })
@@ -127,6 +135,11 @@ impl Network {
     pub fn index_of(&self, id: &[u8]) -> Option<NodeIndex> {
         let peer = PeerId::from_bytes(id).ok()?;
         self.by_peer.get(&peer).copied()
+    }
+
+    /// The node with this chain address, if the config lists it.
+    pub fn index_of_address(&self, address: &Address) -> Option<NodeIndex> {
+        self.by_address.get(address).copied()
     }
 
     /// Every node, best first for the object with placement `seed`

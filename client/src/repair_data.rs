@@ -117,3 +117,52 @@ pub async fn publish(
         tx: hex::encode(tx_id),
     })
 }
+
+/// Fetches deal `deal`'s repair data from the first node of the deal that
+/// serves it, verified against its id (by the fetch) and checked against
+/// the deal as the chain has it.
+pub async fn fetch(
+    network: &Network,
+    deal: &cairn_protocol::chain::Deal,
+) -> Result<RepairData, DealError> {
+    let repair = deal
+        .repair
+        .as_ref()
+        .ok_or_else(|| DealError::RepairData("the deal names no repair data".into()))?;
+    let object = repair.data.object;
+    let mut reasons = Vec::new();
+    for i in deal
+        .commitments
+        .iter()
+        .filter_map(|c| network.index_of_address(&c.node))
+    {
+        let size = match network.has(i, &[object]).await {
+            Ok(sizes) => match sizes.first().copied().flatten() {
+                Some(size) => size,
+                None => continue,
+            },
+            Err(e) => {
+                reasons.push(reason(network, i, &e));
+                continue;
+            }
+        };
+        if size > cairn_protocol::repair::data::MAX_REPAIR_DATA_BYTES as u64 {
+            reasons.push(format!("{} serves {size} bytes", network.nodes()[i].peer));
+            continue;
+        }
+        match network.fetch(i, object, size, 0..size).await {
+            // The bytes are the object's (the fetch checked its id); one
+            // that is not this deal's data is the owner's lie, not the node's.
+            Ok(bytes) => {
+                return RepairData::decode(&bytes)
+                    .and_then(|d| d.check_against(deal).map(|()| d))
+                    .map_err(|e| DealError::RepairData(e.to_string()))
+            }
+            Err(e) => reasons.push(reason(network, i, &e)),
+        }
+    }
+    Err(DealError::RepairData(format!(
+        "no node of the deal served its repair data {object} ({})",
+        summarize(&reasons)
+    )))
+}

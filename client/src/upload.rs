@@ -328,7 +328,7 @@ pub(crate) async fn upload(
     )
     .await?;
     let mut placement = shard_placement(network, &manifest, &lock(&shared.locations))?;
-    let segment_shards = segment_shards(&manifest);
+    let segment_shards = cairn_protocol::repair::data::manifest_segments(&manifest);
     placement.extend(copies.iter().map(|&i| PlacedShard {
         node: network.nodes()[i].peer,
         id: manifest_id,
@@ -355,17 +355,6 @@ pub(crate) async fn upload(
         placement,
         segment_shards,
     })
-}
-
-/// Every segment's shards with their sizes, in index order.
-fn segment_shards(manifest: &Manifest) -> Vec<Vec<(ContentId, u64)>> {
-    (0..manifest.segment_count())
-        .filter_map(|s| {
-            let size = manifest.layout().segment(s)?.shard_size as u64;
-            let ids = manifest.segment_shards(s)?;
-            Some(ids.iter().map(|id| (*id, size)).collect())
-        })
-        .collect()
 }
 
 /// Every shard of `manifest` with the node `locations` says holds it.

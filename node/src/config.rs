@@ -88,6 +88,7 @@ struct RawChain {
     stake: Option<u64>,
     prove: Option<bool>,
     repair: Option<bool>,
+    repair_stagger_blocks: Option<u64>,
     ask_per_gib_epoch: Option<u64>,
     max_deal_epochs: Option<u64>,
     share: Option<PathBuf>,
@@ -167,6 +168,11 @@ pub struct ChainConfig {
     /// Repair other deals' lost shards for their bounty (default true; see
     /// docs/repair.md).
     pub repair: bool,
+    /// Blocks the repair worker waits per rank among the active nodes
+    /// before it repairs a deal (default
+    /// [`crate::repair::STAGGER_BLOCKS`]; 0: every worker starts at once
+    /// and the chain takes the first claim).
+    pub repair_stagger_blocks: u64,
     /// Least pay this node signs receipts for, per GiB it holds and epoch
     /// (default 0: any positive price).
     pub ask_per_gib_epoch: u64,
@@ -479,6 +485,9 @@ fn chain_config(c: RawChain, http: Option<SocketAddr>) -> Result<ChainConfig, Co
         stake: c.stake,
         prove: c.prove.unwrap_or(register),
         repair: c.repair.unwrap_or(true),
+        repair_stagger_blocks: c
+            .repair_stagger_blocks
+            .unwrap_or(crate::repair::STAGGER_BLOCKS),
         ask_per_gib_epoch: c.ask_per_gib_epoch.unwrap_or(0),
         max_deal_epochs: c.max_deal_epochs.unwrap_or(u64::MAX),
         share: c.share.filter(|p| !p.as_os_str().is_empty()),

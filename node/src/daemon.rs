@@ -301,11 +301,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .as_ref()
         .filter(|c| c.repair && !chain_api.is_empty())
     {
-        Some(_) => match Repairer::new(
+        Some(c) => match Repairer::new(
             &chain_api,
             chain_key.clone(),
             metrics.clone(),
             source.repairs.clone(),
+            c.repair_stagger_blocks,
         ) {
             Ok(repairer) => Some(tokio::spawn(repairer.run(stop_rx.clone()))),
             Err(reason) => {

@@ -18,7 +18,8 @@
 //! Racing repairers are safe (the chain takes the first valid claim) but
 //! waste bandwidth, so workers stagger: each ranks itself among the active
 //! nodes for the deal (rendezvous over the deal id) and waits
-//! [`STAGGER_BLOCKS`] per rank before it starts; a better-ranked worker's
+//! [`STAGGER_BLOCKS`] per rank (`[chain] repair_stagger_blocks`) before it
+//! starts; a better-ranked worker's
 //! claim usually lands first and the deal leaves the list. A claim the
 //! chain refuses is logged and counted, and a deal that failed
 //! [`MAX_ATTEMPTS`] times is left alone until its repair state changes.
@@ -49,7 +50,7 @@ use crate::metrics::Metrics;
 const POLL: Duration = Duration::from_secs(1);
 /// Blocks between looks at the list of deals to repair.
 const EVERY_BLOCKS: u64 = 2;
-/// Blocks a worker waits per rank before repairing a deal.
+/// Blocks a worker waits per rank before repairing a deal, by default.
 pub const STAGGER_BLOCKS: u64 = 4;
 /// Failed attempts on one deal before the worker leaves it alone (until
 /// its repair state on the chain changes).
@@ -59,6 +60,9 @@ pub const MAX_ATTEMPTS: u32 = 3;
 pub const MAX_CLAIM_SHARDS: usize = 64;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long to wait for the claim's block before looking whether another
+/// claim moved its shards first.
+const CLAIM_POLL: Duration = Duration::from_secs(2);
 
 /// The last repair the worker finished (accepted or not).
 #[derive(Debug, Clone, Default, Serialize)]
@@ -125,6 +129,8 @@ pub struct Repairer {
     key: Arc<ChainKey>,
     metrics: Arc<Metrics>,
     stats: SharedRepairStats,
+    /// Blocks to wait per rank before repairing a deal.
+    stagger: u64,
 }
 
 impl std::fmt::Debug for Repairer {
@@ -140,6 +146,7 @@ impl Repairer {
         key: Arc<ChainKey>,
         metrics: Arc<Metrics>,
         stats: SharedRepairStats,
+        stagger: u64,
     ) -> Result<Self, String> {
         let chain = ChainClient::new(api, REQUEST_TIMEOUT).map_err(|e| e.to_string())?;
         let shards = ShardClient::start(ClientSettings {
@@ -153,6 +160,7 @@ impl Repairer {
             key,
             metrics,
             stats,
+            stagger,
         })
     }
 
@@ -220,7 +228,7 @@ impl Repairer {
             memory.attempts = 0;
         }
         let rank = rank_of(&state, &deal_id, &self.key.address());
-        if status.height < memory.first_seen.saturating_add(rank * STAGGER_BLOCKS) {
+        if status.height < memory.first_seen.saturating_add(rank * self.stagger) {
             return;
         }
         self.update(|s| s.checked += 1);
@@ -428,6 +436,11 @@ impl Repairer {
             .inc_by(last.uploaded_bytes);
 
         let claimed = Instant::now();
+        let probe = claim
+            .shards
+            .first()
+            .map(|m| (m.segment, m.index, m.from, m.leaf))
+            .ok_or_else(|| failed("a claim without shards"))?;
         let nonce = crate::prover::nonce_with_fee(&self.chain, &self.key, status)
             .await
             .ok_or_else(|| failed("cannot pay the claim's fee"))?;
@@ -438,11 +451,7 @@ impl Repairer {
             TxBody::ClaimRepair(claim),
         );
         let id = self.chain.submit(&tx).await.map_err(failed)?;
-        let view = self
-            .chain
-            .wait_for_tx(&id, COMMIT_TIMEOUT)
-            .await
-            .map_err(failed)?;
+        let view = self.wait_for_claim(&id, &deal_id, probe).await?;
         last.claim_ms = claimed.elapsed().as_millis() as u64;
         last.height = view.height;
         if view.ok != Some(true) {
@@ -451,6 +460,55 @@ impl Repairer {
             ));
         }
         Ok(true)
+    }
+
+    /// Waits for the claim's block. A claim another repairer's beat never
+    /// gets one (the mempool drops a transaction that no longer applies):
+    /// once the chain shows the claim's first shard moved elsewhere, the
+    /// claim is refused as already repaired.
+    async fn wait_for_claim(
+        &self,
+        id: &[u8; 32],
+        deal: &DealId,
+        (segment, index, from, leaf): (u32, u16, u32, u32),
+    ) -> Result<cairn_client::chain::api::TxView, RepairFailure> {
+        let deadline = Instant::now() + COMMIT_TIMEOUT;
+        loop {
+            match self.chain.wait_for_tx(id, CLAIM_POLL).await {
+                Ok(view) => return Ok(view),
+                Err(cairn_client::chain::ChainError::Timeout { .. }) => {}
+                Err(e) => return Err(failed(e)),
+            }
+            let moved_elsewhere = match self.chain.repair_state(&hex::encode(deal.0)).await {
+                Ok(Some(view)) => view.decode().ok().is_some_and(|state| {
+                    state
+                        .deal(deal)
+                        .and_then(|d| d.repair.as_ref())
+                        .and_then(|r| r.moved_to(segment, index).copied())
+                        .is_some_and(|m| (m.commitment, m.leaf) != (from, leaf))
+                }),
+                Ok(None) => return Err(failed("the deal ended before the claim's block")),
+                Err(_) => false,
+            };
+            if moved_elsewhere {
+                // Unless it was this very claim that moved it.
+                if let Ok(Some(view)) = self.chain.tx(id).await {
+                    if view.status == cairn_client::chain::api::TxStatus::Committed {
+                        return Ok(view);
+                    }
+                }
+                return Err(RepairFailure::Refused(
+                    cairn_protocol::chain::Rejection::AlreadyRepaired { segment, index }
+                        .to_string(),
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(failed(format!(
+                    "no block took the claim within {} s",
+                    COMMIT_TIMEOUT.as_secs()
+                )));
+            }
+        }
     }
 
     /// The deal's repair data, from the first node of the deal that has it,

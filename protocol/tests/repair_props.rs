@@ -221,3 +221,32 @@ fn repair_data_round_trips_and_proves_each_shard_against_its_reference() {
         Err(RepairDataError::NotCommitted(ContentId::of(b"y")))
     );
 }
+
+/// A reader finds a file's deal by the repair tree root its manifest gives:
+/// the same root the owner's repair data names.
+#[test]
+fn a_manifest_gives_the_root_its_repair_data_names() {
+    let config = EncoderConfig {
+        params: CodingParams::new(2, 2).unwrap(),
+        block_size: 64 * 1024,
+        shard_size: 4096,
+    };
+    let e = common::encode(
+        &common::content(30_000, 3),
+        &FileKey::from_bytes([5; 32]),
+        config,
+    );
+    let segments = cairn_protocol::repair::data::manifest_segments(&e.manifest);
+    assert_eq!(segments.len() as u64, e.manifest.segment_count());
+    assert!(segments.len() >= 2 && segments.iter().all(|s| s.len() == 4));
+    let mut all: Vec<(ContentId, u64)> = segments.iter().flatten().copied().collect();
+    all.sort();
+    all.dedup();
+    let data = RepairData::build(2, 2, vec![all], &segments).unwrap();
+    let root = cairn_protocol::repair::data::tree_root(&segments).unwrap();
+    assert_eq!(data.reference().root, root);
+    // Another file's segments give another root.
+    let mut other = segments.clone();
+    other.swap(0, 1);
+    assert_ne!(cairn_protocol::repair::data::tree_root(&other), Some(root));
+}

@@ -137,6 +137,10 @@ pub struct DevnetOptions {
     /// How many of the nodes (the first ones) are chain validators, at most
     /// `nodes`; 0: no chain.
     pub validators: usize,
+    /// `[chain] repair_stagger_blocks` for every node (`None`: the node's
+    /// default); 0 makes every node's repair worker start on a deal at once,
+    /// to watch the chain settle racing claims.
+    pub repair_stagger_blocks: Option<u64>,
 }
 
 impl Default for DevnetOptions {
@@ -148,6 +152,7 @@ impl Default for DevnetOptions {
             start_timeout: Duration::from_secs(30),
             log_level: None,
             validators: DEFAULT_VALIDATORS,
+            repair_stagger_blocks: None,
         }
     }
 }
@@ -265,6 +270,8 @@ pub struct Devnet {
     owned: bool,
     log_level: Option<String>,
     start_timeout: Duration,
+    /// Set in every started node's `[chain]` by [`Self::up`].
+    repair_stagger_blocks: Option<u64>,
 }
 
 impl Devnet {
@@ -291,6 +298,7 @@ impl Devnet {
             owned: true, // until fully up: a failure kills what started
             log_level: options.log_level.clone(),
             start_timeout: options.start_timeout,
+            repair_stagger_blocks: options.repair_stagger_blocks,
             dir,
         };
         let dirs: Vec<PathBuf> = (0..options.nodes).map(|i| net.node_dir(i)).collect();
@@ -358,7 +366,12 @@ impl Devnet {
                             if let Some(urls) = chain_api {
                                 set_chain_api(table, urls);
                             }
-                            Ok(())
+                            match net.repair_stagger_blocks {
+                                Some(blocks) if table.contains_key("chain") => {
+                                    set_chain_key(table, "repair_stagger_blocks", blocks)
+                                }
+                                _ => Ok(()),
+                            }
                         })?;
                         net.start_node(i)
                     })
@@ -473,6 +486,7 @@ impl Devnet {
             owned: false,
             log_level: None,
             start_timeout: DevnetOptions::default().start_timeout,
+            repair_stagger_blocks: None,
         })
     }
 
@@ -932,6 +946,19 @@ fn set_chain_api(table: &mut toml::Table, urls: &[String]) {
         chain.insert("api".into(), strings(urls));
         table.insert("chain".into(), toml::Value::Table(chain));
     }
+}
+
+/// Sets `[chain] key = value`, creating the section if need be.
+fn set_chain_key(table: &mut toml::Table, key: &str, value: u64) -> Result<(), String> {
+    let chain = table
+        .entry("chain")
+        .or_insert_with(|| toml::Value::Table(Default::default()));
+    let toml::Value::Table(chain) = chain else {
+        return Err("[chain] is not a table".into());
+    };
+    let value = i64::try_from(value).map_err(|_| format!("{key} is too large"))?;
+    chain.insert(key.into(), toml::Value::Integer(value));
+    Ok(())
 }
 
 /// Rewrites a node's listen addresses (`pinned`: the ones it had; `None`:

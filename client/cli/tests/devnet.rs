@@ -496,6 +496,14 @@ fn a_node_that_fails_to_start_is_reported_with_its_log() {
 /// The (shard id, size) pairs a node keeps on disk: every
 /// `store/shards/ab/<hex>.shard` file, read behind the node's back.
 fn shards_on_disk(node_dir: &Path) -> Vec<(cairn_protocol::ContentId, u64)> {
+    shard_files(node_dir)
+        .into_iter()
+        .map(|(id, path)| (id, std::fs::metadata(&path).unwrap().len()))
+        .collect()
+}
+
+/// Every shard file a node keeps, with the id its name gives.
+fn shard_files(node_dir: &Path) -> Vec<(cairn_protocol::ContentId, std::path::PathBuf)> {
     let mut found = Vec::new();
     let mut stack = vec![node_dir.join("store").join("shards")];
     while let Some(dir) = stack.pop() {
@@ -510,8 +518,7 @@ fn shards_on_disk(node_dir: &Path) -> Vec<(cairn_protocol::ContentId, u64)> {
                 continue;
             };
             let digest: [u8; 32] = hex::decode(hex_id).unwrap().try_into().unwrap();
-            let size = std::fs::metadata(&path).unwrap().len();
-            found.push((cairn_protocol::ContentId::from_digest(digest), size));
+            found.push((cairn_protocol::ContentId::from_digest(digest), path));
         }
     }
     found.sort();
@@ -841,21 +848,27 @@ fn chain_deal(config: &str, id: &str) -> serde_json::Value {
 
 /// Repair without the owner on a devnet of real processes: m = 2 nodes
 /// holding shards of a k = 2, m = 2 deal are SIGKILLed for good with no
-/// client running; they are disqualified, a node's repair worker rebuilds
-/// their shards with the same ids onto nodes outside the deal, the chain
-/// names the new holders, pays the repairer once they proved, and the file
-/// downloads byte for byte with the killed nodes still gone.
+/// client running; they are disqualified, the repair workers of every
+/// other node race to rebuild their shards (no stagger), the chain accepts
+/// exactly one claim and refuses the others, the one claim's shards are
+/// rebuilt with the same ids onto nodes outside the deal, the chain names
+/// the new holders and pays the repairer once, after they proved; `stat`
+/// shows the repair as the chain sees it, and the file downloads byte for
+/// byte from the holders the chain names, with the killed nodes still gone
+/// and one more original holder killed.
 #[test]
 fn killed_nodes_are_repaired_around_without_the_owner() {
     const NODES: usize = 8;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("net");
     let _cleanup = Cleanup(dir.clone());
-    // One validator, so any other node may die without stalling the chain.
+    // One validator, so any other node may die without stalling the chain;
+    // no stagger, so every live node's repair worker races for the deal.
     let mut net = Devnet::up(
         &dir,
         &DevnetOptions {
             validators: 1,
+            repair_stagger_blocks: Some(0),
             ..options(NODES)
         },
     )
@@ -939,8 +952,17 @@ fn killed_nodes_are_repaired_around_without_the_owner() {
     // lost shard is moved, and the bounty is paid.
     let deadline = killed_at + Duration::from_secs(240);
     let (mut detected, mut moved_at) = (None, None);
+    let mut pending_claim = None;
+    let mut last_seen = serde_json::Value::Null;
     let done = loop {
-        assert!(std::time::Instant::now() < deadline, "not repaired in time");
+        if std::time::Instant::now() > deadline {
+            let repairs: Vec<serde_json::Value> = net
+                .status()
+                .into_iter()
+                .filter_map(|s| s.status.map(|v| v["repairs"].clone()))
+                .collect();
+            panic!("not repaired in time: {last_seen}\nworkers: {repairs:?}");
+        }
         std::thread::sleep(Duration::from_millis(500));
         let nodes = json_of(&cairn(
             &["chain", "nodes", "--json", "--config", &config],
@@ -957,10 +979,14 @@ fn killed_nodes_are_repaired_around_without_the_owner() {
             detected = Some(killed_at.elapsed());
         }
         let d = chain_deal(&config, &id);
+        last_seen = d.clone();
         let r = &d["repair"];
         let moved = r["moved"].as_array().map_or(0, Vec::len) as u64;
         if moved == 2 * segments && moved_at.is_none() {
             moved_at = Some(killed_at.elapsed());
+        }
+        if let Some(p) = r["pending_claims"].as_array().and_then(|p| p.first()) {
+            pending_claim.get_or_insert_with(|| p.clone());
         }
         if moved == 2 * segments && r["pending"] == 0 && r["done"].as_u64().unwrap() >= 1 {
             break d;
@@ -972,7 +998,17 @@ fn killed_nodes_are_repaired_around_without_the_owner() {
         r["paid"].as_u64().unwrap() > 0,
         "the repairer was not paid: {done}"
     );
+    // Exactly one claim was accepted (each accepted claim is one pending,
+    // done or failed repair), and it was paid its bounty once.
     assert_eq!(r["failed"], 0, "{done}");
+    assert_eq!(r["done"], 1, "{done}");
+    let claim = pending_claim.unwrap_or_else(|| panic!("the claim was never seen pending: {done}"));
+    assert_eq!(r["paid"], claim["bounty"], "{claim} {done}");
+    assert_eq!(
+        done["commitments"].as_array().unwrap().len(),
+        opened["commitments"].as_array().unwrap().len() + 2,
+        "one claim adds two new holders: {done}"
+    );
     // The deal names the new holders: two nodes from outside it, active,
     // proving; the killed nodes' commitments are orphaned.
     let new_holders: Vec<usize> = outside
@@ -1005,37 +1041,134 @@ fn killed_nodes_are_repaired_around_without_the_owner() {
         .collect();
     assert_eq!(rebuilt.len() as u64, 2 * segments, "{rebuilt:?}");
     assert!(rebuilt.iter().all(|(id, _)| lost.contains(id)));
-    // One worker did it (the others waited their turn), and says what it
-    // moved.
+    // Every shard the racing repairers stored still verifies: its bytes
+    // hash to its id.
+    for &i in &new_holders {
+        for (id, path) in shard_files(&net.node_dir(i)) {
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(
+                cairn_protocol::ContentId::of(&bytes),
+                id,
+                "{}",
+                path.display()
+            );
+        }
+    }
+    // The workers raced: one claim was accepted, the claims of the others
+    // that got as far were refused as already repaired, and none was paid.
     let status = net.status();
-    let repairers: Vec<&serde_json::Value> = status
+    let stats: Vec<&serde_json::Value> = status
         .iter()
         .filter_map(|s| s.status.as_ref())
         .map(|s| &s["repairs"])
+        .collect();
+    let count = |what: &str| {
+        stats
+            .iter()
+            .map(|r| r[what].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
+    let repairers: Vec<&serde_json::Value> = stats
+        .iter()
+        .copied()
         .filter(|r| r["accepted"].as_u64().unwrap_or(0) >= 1)
         .collect();
-    assert_eq!(repairers.len(), 1, "{repairers:?}");
+    assert_eq!(repairers.len(), 1, "{stats:?}");
+    assert_eq!(count("accepted"), 1, "{stats:?}");
+    let refused = count("refused");
+    for r in stats.iter().filter(|r| r["last"]["outcome"] == "refused") {
+        let why = r["last"]["error"].as_str().unwrap_or_default();
+        assert!(why.contains("already moved by an earlier repair"), "{r}");
+    }
+    assert!(refused >= 1, "no two workers raced: {stats:?}");
+    let winner = addresses
+        .iter()
+        .position(|a| *a == claim["repairer"].as_str().unwrap())
+        .unwrap();
+    let won: Vec<usize> = status
+        .iter()
+        .filter(|s| {
+            s.status
+                .as_ref()
+                .is_some_and(|v| v["repairs"]["accepted"] == 1)
+        })
+        .map(|s| s.index)
+        .collect();
+    assert_eq!(
+        won,
+        vec![winner],
+        "the chain's repairer is the worker that says it won"
+    );
     let last = &repairers[0]["last"];
     let down = last["downloaded_bytes"].as_u64().unwrap();
     let up = last["uploaded_bytes"].as_u64().unwrap();
     assert!(down > 0 && up > 0, "{last}");
     eprintln!(
-        "repair: kill → disqualified {:?}, → moved {:?}, → paid {:?}; rebuild {} ms, transfer {} ms, claim {} ms; downloaded {down} B for {up} B rebuilt ({:.2} per byte)",
+        "repair: kill → disqualified {:?}, → moved {:?}, → paid {:?}; rebuild {} ms, transfer {} ms, claim {} ms; downloaded {down} B for {up} B rebuilt ({:.2} per byte); {refused} racing claim(s) refused, all workers downloaded {} B",
         detected.unwrap_or_default(),
         moved_at.unwrap_or_default(),
         healthy,
         last["rebuild_ms"],
         last["transfer_ms"],
         last["claim_ms"],
-        down as f64 / up as f64
+        down as f64 / up as f64,
+        count("downloaded_bytes")
     );
 
-    // The file reads back byte for byte, the killed nodes still gone.
+    // `stat` sees it as the chain does: back to health, every segment with
+    // two shards repaired onto the new holders, all on active nodes.
+    let cap = report["capability"].as_str().unwrap();
+    let stat = json_of(&cairn(&["stat", cap, "--json", "--config", &config], &[]));
+    assert_eq!(stat["health"], "healthy", "{stat}");
+    assert_eq!(stat["n"], 4, "{stat}");
+    assert_eq!(stat["min_available"], 4, "{stat}");
+    assert_eq!(stat["deal"], id.as_str(), "{stat}");
+    assert_eq!(stat["repaired_shards"], 2 * segments, "{stat}");
+    let holder_addrs: Vec<&str> = new_holders.iter().map(|&i| addresses[i].as_str()).collect();
+    for seg in stat["segments"].as_array().unwrap() {
+        let c = &seg["chain"];
+        assert_eq!(
+            (c["healthy"].as_u64(), c["lost"].as_u64()),
+            (Some(4), Some(0)),
+            "{seg}"
+        );
+        assert_eq!(
+            (c["repaired"].as_u64(), c["verdict"].as_str()),
+            (Some(2), Some("healthy")),
+            "{seg}"
+        );
+        for shard in c["shards"].as_array().unwrap() {
+            let on_new = holder_addrs.contains(&shard["node"].as_str().unwrap());
+            assert_eq!(shard["repaired"].as_bool(), Some(on_new), "{seg}");
+            assert_eq!(shard["node_status"], "active", "{seg}");
+        }
+    }
+
+    // One more original holder dies: of each segment only one hinted
+    // shard is left, so the download must find the new holders. It reads
+    // them from the chain's deal, never asking every node, and the file
+    // reads back byte for byte.
+    let manifest_id = cap.parse::<cairn_protocol::Capability>().unwrap().manifest;
+    let holds_manifest = |i: usize| {
+        shards_on_disk(&net.node_dir(i))
+            .iter()
+            .any(|(s, _)| *s == manifest_id)
+    };
+    let third = in_deal
+        .iter()
+        .copied()
+        .filter(|&i| i != 0 && !killed.contains(&i) && !new_holders.contains(&i))
+        .find(|&i| {
+            (0..NODES).any(|o| o != i && !killed.contains(&o) && holds_manifest(o))
+                && shards_on_disk(&net.node_dir(i)).len() as u64 > segments
+        })
+        .expect("an original shard holder to kill with a manifest copy left");
+    net.kill(third).unwrap();
     let out = tmp.path().join("back.bin");
-    json_of(&cairn(
+    let got = json_of(&cairn(
         &[
             "get",
-            report["capability"].as_str().unwrap(),
+            cap,
             "-o",
             out.to_str().unwrap(),
             "--json",
@@ -1045,7 +1178,13 @@ fn killed_nodes_are_repaired_around_without_the_owner() {
         &[],
     ));
     assert_eq!(std::fs::read(&out).unwrap(), bytes);
-    for &i in &killed {
+    assert_eq!(got["moved_shards_known"], 2 * segments, "{got}");
+    assert_eq!(got["asked_every_node"], 0, "{got}");
+    assert!(
+        got["fetched_from_new_holders"].as_u64().unwrap() >= segments,
+        "{got}"
+    );
+    for &i in killed.iter().chain([&third]) {
         assert!(!net.is_alive(i), "node {i} came back");
     }
 }

@@ -4,7 +4,8 @@
 //! [`Address`]'s hex text.
 
 use cairn_protocol::chain::{
-    Address, ChainState, Deal, DealId, DealRepair, GenesisHash, NamespaceRoot, NodeRecord, SignedTx,
+    Address, ChainState, Deal, DealCommitment, DealId, DealRepair, GenesisHash, NamespaceRoot,
+    NodeRecord, SignedTx,
 };
 use serde::{Deserialize, Serialize};
 
@@ -181,13 +182,36 @@ pub struct CommitmentView {
 }
 
 /// A moved shard: shard `index` of `segment` is now leaf `leaf` of
-/// commitment `commitment`.
+/// commitment `commitment`, held by `node`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MovedView {
     pub segment: u32,
     pub index: u16,
     pub commitment: u32,
     pub leaf: u32,
+    /// The node of that commitment.
+    #[serde(default)]
+    pub node: Option<Address>,
+}
+
+/// An accepted repair claim whose bounty waits for its new holders' proofs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRepairView {
+    pub repairer: Address,
+    /// The height of the claim.
+    pub claimed_at: u64,
+    /// What it is paid once every new holder passed a sampled proof.
+    pub bounty: u64,
+    pub holders: Vec<PendingHolderView>,
+}
+
+/// A new holder of a pending repair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingHolderView {
+    pub node: Option<Address>,
+    pub commitment: u32,
+    /// Whether a passing proof has sampled its new commitment yet.
+    pub sampled: bool,
 }
 
 /// A deal's repair: its public repair data and what repair did.
@@ -195,6 +219,10 @@ pub struct MovedView {
 pub struct DealRepairView {
     /// The repair data object's content id.
     pub object: String,
+    /// The repair tree's root (hex): what a reader computes from a file's
+    /// manifest to find its deal (`GET /chain/deals/repair/{root}`).
+    #[serde(default)]
+    pub root: String,
     pub k: u16,
     pub m: u16,
     pub segments: u32,
@@ -208,12 +236,18 @@ pub struct DealRepairView {
     pub paid: u64,
     /// Repairers whose claims wait for their bounty.
     pub pending_repairers: Vec<Address>,
+    /// The claims behind `pending`, in claim order.
+    #[serde(default)]
+    pub pending_claims: Vec<PendingRepairView>,
 }
 
 impl DealRepairView {
-    pub fn new(r: &DealRepair) -> Self {
+    /// `commitments`: the deal's, to name each commitment's node.
+    pub fn new(r: &DealRepair, commitments: &[DealCommitment]) -> Self {
+        let node = |c: u32| commitments.get(c as usize).map(|c| c.node);
         Self {
             object: r.data.object.to_string(),
+            root: hex::encode(r.data.root),
             k: r.data.k,
             m: r.data.m,
             segments: r.data.segments,
@@ -225,6 +259,7 @@ impl DealRepairView {
                     index: m.index,
                     commitment: m.commitment,
                     leaf: m.leaf,
+                    node: node(m.commitment),
                 })
                 .collect(),
             pending: r.pending.len() as u32,
@@ -232,6 +267,24 @@ impl DealRepairView {
             failed: r.failed,
             paid: r.paid,
             pending_repairers: r.pending.iter().map(|p| p.repairer).collect(),
+            pending_claims: r
+                .pending
+                .iter()
+                .map(|p| PendingRepairView {
+                    repairer: p.repairer,
+                    claimed_at: p.claimed_at,
+                    bounty: p.bounty(),
+                    holders: p
+                        .holders
+                        .iter()
+                        .map(|&(c, sampled)| PendingHolderView {
+                            node: node(c),
+                            commitment: c,
+                            sampled,
+                        })
+                        .collect(),
+                })
+                .collect(),
         }
     }
 }
@@ -328,7 +381,10 @@ impl DealView {
                     moved_shards: c.moved.len() as u32,
                 })
                 .collect(),
-            repair: d.repair.as_ref().map(DealRepairView::new),
+            repair: d
+                .repair
+                .as_ref()
+                .map(|r| DealRepairView::new(r, &d.commitments)),
         }
     }
 }

@@ -406,6 +406,15 @@ impl ChainClient {
         self.get(&path).await?.ok()
     }
 
+    /// Open deals whose repair data has repair tree root `root`
+    /// ([`cairn_protocol::repair::data::tree_root`]): the deal of a file,
+    /// found from its manifest.
+    pub async fn deals_by_repair_root(&self, root: &[u8; 32]) -> Result<DealList, ChainError> {
+        self.get(&format!("/chain/deals/repair/{}", hex::encode(root)))
+            .await?
+            .ok()
+    }
+
     /// The block at `height`, or `None` if there is none (yet).
     pub async fn block(&self, height: u64) -> Result<Option<BlockView>, ChainError> {
         self.get(&format!("/chain/block/{height}")).await?.found()

@@ -29,6 +29,7 @@ pub mod objects;
 pub mod pack;
 pub mod publish;
 pub mod read;
+pub(crate) mod stored;
 pub mod tree;
 
 use cairn_protocol::namespace::{
@@ -41,7 +42,6 @@ pub use error::NsError;
 pub use publish::CommitReport;
 
 use crate::chain::ChainClient;
-use crate::upload::PlacedShard;
 use crate::Client;
 use batch::Op;
 use tree::Tree;
@@ -87,7 +87,7 @@ pub struct Namespace<'a> {
     pub(crate) tree: Tree,
     pub(crate) log: Vec<batch::Recorded>,
     /// Objects stored for this batch so far (files, packs).
-    pub(crate) placement: Vec<PlacedShard>,
+    pub(crate) stored: stored::Stored,
     /// Bytes of small files in the tree not yet in a pack object.
     pub(crate) unpacked: u64,
     pub(crate) options: NsOptions,
@@ -127,7 +127,7 @@ impl<'a> Namespace<'a> {
             base,
             tree,
             log: Vec::new(),
-            placement: Vec::new(),
+            stored: stored::Stored::default(),
             unpacked: 0,
             options: NsOptions::default(),
             tag: format!("{:04x}", rand::random::<u16>()),

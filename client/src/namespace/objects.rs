@@ -49,6 +49,9 @@ pub(crate) async fn get_bytes(
         parallelism: client.config().parallelism,
         slow_after,
         progress: Arc::new(Silent),
+        // A namespace object's deal covers the whole commit: the chain
+        // cannot be asked for it by the object's own repair root.
+        chain: None,
     };
     download::download(
         client.network(),

@@ -82,7 +82,7 @@ impl Namespace<'_> {
             return Err(NsError::IsADirectory(dest.clone()));
         }
         let report = self.client.put_path(local, &PutOptions::default()).await?;
-        self.placement.extend(report.placement.iter().copied());
+        self.stored.add(&report);
         let entry = Entry {
             kind: EntryKind::File {
                 size: report.size_bytes,
@@ -114,7 +114,7 @@ impl Namespace<'_> {
             FileData::Inline(bytes)
         } else {
             let report = objects::put_bytes(self.client, bytes).await?;
-            self.placement.extend(report.placement.iter().copied());
+            self.stored.add(&report);
             FileData::Object(ObjectRef::from(&report.capability))
         };
         let entry = Entry {
@@ -151,7 +151,7 @@ impl Namespace<'_> {
                 end += 1;
             }
             let report = objects::put_bytes(self.client, bytes).await?;
-            self.placement.extend(report.placement.iter().copied());
+            self.stored.add(&report);
             let pack = ObjectRef::from(&report.capability);
             let mut offset = 0u64;
             let mut moved = HashMap::new();

@@ -8,11 +8,11 @@ use std::time::Duration;
 use cairn_protocol::chain::TxBody;
 use cairn_protocol::namespace::{Commit, DirRef, Timestamp};
 
+use super::stored::Stored;
 use super::{chain_of, objects, read_head, Base, Namespace, NsError};
 use crate::chain::api::TxStatus;
 use crate::chain::ChainError;
 use crate::deal;
-use crate::upload::PlacedShard;
 
 /// Publishing attempts before giving up on a busy namespace.
 const MAX_ATTEMPTS: usize = 12;
@@ -34,7 +34,8 @@ pub struct CommitReport {
     pub objects_stored: usize,
     /// The deal opened for them, if any.
     pub deal: Option<String>,
-    /// Why no deal was opened, if one was due.
+    /// Why no deal was opened, if one was due; or, with `deal`, why the
+    /// deal names no repair data.
     pub deal_error: Option<String>,
 }
 
@@ -66,8 +67,8 @@ impl Namespace<'_> {
         let mut replays = 0;
         loop {
             self.pack().await?;
-            let mut placement: Vec<PlacedShard> = Vec::new();
-            let root = match self.tree.flush(client, &mut placement).await? {
+            let mut stored = Stored::default();
+            let root = match self.tree.flush(client, &mut stored).await? {
                 Some(r) => r,
                 None => match &self.base.root {
                     Some(r) => r.clone(),
@@ -86,7 +87,7 @@ impl Namespace<'_> {
                 time: Timestamp::now(),
             };
             let (id, sealed) = commit.seal(&keys);
-            placement.extend(objects::store_commit(client, id, sealed).await?);
+            stored.add_copies(objects::store_commit(client, id, sealed).await?);
             match self.publish(*id.digest(), version).await? {
                 Published::Done => {
                     let changes = self.log.len();
@@ -96,14 +97,14 @@ impl Namespace<'_> {
                         commit: Some(*id.digest()),
                         root: Some(root),
                     };
-                    let mut all = std::mem::take(&mut self.placement);
-                    all.extend(placement);
+                    let mut all = std::mem::take(&mut self.stored);
+                    all.extend(stored);
                     let (deal, deal_error) = self.open_deal(&all).await;
                     return Ok(CommitReport {
                         version,
                         changes,
                         replays,
-                        objects_stored: all.len(),
+                        objects_stored: all.placement.len(),
                         deal,
                         deal_error,
                     });
@@ -212,8 +213,10 @@ impl Namespace<'_> {
         Err(NsError::Refused(last))
     }
 
-    /// One deal for everything in `placement`, if the config opens deals.
-    async fn open_deal(&self, placement: &[PlacedShard]) -> (Option<String>, Option<String>) {
+    /// One deal for everything `stored` holds, if the config opens deals,
+    /// with repair data over every file object's segments.
+    async fn open_deal(&self, stored: &Stored) -> (Option<String>, Option<String>) {
+        let placement = &stored.placement;
         let client = self.client;
         let (Some(chain), true) = (client.chain(), client.config().open_deals) else {
             return (None, None);
@@ -222,28 +225,38 @@ impl Namespace<'_> {
             return (None, None);
         }
         let key = client.account().signing_key();
+        let segments = stored.segments();
         let mut last = String::new();
         for attempt in 0..4u64 {
             if attempt > 0 {
                 let ms = 200 + rand::random::<u64>() % (500 * attempt);
                 tokio::time::sleep(Duration::from_millis(ms)).await;
             }
-            // One deal covers every object of the commit, each with its own
-            // segments; repair data describes one file's segments, so a
-            // namespace deal carries none yet (its objects are not repaired
-            // by strangers: docs/repair.md, "Not covered").
+            // One deal covers every object of the commit; its repair data
+            // lists their segments one object after another (docs/format.md
+            // §13), so strangers repair them as they do a single file.
             match deal::open(
                 client.network(),
                 chain,
                 &key,
                 placement,
-                None,
+                segments.as_ref().map(|s| deal::Segments {
+                    k: s.k,
+                    m: s.m,
+                    shards: &s.shards,
+                }),
                 &client.config().deal,
             )
             .await
             {
                 Ok(d) => return (Some(d.id), None),
-                Err(e) => last = e.to_string(),
+                Err(e) => {
+                    // Open already: another attempt would open a second deal.
+                    if let deal::DealError::RepairUnpublished { deal, .. } = &e {
+                        return (Some(deal.clone()), Some(e.to_string()));
+                    }
+                    last = e.to_string();
+                }
             }
         }
         (None, Some(last))

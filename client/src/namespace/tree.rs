@@ -8,8 +8,8 @@ use cairn_protocol::namespace::{
 };
 use futures::future::LocalBoxFuture;
 
+use super::stored::Stored;
 use super::{objects, NsError};
-use crate::upload::PlacedShard;
 use crate::Client;
 
 /// One loaded directory.
@@ -202,20 +202,20 @@ impl Tree {
     pub async fn flush(
         &mut self,
         client: &Client,
-        placement: &mut Vec<PlacedShard>,
+        stored: &mut Stored,
     ) -> Result<Option<DirRef>, NsError> {
-        flush_dir(client, &mut self.root, placement).await
+        flush_dir(client, &mut self.root, stored).await
     }
 }
 
 fn flush_dir<'a>(
     client: &'a Client,
     state: &'a mut DirState,
-    placement: &'a mut Vec<PlacedShard>,
+    stored: &'a mut Stored,
 ) -> LocalBoxFuture<'a, Result<Option<DirRef>, NsError>> {
     Box::pin(async move {
         for (name, child) in state.children.iter_mut() {
-            if let Some(r) = flush_dir(client, child, placement).await? {
+            if let Some(r) = flush_dir(client, child, stored).await? {
                 if let Some(e) = state.dir.entries.get_mut(name) {
                     e.kind = EntryKind::Dir(r);
                 }
@@ -227,7 +227,7 @@ fn flush_dir<'a>(
         }
         let bytes = state.dir.encode()?;
         let report = objects::put_bytes(client, bytes).await?;
-        placement.extend(report.placement);
+        stored.add(&report);
         state.dirty = false;
         let (files, bytes) = state.dir.summary();
         Ok(Some(DirRef {

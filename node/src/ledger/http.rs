@@ -37,6 +37,7 @@ pub fn routes(ledger: Arc<Ledger>) -> Router {
         .route("/chain/proof/{address}", get(proof_task))
         .route("/chain/deal/{id}", get(deal))
         .route("/chain/deals", get(deals))
+        .route("/chain/deals/repair/{root}", get(deals_by_repair_root))
         .route("/chain/repairs", get(repairs))
         .route("/chain/repair/{id}", get(repair_state))
         .route("/chain/block/{height}", get(block))
@@ -277,6 +278,29 @@ async fn deals(
         state
             .deals()
             .filter(move |(_, d)| owner.is_none_or(|o| d.owner == o))
+    };
+    Ok(Json(DealList {
+        total: matching().count(),
+        deals: matching()
+            .take(MAX_LIST)
+            .map(|(id, d)| DealView::new(id, d, &state))
+            .collect(),
+    }))
+}
+
+/// Open deals whose repair data has this repair tree root: a reader
+/// computes the root from a file's manifest and so finds the file's deal
+/// (and where repair moved its shards) without being told its id.
+async fn deals_by_repair_root(
+    State(ledger): State<Arc<Ledger>>,
+    Path(root): Path<String>,
+) -> ApiResult<DealList> {
+    let root = parse_id("repair tree root", &root)?;
+    let state = ledger.store().state();
+    let matching = || {
+        state
+            .deals()
+            .filter(move |(_, d)| d.repair.as_ref().is_some_and(|r| r.data.root == root))
     };
     Ok(Json(DealList {
         total: matching().count(),
@@ -724,6 +748,15 @@ mod tests {
         let l = expect(http, "/chain/deals", 200).await;
         assert_eq!(l["total"], 1);
         expect(http, "/chain/deals?owner=bob", 400).await;
+        // No deal names repair data with this root (this one names none).
+        let l = expect(
+            http,
+            &format!("/chain/deals/repair/{}", hex::encode([7u8; 32])),
+            200,
+        )
+        .await;
+        assert_eq!(l["total"], 0, "{l}");
+        expect(http, "/chain/deals/repair/zz", 400).await;
 
         let b = expect(http, "/chain/block/1", 200).await;
         assert_eq!(b["digest"], hex::encode(digest(1)));

@@ -22,7 +22,12 @@
 //! of the state so that only transactions that apply are proposed (without
 //! checking signatures again: each was verified when it was admitted). After a
 //! block is committed, [`Mempool::remove_committed`] drops what it included
-//! and whatever its state made stale.
+//! and whatever its state made stale: a nonce the state passed, and a
+//! sender's next transaction that no longer applies (a repair claim another
+//! repairer's claim beat, say) with the later nonces that depend on it.
+//! `select` would skip such a transaction forever, and until it expired it
+//! would hold back every later transaction of its sender, a storage node's
+//! proofs among them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -371,7 +376,39 @@ impl Mempool {
                 self.remove_entry(sender, nonce);
             }
         }
+        self.drop_inapplicable(state);
         self.expire(Instant::now());
+    }
+
+    /// Drops each sender's next transaction that does not apply on `state`,
+    /// with the sender's later ones (they cannot apply without it). Dry-run
+    /// in turn on one copy of the state, as [`Self::select`] would propose
+    /// them.
+    fn drop_inapplicable(&mut self, state: &ChainState) {
+        if self.by_sender.is_empty() {
+            return;
+        }
+        let mut sim = state.clone();
+        let mut dead: Vec<(Address, u64)> = Vec::new();
+        for (sender, pending) in &self.by_sender {
+            let nonce = state.account(sender).nonce;
+            let Some(entry) = pending.get(&nonce) else {
+                continue;
+            };
+            if let Err(why) = sim.apply_verified(&entry.tx) {
+                tracing::debug!(
+                    tx = %hex::encode(entry.id),
+                    %sender,
+                    reason = %why,
+                    later = pending.len() - 1,
+                    "dropping a pending transaction that no longer applies"
+                );
+                dead.extend(pending.range(nonce..).map(|(n, _)| (*sender, *n)));
+            }
+        }
+        for (sender, nonce) in dead {
+            self.remove_entry(sender, nonce);
+        }
     }
 
     /// Drops transactions older than `max_age`, and with each its sender's
@@ -760,6 +797,33 @@ mod tests {
         assert_eq!(p.next_nonce(&s, &addr(2)), 1);
         let next = p.select(&s, 10, 1 << 20);
         assert_eq!(next.len(), 2);
+    }
+
+    #[test]
+    fn after_a_block_what_no_longer_applies_is_dropped_with_its_successors() {
+        let g: Genesis = genesis();
+        let mut s = ChainState::from_genesis(&g).unwrap();
+        let mut p = pool();
+        // Sender 1's next transaction pays more than it has: it can never
+        // apply, and would hold back its nonce 1 until it expired.
+        let balance = s.account(&addr(1)).balance;
+        let stuck = transfer(1, 0, 2, balance);
+        let behind = transfer(1, 1, 2, 10);
+        let fine = transfer(3, 0, 1, 10);
+        for t in [&stuck, &behind, &fine] {
+            insert(&mut p, t, &s).unwrap();
+        }
+        assert_eq!(p.next_nonce(&s, &addr(1)), 2);
+        let included = vec![transfer(2, 0, 3, 5)];
+        s.apply_block(1, [1; 32], &included).unwrap();
+        p.remove_committed(&included, &s);
+        assert!(!p.contains(&stuck.id()));
+        assert!(!p.contains(&behind.id()));
+        assert!(p.contains(&fine.id()));
+        assert_eq!(p.len(), 1);
+        // The sender's nonces are free again.
+        assert_eq!(p.next_nonce(&s, &addr(1)), 0);
+        insert(&mut p, &transfer(1, 0, 2, 10), &s).unwrap();
     }
 
     #[test]

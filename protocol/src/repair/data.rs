@@ -20,11 +20,33 @@ use serde::{Deserialize, Serialize};
 use crate::chain::merkle::{self, Sibling};
 use crate::chain::{Deal, RepairRef};
 use crate::id::ContentId;
+use crate::manifest::Manifest;
 
 /// The version this code writes and reads.
 pub const REPAIR_DATA_VERSION: u8 = 1;
 /// Largest encoded repair data accepted.
 pub const MAX_REPAIR_DATA_BYTES: usize = 64 << 20;
+
+/// Each segment of a file as its repair data lists it: the `(id, size)`
+/// of its shards in index order.
+pub fn manifest_segments(manifest: &Manifest) -> Vec<Vec<(ContentId, u64)>> {
+    (0..manifest.segment_count())
+        .filter_map(|s| {
+            let size = u64::from(manifest.layout().segment(s)?.shard_size);
+            let ids = manifest.segment_shards(s)?;
+            Some(ids.iter().map(|id| (*id, size)).collect())
+        })
+        .collect()
+}
+
+/// The repair tree's root over `segments` (each segment's `(id, size)`
+/// shards in index order), as [`RepairRef::root`] names it. A reader
+/// computes it from a file's manifest ([`manifest_segments`]) to find the
+/// file's deal on the chain without being told its id.
+pub fn tree_root(segments: &[Vec<(ContentId, u64)>]) -> Option<[u8; 32]> {
+    let leaves: Vec<(ContentId, u64)> = segments.iter().flatten().copied().collect();
+    merkle::root(&leaves)
+}
 
 /// A deal's public repair data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

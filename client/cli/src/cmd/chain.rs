@@ -217,6 +217,44 @@ pub fn account(global: &Global, address: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A deal's repairs: what moved where, the claims waiting for their
+/// bounty, and the counts of paid and failed ones.
+fn print_repair(r: &cairn_client::chain::api::DealRepairView) {
+    let node = |n: &Option<cairn_protocol::chain::Address>| {
+        n.map_or_else(|| "an unknown node".to_string(), |a| a.to_string())
+    };
+    println!(
+        "  repair     {} shard(s) moved; {} pending, {} done (paid {}), {} failed",
+        r.moved.len(),
+        r.pending,
+        r.done,
+        r.paid,
+        r.failed
+    );
+    for p in &r.pending_claims {
+        let sampled = p.holders.iter().filter(|h| h.sampled).count();
+        println!(
+            "    pending  by {} at height {}: bounty {}, {}/{} new holder(s) proven",
+            p.repairer,
+            p.claimed_at,
+            p.bounty,
+            sampled,
+            p.holders.len()
+        );
+    }
+    for m in r.moved.iter().take(20) {
+        println!(
+            "    moved    segment {} shard {} to {}",
+            m.segment,
+            m.index,
+            node(&m.node)
+        );
+    }
+    if r.moved.len() > 20 {
+        println!("    ({} more moved)", r.moved.len() - 20);
+    }
+}
+
 /// `cairn deals [--owner ADDRESS]`: without --owner, the user's own.
 pub fn deals(global: &Global, owner: Option<&str>, all: bool) -> anyhow::Result<()> {
     let chain = client(global)?;
@@ -259,6 +297,9 @@ pub fn deals(global: &Global, owner: Option<&str>, all: bool) -> anyhow::Result<
                 "  {}  {:<12} {} proven, {} missed, paid {}{lost}",
                 c.node, c.status, c.proofs_accepted, c.proofs_missed, c.paid
             );
+        }
+        if let Some(r) = &d.repair {
+            print_repair(r);
         }
     }
     if list.total > list.deals.len() {

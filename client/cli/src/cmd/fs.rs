@@ -267,8 +267,12 @@ fn print_commit(
             None => String::new(),
         }
     );
-    if let Some(e) = &report.deal_error {
-        eprintln!("warning: the commit is published, but no storage deal was opened: {e}");
+    match (&report.deal, &report.deal_error) {
+        (None, Some(e)) => {
+            eprintln!("warning: the commit is published, but no storage deal was opened: {e}")
+        }
+        (Some(_), Some(e)) => eprintln!("warning: {e}; its objects are not repaired by others"),
+        _ => {}
     }
     Ok(())
 }

@@ -330,15 +330,51 @@ pub fn stat(global: &Global, cap: &str) -> anyhow::Result<()> {
             "nodes      {}/{} answered",
             status.nodes_answered, status.nodes_asked
         );
+        match (&status.deal, &status.chain_error) {
+            (Some(deal), _) => println!(
+                "chain      deal {deal}; {} shard(s) repaired onto new holders",
+                status.repaired_shards
+            ),
+            (None, Some(e)) => println!("chain      no view: {e}"),
+            (None, None) => {}
+        }
         let weak: Vec<_> = status
             .segments
             .iter()
-            .filter(|s| s.available < status.n)
+            .filter(|s| {
+                s.available < status.n
+                    || s.chain
+                        .as_ref()
+                        .is_some_and(|c| c.healthy < status.n || c.repaired > 0)
+            })
             .take(10)
             .collect();
         for s in weak {
+            let chain = s.chain.as_ref().map_or(String::new(), |c| {
+                let moved: Vec<String> = c
+                    .shards
+                    .iter()
+                    .filter(|x| x.repaired)
+                    .map(|x| {
+                        let node = x.node.map_or("?".to_string(), |a| a.to_string());
+                        format!("{}→{}", x.index, &node[..node.len().min(12)])
+                    })
+                    .collect();
+                format!(
+                    "; chain: {} on active, {} on faulty, {} lost nodes ({}){}",
+                    c.healthy,
+                    c.unhealthy,
+                    c.lost,
+                    c.verdict,
+                    if moved.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", repaired {}", moved.join(" "))
+                    }
+                )
+            });
             println!(
-                "  segment {:>6}: {}/{} shards",
+                "  segment {:>6}: {}/{} shards{chain}",
                 s.index, s.available, status.n
             );
         }

@@ -40,6 +40,21 @@ async fn two_devices_commit_at_once_and_lose_no_update() {
     let report = first.commit().await.unwrap();
     assert_eq!(report.version, 1);
     assert!(report.deal.is_some(), "{report:?}");
+    assert_eq!(report.deal_error, None, "{report:?}");
+    // The commit's deal names repair data over its objects' segments (the
+    // directory's, since both files are inline), so strangers can repair it.
+    let deal = a
+        .chain()
+        .unwrap()
+        .deal(report.deal.as_ref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let repair = deal
+        .repair
+        .unwrap_or_else(|| panic!("a namespace deal without repair data"));
+    assert_eq!((repair.k, repair.m), (2, 2));
+    assert!(repair.segments >= 1, "{repair:?}");
 
     // Both devices start from version 1 and change the same file.
     let mut on_a = Namespace::open(&a).await.unwrap();
