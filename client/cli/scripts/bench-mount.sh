@@ -32,7 +32,8 @@ export HOME=$W/home
 mkdir -p "$HOME" "$MNT"
 "$CAIRN" devnet up --dir "$W/devnet" --nodes "$NODES" --capacity 16GiB >/dev/null
 if [ -n "${DATA_SHARDS:-}" ]; then
-  printf 'data_shards = %s\nparity_shards = %s\n' "$DATA_SHARDS" "${PARITY_SHARDS:-1}" >>"$W/devnet/client.toml"
+  sed -i -e "s/^data_shards = .*/data_shards = $DATA_SHARDS/" \
+    -e "s/^parity_shards = .*/parity_shards = ${PARITY_SHARDS:-1}/" "$W/devnet/client.toml"
 fi
 C=("$CAIRN" --config "$W/devnet/client.toml")
 now() { date +%s.%N; }
