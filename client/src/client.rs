@@ -276,6 +276,22 @@ impl Client {
         upload::upload(&self.network, Box::new(reader), plan, None, progress).await
     }
 
+    /// Uploads everything a blocking `reader` yields (not resumable). It is
+    /// read on a thread of its own, so it may block until more bytes exist:
+    /// the mount streams a file still being written this way. `size_hint`
+    /// only feeds the progress report.
+    pub async fn put_reader(
+        &self,
+        reader: Box<dyn std::io::Read + Send>,
+        size_hint: u64,
+        options: &PutOptions,
+    ) -> Result<PutReport, Error> {
+        let params = self.coding_params(options.params)?;
+        let plan = self.plan(FileKey::generate(), params, random32(), size_hint);
+        let progress = options.progress.clone().unwrap_or_else(|| Arc::new(Silent));
+        upload::upload(&self.network, reader, plan, None, progress).await
+    }
+
     /// Writes the whole file to `writer`, verified, in order.
     pub async fn get<W: AsyncWrite + Unpin + Send>(
         &self,

@@ -6,13 +6,18 @@
 # peak RSS. Needs fuse3 and python3; run as a user who may mount FUSE.
 #
 #   CAIRN=target/debug/cairn client/cli/scripts/bench-mount.sh
-#   env: SIZE_MIB (256), FILES (1000), ENTRIES (10000), NODES (5)
+#   env: SIZE_MIB (256), FILES (1000), ENTRIES (10000), NODES (5);
+#   DATA_SHARDS / PARITY_SHARDS (the devnet's by default); BIG_ONLY=1 runs
+#   only the big-file write and read; COPY_MIB copies that much (the big
+#   file again and again) into the mount and reports the mount's peak RSS.
 set -euo pipefail
 CAIRN=${CAIRN:-cairn}
 SIZE_MIB=${SIZE_MIB:-256}
 FILES=${FILES:-1000}
 ENTRIES=${ENTRIES:-10000}
 NODES=${NODES:-5}
+BIG_ONLY=${BIG_ONLY:-0}
+COPY_MIB=${COPY_MIB:-0}
 W=$(mktemp -d)
 MNT=$W/mnt
 MOUNT_PID=
@@ -26,6 +31,10 @@ trap cleanup EXIT
 export HOME=$W/home
 mkdir -p "$HOME" "$MNT"
 "$CAIRN" devnet up --dir "$W/devnet" --nodes "$NODES" --capacity 16GiB >/dev/null
+if [ -n "${DATA_SHARDS:-}" ]; then
+  sed -i -e "s/^data_shards = .*/data_shards = $DATA_SHARDS/" \
+    -e "s/^parity_shards = .*/parity_shards = ${PARITY_SHARDS:-1}/" "$W/devnet/client.toml"
+fi
 C=("$CAIRN" --config "$W/devnet/client.toml")
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$(now)"; }
@@ -41,12 +50,30 @@ mount_down() { kill "$MOUNT_PID"; wait "$MOUNT_PID"; MOUNT_PID=; }
 head -c $((SIZE_MIB << 20)) /dev/urandom >"$W/big"
 t=$(now); "${C[@]}" put "$W/big" /put/ >/dev/null; put_s=$(since "$t")
 t=$(now); "${C[@]}" get /put/big -o "$W/big.get" >/dev/null; get_s=$(since "$t")
+rm -f "$W/big.get"
 
 mount_up
 mkdir "$MNT/w"
 t=$(now); dd if="$W/big" of="$MNT/w/big" bs=1M conv=fsync status=none; write_s=$(since "$t")
 t=$(now); cat "$MNT/put/big" >/dev/null; read_s=$(since "$t")
 rss_big=$(grep VmHWM /proc/"$MOUNT_PID"/status | awk '{print $2}')
+echo "big file:   $SIZE_MIB MiB"
+echo "cairn put:  $(mib_s "$SIZE_MIB" "$put_s") MiB/s   mount write (dd + fsync): $(mib_s "$SIZE_MIB" "$write_s") MiB/s"
+echo "cairn get:  $(mib_s "$SIZE_MIB" "$get_s") MiB/s   mount read (cat):         $(mib_s "$SIZE_MIB" "$read_s") MiB/s"
+echo "mount peak RSS after the big file: $((rss_big >> 10)) MiB"
+if [ "$COPY_MIB" -gt 0 ]; then
+  mkdir "$MNT/copy"
+  t=$(now)
+  for i in $(seq 1 $(( (COPY_MIB + SIZE_MIB - 1) / SIZE_MIB ))); do
+    dd if="$W/big" of="$MNT/copy/big$i" bs=1M status=none
+  done
+  python3 -c "import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)" "$MNT/copy"
+  copy_s=$(since "$t")
+  rss_copy=$(grep VmHWM /proc/"$MOUNT_PID"/status | awk '{print $2}')
+  copied=$(( (COPY_MIB + SIZE_MIB - 1) / SIZE_MIB * SIZE_MIB ))
+  echo "copy:       $copied MiB in ${copy_s} s ($(mib_s "$copied" "$copy_s") MiB/s); mount peak RSS $((rss_copy >> 10)) MiB"
+fi
+[ "$BIG_ONLY" = 1 ] && exit 0
 
 python3 - "$W/small" "$FILES" <<'PY'
 import os, random, sys
@@ -98,9 +125,6 @@ t=$(now); n=$(ls -l "$MNT/many/many" | wc -l); ls_cold=$(since "$t")
 t=$(now); ls -l "$MNT/many/many" >/dev/null; ls_warm=$(since "$t")
 mount_down
 
-echo "big file:   $SIZE_MIB MiB"
-echo "cairn put:  $(mib_s "$SIZE_MIB" "$put_s") MiB/s   mount write (dd + fsync): $(mib_s "$SIZE_MIB" "$write_s") MiB/s"
-echo "cairn get:  $(mib_s "$SIZE_MIB" "$get_s") MiB/s   mount read (cat):         $(mib_s "$SIZE_MIB" "$read_s") MiB/s"
 echo "cp -a:      $FILES files, $((small_bytes >> 20)) MiB in ${cp_s} s = $(python3 -c "print(f'{$FILES / $cp_s:.0f}')") files/s, $deals_cp deals"
 echo "fsync of a 100-byte file (commit latency): median/min/max ${lat// //} s"
 echo "ls -l of $((n - 1)) entries: cold ${ls_cold} s, warm ${ls_warm} s"

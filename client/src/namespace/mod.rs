@@ -139,6 +139,10 @@ impl<'a> Namespace<'a> {
         self
     }
 
+    pub fn options(&self) -> NsOptions {
+        self.options
+    }
+
     pub fn client(&self) -> &Client {
         self.client
     }

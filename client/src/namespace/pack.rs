@@ -18,7 +18,9 @@ use cairn_protocol::namespace::{Entry, EntryKind, FileData, NsPath, ObjectRef, T
 use super::batch::Op;
 use super::tree::{path_of, DirState};
 use super::{objects, Namespace, NsError};
+use crate::upload::PlacedShard;
 use crate::PutOptions;
+use cairn_protocol::Capability;
 
 /// The time and permission bits of local metadata.
 pub(crate) fn local_times(meta: &std::fs::Metadata) -> (u32, Timestamp) {
@@ -93,6 +95,32 @@ impl Namespace<'_> {
         };
         self.put_entry(dest, entry).await?;
         Ok(report.size_bytes)
+    }
+
+    /// Adds a file already uploaded (`report`, as [`crate::Client::put_reader`]
+    /// returns it) at `dest`; its shards join the batch's deal.
+    pub async fn put_uploaded(
+        &mut self,
+        dest: &NsPath,
+        capability: &Capability,
+        size: u64,
+        placement: &[PlacedShard],
+        mode: u32,
+        mtime: Timestamp,
+    ) -> Result<(), NsError> {
+        if self.stat(dest).await?.is_some_and(|e| e.is_dir()) {
+            return Err(NsError::IsADirectory(dest.clone()));
+        }
+        self.placement.extend(placement.iter().copied());
+        let entry = Entry {
+            kind: EntryKind::File {
+                size,
+                data: FileData::Object(ObjectRef::from(capability)),
+            },
+            mode: mode & MODE_MASK,
+            mtime,
+        };
+        self.put_entry(dest, entry).await
     }
 
     /// Adds a file with these contents at `dest`.

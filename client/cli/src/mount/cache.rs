@@ -11,15 +11,65 @@
 //! died is dropped (its `.data` has no record), so a file is there whole
 //! or not at all. `fsync` commits before it returns, so nothing it
 //! acknowledged depends on the replay.
+//!
+//! A file uploaded while it was written ([`super::stream`]) is recorded
+//! with its capability and where its shards went instead: its bytes need
+//! not stay on disk (those the upload had read may have left already, to
+//! keep the cache within its bound), and a replay puts the uploaded object
+//! back into the tree and opens its deal with the next commit.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use cairn_client::{PlacedShard, PutReport};
 use cairn_protocol::namespace::{NsPath, Timestamp};
+use cairn_protocol::Capability;
 use serde::{Deserialize, Serialize};
+
+use super::stream::Stream;
+
+/// A file already stored on the nodes, as its crash record names it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Uploaded {
+    pub capability: String,
+    pub size: u64,
+    /// (node's peer id, object id, bytes) of every shard and manifest copy.
+    pub placement: Vec<(String, String, u64)>,
+}
+
+impl Uploaded {
+    pub fn of(report: &PutReport) -> Self {
+        Self {
+            capability: report.capability.to_string(),
+            size: report.size_bytes,
+            placement: report
+                .placement
+                .iter()
+                .map(|p| (p.node.to_string(), p.id.to_string(), p.size))
+                .collect(),
+        }
+    }
+
+    /// The capability and placement back; `None` if the record is damaged.
+    pub fn parse(&self) -> Option<(Capability, Vec<PlacedShard>)> {
+        let cap = self.capability.parse().ok()?;
+        let placement = self
+            .placement
+            .iter()
+            .map(|(node, id, size)| {
+                Some(PlacedShard {
+                    node: node.parse().ok()?,
+                    id: id.parse().ok()?,
+                    size: *size,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some((cap, placement))
+    }
+}
 
 /// A closed file waiting for its commit, as recorded on disk.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,6 +78,10 @@ pub struct Record {
     pub mode: u32,
     pub secs: i64,
     pub nanos: u32,
+    /// Set when the file was uploaded while written: the data file may be
+    /// gone or partial, and is not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object: Option<Uploaded>,
 }
 
 /// One cached file.
@@ -41,6 +95,14 @@ pub struct Cached {
     pub open: u32,
     /// Put into the batch, waiting for a commit.
     pub staged: bool,
+    /// Written from empty, every write at the end so far: a candidate
+    /// for uploading while written.
+    pub seq: bool,
+    /// The upload running while the file is written.
+    pub stream: Option<Stream>,
+    /// Bytes from the start that have left the local disk (the stream had
+    /// read them); 0 for a file wholly here.
+    pub released: u64,
 }
 
 /// The cache directory and the files in it, by inode.
@@ -51,6 +113,8 @@ pub struct Cache {
     _lock: nix::fcntl::Flock<File>,
     dir: PathBuf,
     files: HashMap<u64, Cached>,
+    /// Records of uploaded files whose data left the cache, by inode.
+    uploaded: HashMap<u64, PathBuf>,
     next: u64,
 }
 
@@ -70,6 +134,7 @@ impl Cache {
             _lock: lock,
             dir: files,
             files: HashMap::new(),
+            uploaded: HashMap::new(),
             next: 0,
         })
     }
@@ -87,7 +152,7 @@ impl Cache {
                         .ok()
                         .and_then(|b| serde_json::from_slice::<Record>(&b).ok());
                     match record {
-                        Some(r) if data.exists() => out.push((data, r)),
+                        Some(r) if r.object.is_some() || data.exists() => out.push((data, r)),
                         _ => {
                             let _ = std::fs::remove_file(&p);
                         }
@@ -128,6 +193,9 @@ impl Cache {
             dirty: false,
             open: 0,
             staged: false,
+            seq: true,
+            stream: None,
+            released: 0,
         }))
     }
 
@@ -157,17 +225,21 @@ impl Cache {
         path: &NsPath,
         mode: u32,
         mtime: Timestamp,
+        object: Option<Uploaded>,
     ) -> std::io::Result<()> {
         let c = self
             .files
             .get(&ino)
             .ok_or_else(|| std::io::Error::other("not cached"))?;
-        c.file.sync_all()?;
+        if object.is_none() {
+            c.file.sync_all()?;
+        }
         let record = Record {
             path: path.to_string(),
             mode,
             secs: mtime.secs,
             nanos: mtime.nanos,
+            object,
         };
         let json = c.data.with_extension("json");
         let tmp = c.data.with_extension("json.tmp");
@@ -180,9 +252,12 @@ impl Cache {
 
     /// Forgets the record of a file (it is being written again, or the
     /// path it named is gone).
-    pub fn unrecord(&self, ino: u64) {
+    pub fn unrecord(&mut self, ino: u64) {
         if let Some(c) = self.files.get(&ino) {
             let _ = std::fs::remove_file(c.data.with_extension("json"));
+        }
+        if let Some(json) = self.uploaded.remove(&ino) {
+            let _ = std::fs::remove_file(json);
         }
     }
 
@@ -192,6 +267,53 @@ impl Cache {
             let _ = std::fs::remove_file(c.data.with_extension("json"));
             let _ = std::fs::remove_file(&c.data);
         }
+        if let Some(json) = self.uploaded.remove(&ino) {
+            let _ = std::fs::remove_file(json);
+        }
+    }
+
+    /// Deletes an uploaded file's data but keeps its record until a commit
+    /// holds it (its bytes are read from the network from now on).
+    pub fn forget_data(&mut self, ino: u64) {
+        if let Some(c) = self.files.remove(&ino) {
+            let _ = std::fs::remove_file(&c.data);
+            self.uploaded.insert(ino, c.data.with_extension("json"));
+        }
+    }
+
+    /// Frees the disk space of bytes streams have read: returns how many
+    /// bytes left the disk.
+    pub fn release_taken(&mut self) -> u64 {
+        let mut freed = 0;
+        for c in self.files.values_mut() {
+            let Some(stream) = &c.stream else { continue };
+            let upto = stream.releasable() & !4095;
+            if upto <= c.released {
+                continue;
+            }
+            let flags = nix::fcntl::FallocateFlags::FALLOC_FL_PUNCH_HOLE
+                | nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE;
+            let (Ok(at), Ok(len)) = (i64::try_from(c.released), i64::try_from(upto - c.released))
+            else {
+                continue;
+            };
+            match nix::fcntl::fallocate(&c.file, flags, at, len) {
+                Ok(()) => {
+                    freed += upto - c.released;
+                    c.released = upto;
+                }
+                Err(e) => tracing::debug!("cannot free cache space: {e}"),
+            }
+        }
+        freed
+    }
+
+    /// A stream whose writer is ahead of its upload, if any.
+    pub fn stream_behind(&self) -> Option<&Stream> {
+        self.files
+            .values()
+            .filter_map(|c| c.stream.as_ref())
+            .find(|s| s.behind())
     }
 
     /// Deletes every staged file that no handle holds (after a commit).
@@ -205,17 +327,20 @@ impl Cache {
         for i in done {
             self.drop_file(i);
         }
+        for (_, json) in self.uploaded.drain() {
+            let _ = std::fs::remove_file(json);
+        }
         for c in self.files.values_mut() {
             c.staged = false;
         }
     }
 
-    /// Bytes on local disk.
+    /// Bytes on local disk (blocks in use: what streams released is not).
     pub fn bytes(&self) -> u64 {
         self.files
             .values()
             .filter_map(|c| c.file.metadata().ok())
-            .map(|m| m.len())
+            .map(|m| m.blocks() * 512)
             .sum()
     }
 

@@ -4,15 +4,17 @@
 //! A file opened for writing is copied into the write-back cache on local
 //! disk ([`cache`]), written there, and put into the namespace batch when
 //! its last handle closes (small files inline or packed, large ones
-//! uploaded on their own, as `cairn put`). The batch is committed
+//! uploaded on their own, as `cairn put`; a file written from its start
+//! in order is uploaded while it is written, [`stream`]). The batch is committed
 //! (`Namespace::commit`) every
 //! `commit_interval`, on `fsync`, and at unmount; `fsync` returns only
 //! once the commit is published on the chain, so what it acknowledged is
 //! durable in the network. Directory listings come from the tree loaded in
 //! memory and change with it. SIGTERM and ctrl-c unmount and flush. A mount
 //! that finds files a crashed one closed but had not committed puts them
-//! back first. The cache is bounded: once closed files waiting for a
-//! commit hold more than `cache_max` bytes, closing one more commits.
+//! back first. The cache is bounded by `cache_max` bytes of local disk:
+//! a writer waits while streamed bytes leave it, and once closed files
+//! waiting for a commit hold more, closing one more commits.
 //!
 //! | module | holds |
 //! |---|---|
@@ -21,12 +23,14 @@
 //! | [`cache`] | the write-back cache on local disk and its crash records |
 //! | [`inodes`] | inode numbers for paths |
 //! | [`status`] | the status file `cairn mount status` reads |
+//! | [`stream`] | a file uploaded while it is written |
 
 pub mod cache;
 pub mod fs;
 pub mod inodes;
 pub(crate) mod state;
 pub mod status;
+pub mod stream;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -90,7 +94,20 @@ async fn recover(
             secs: record.secs,
             nanos: record.nanos,
         };
-        state.ns.put_local(data, &path, record.mode, mtime).await?;
+        match &record.object {
+            Some(object) => {
+                let (cap, placement) = object.parse().ok_or_else(|| {
+                    NsError::Refused(format!("a damaged cache record for {}", record.path))
+                })?;
+                state
+                    .ns
+                    .put_uploaded(&path, &cap, object.size, &placement, record.mode, mtime)
+                    .await?;
+            }
+            None => {
+                state.ns.put_local(data, &path, record.mode, mtime).await?;
+            }
+        }
     }
     state.commit().await?;
     Ok(leftovers.len())
@@ -123,6 +140,8 @@ pub fn run(
     };
     let mut state = State {
         ns,
+        client,
+        rt: rt.handle().clone(),
         inodes: Inodes::default(),
         cache,
         read_only,

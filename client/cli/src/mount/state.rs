@@ -5,12 +5,13 @@ use std::os::unix::fs::FileExt;
 
 use cairn_protocol::namespace::{Entry, EntryKind, FileData, NsPath, Timestamp};
 
-use super::cache::Cache;
+use super::cache::{Cache, Uploaded};
 use super::fs::errno;
 use super::inodes::Inodes;
 use super::status::Status;
+use super::stream::Stream;
 use cairn_client::namespace::{Namespace, NsError};
-use cairn_client::GetOptions;
+use cairn_client::{Client, GetOptions};
 
 type Errno = i32;
 
@@ -43,11 +44,14 @@ impl ReadAhead {
 #[derive(Debug)]
 pub(crate) struct State {
     pub ns: Namespace<'static>,
+    pub client: &'static Client,
+    /// Where background uploads run.
+    pub rt: tokio::runtime::Handle,
     pub inodes: Inodes,
     pub cache: Cache,
     pub read_only: bool,
-    /// Closed files waiting for a commit may hold this many bytes of the
-    /// cache; past it, closing a file commits.
+    /// The cache's bound in bytes of local disk: past it, writers wait
+    /// for streamed bytes to leave it, and closing a file commits.
     pub cache_max: u64,
     pub status: Status,
     /// Times set explicitly on cached files (by `utimens`), kept until the
@@ -175,8 +179,14 @@ impl State {
         if self.cache.get(ino).is_some() {
             if truncate {
                 let c = self.cache.get_mut(ino).ok_or(libc::EIO)?;
+                // Emptied: wholly local again, and a new stream may start.
+                if let Some(s) = c.stream.take() {
+                    s.abort();
+                }
                 c.file.set_len(0).map_err(io)?;
                 c.dirty = true;
+                c.seq = true;
+                c.released = 0;
             }
             return Ok(());
         }
@@ -193,6 +203,9 @@ impl State {
                 }
             }
             return Ok(());
+        }
+        if let Some(c) = self.cache.get_mut(ino) {
+            c.seq = false;
         }
         match data {
             FileData::Object(o) => {
@@ -241,8 +254,15 @@ impl State {
     /// [`READ_AHEAD`] bytes per request to the network, not the kernel's
     /// 128 KiB.
     pub async fn read(&mut self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
-        if self.cache.get(ino).is_some() {
-            return self.cache.read(ino, offset, size as usize).map_err(io);
+        if let Some(c) = self.cache.get(ino) {
+            if c.released == 0 || offset >= c.released {
+                return self.cache.read(ino, offset, size as usize).map_err(io);
+            }
+            if c.stream.is_some() || c.dirty {
+                // Uploaded but not finished: not readable until closed.
+                return Err(libc::EIO);
+            }
+            // Finished (at fsync): the tree names the uploaded object.
         }
         let path = self.path(ino)?;
         // The tree is loaded up to this file (the kernel looked it up).
@@ -277,11 +297,54 @@ impl State {
 
     pub fn write(&mut self, ino: u64, offset: u64, data: &[u8]) -> Result<(), Errno> {
         self.writable()?;
+        self.make_room(data.len() as u64);
+        let stream_after = self.ns.options().pack_file_max;
         let c = self.cache.get_mut(ino).ok_or(libc::EBADF)?;
+        self.times.remove(&ino);
+        if let Some(s) = &c.stream {
+            if s.write(&c.file, offset, data).map_err(io)? {
+                c.dirty = true;
+                return Ok(());
+            }
+            // Below what the upload read: upload at close instead.
+            if let Some(s) = c.stream.take() {
+                s.abort();
+            }
+            c.seq = false;
+        }
+        if c.released > 0 {
+            tracing::warn!(
+                "a file larger than the cache was rewritten where it had left the cache"
+            );
+            return Err(libc::EIO);
+        }
+        let len = c.file.metadata().map_err(io)?.len();
+        if offset != len {
+            c.seq = false;
+        }
         c.file.write_all_at(data, offset).map_err(io)?;
         c.dirty = true;
-        self.times.remove(&ino);
+        let end = offset + data.len() as u64;
+        if c.seq && c.stream.is_none() && end > stream_after {
+            let file = c.file.try_clone().map_err(io)?;
+            c.stream = Some(Stream::start(self.client, file, end, &self.rt));
+        }
         Ok(())
+    }
+
+    /// Waits until `need` more bytes fit in the cache's bound, freeing
+    /// what streams have read; returns early when nothing more can be
+    /// freed now (closed files leave the cache only through a commit).
+    fn make_room(&mut self, need: u64) {
+        while self.cache.bytes() + need > self.cache_max {
+            if self.cache.release_taken() > 0 {
+                continue;
+            }
+            match self.cache.stream_behind() {
+                Some(s) => s.wait_taken(std::time::Duration::from_millis(200)),
+                None => return,
+            }
+        }
     }
 
     pub async fn setattr(
@@ -298,7 +361,25 @@ impl State {
         if let Some(size) = size {
             self.cached(ino, false).await?;
             let c = self.cache.get_mut(ino).ok_or(libc::EIO)?;
-            c.file.set_len(size).map_err(io)?;
+            let mut done = false;
+            if let Some(s) = &c.stream {
+                done = s.set_len(&c.file, size).map_err(io)?;
+                if !done {
+                    if let Some(s) = c.stream.take() {
+                        s.abort();
+                    }
+                    c.seq = false;
+                }
+            }
+            if !done {
+                if c.released > 0 {
+                    return Err(libc::EIO);
+                }
+                if c.file.metadata().map_err(io)?.len() != size {
+                    c.seq = false;
+                }
+                c.file.set_len(size).map_err(io)?;
+            }
             c.dirty = true;
             if c.open == 0 {
                 // truncate(2) on a closed file: put it back now.
@@ -329,6 +410,7 @@ impl State {
             return Ok(());
         }
         let (data, open) = (c.data.clone(), c.open);
+        let released = c.released;
         let Some(path) = self.inodes.path(ino).cloned() else {
             // Unlinked while open: its bytes die with the last handle.
             if open == 0 {
@@ -338,8 +420,48 @@ impl State {
         };
         let entry = self.entry(&path).await?;
         let mtime = self.times.remove(&ino).unwrap_or_else(Timestamp::now);
+        let stream = self.cache.get_mut(ino).and_then(|c| c.stream.take());
+        if let Some(stream) = stream {
+            match stream.finish().await {
+                Ok(report) if report.size_bytes > self.ns.options().pack_file_max => {
+                    let object = Uploaded::of(&report);
+                    self.cache
+                        .record(ino, &path, entry.mode, mtime, Some(object))
+                        .map_err(io)?;
+                    self.ns
+                        .put_uploaded(
+                            &path,
+                            &report.capability,
+                            report.size_bytes,
+                            &report.placement,
+                            entry.mode,
+                            mtime,
+                        )
+                        .await
+                        .map_err(|e| errno(&e))?;
+                    self.status.staged += 1;
+                    if open == 0 {
+                        self.cache.forget_data(ino);
+                    } else if let Some(c) = self.cache.get_mut(ino) {
+                        c.dirty = false;
+                        c.staged = true;
+                    }
+                    return Ok(());
+                }
+                // Truncated below the pack limit: packed from the cache.
+                Ok(_) => {}
+                Err(e) if released == 0 => {
+                    tracing::warn!("background upload failed, uploading from the cache: {e}");
+                }
+                Err(e) => {
+                    tracing::warn!("background upload of a file larger than the cache failed: {e}");
+                    self.status.last_error = Some(e.to_string());
+                    return Err(libc::EIO);
+                }
+            }
+        }
         self.cache
-            .record(ino, &path, entry.mode, mtime)
+            .record(ino, &path, entry.mode, mtime, None)
             .map_err(io)?;
         self.ns
             .put_local(&data, &path, entry.mode, mtime)

@@ -481,3 +481,73 @@ fn sigkill_keeps_what_fsync_acknowledged_and_nothing_half() {
     assert_eq!(std::fs::read(fresh.join("small.txt")).unwrap(), small);
     m.unmount();
 }
+
+/// Bytes of local disk the files in a mount's cache use.
+fn cache_use(cache: &Path) -> u64 {
+    std::fs::read_dir(cache.join("files"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.blocks() * 512)
+        .sum()
+}
+
+#[test]
+fn a_file_larger_than_the_cache_is_uploaded_while_written_within_the_bound() {
+    let net = TestNet::start(4);
+    let config = net.config_file(2, 2);
+    let home = net.dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let work = net.dir.path();
+    let (mnt, cache) = (work.join("mnt"), work.join("cache"));
+    const MAX: u64 = 8 << 20;
+    let m = mount(
+        &config,
+        &home,
+        &mnt,
+        &cache,
+        &["--cache-max", "8MiB", "--commit-interval", "3600"],
+    );
+    // Five times the cache, written in order as `dd` does.
+    let big = content(40 << 20, 11);
+    let mut f = File::create(mnt.join("big.bin")).unwrap();
+    let mut most = 0;
+    for chunk in big.chunks(1 << 20) {
+        f.write_all(chunk).unwrap();
+        most = most.max(cache_use(&cache));
+    }
+    f.sync_all().unwrap();
+    drop(f);
+    // A write may land before room is made for the next one: one write
+    // (1 MiB) and a page of rounding above the bound, never a file's worth.
+    assert!(
+        most <= MAX + (1 << 20) + 4096,
+        "the cache held {most} bytes, bound {MAX}"
+    );
+    assert_same(
+        &std::fs::read(mnt.join("big.bin")).unwrap(),
+        &big,
+        "read back through the mount",
+    );
+    // Rewritten in the middle while its upload runs (it fits the cache, so
+    // nothing left the disk): the stream is dropped, the file is uploaded
+    // at close from the cache, and it is correct after remount.
+    let mut changed = big[..6 << 20].to_vec();
+    changed[5 << 20..(5 << 20) + 7].copy_from_slice(b"changed");
+    let mut f = File::create(mnt.join("again.bin")).unwrap();
+    f.write_all(&big[..6 << 20]).unwrap();
+    f.write_all_at(b"changed", 5 << 20).unwrap();
+    drop(f);
+    m.unmount();
+    let m = mount(&config, &home, &mnt, &cache, &[]);
+    assert_same(
+        &std::fs::read(mnt.join("big.bin")).unwrap(),
+        &big,
+        "after remount",
+    );
+    assert_same(
+        &std::fs::read(mnt.join("again.bin")).unwrap(),
+        &changed,
+        "rewritten after streaming",
+    );
+    m.unmount();
+}
