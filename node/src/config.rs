@@ -114,6 +114,11 @@ struct RawLimits {
     streams_per_connection: Option<usize>,
     request_timeout_secs: Option<u64>,
     gc_interval_secs: Option<u64>,
+    response_buffer: Option<String>,
+    max_requests: Option<usize>,
+    store_threads: Option<usize>,
+    max_connections: Option<usize>,
+    connections_per_peer: Option<usize>,
 }
 
 /// A checked configuration.
@@ -192,6 +197,18 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// How often expired shards are collected.
     pub gc_interval: Duration,
+    /// Bytes of response bodies held at once, over all peers: a fetch
+    /// reserves its answer's size before it reads a byte, waits briefly for
+    /// room, and is answered `busy` if none comes.
+    pub response_buffer: u64,
+    /// Requests in flight at once, over all peers (shard and chain API).
+    pub max_requests: usize,
+    /// Threads doing store work (reads, hashing, writes) at once.
+    pub store_threads: usize,
+    /// Open connections, over all peers.
+    pub max_connections: usize,
+    /// Open connections of one peer.
+    pub connections_per_peer: usize,
 }
 
 impl Default for Limits {
@@ -202,6 +219,11 @@ impl Default for Limits {
             streams_per_connection: 64,
             request_timeout: Duration::from_secs(60),
             gc_interval: Duration::from_secs(300),
+            response_buffer: 256 << 20,
+            max_requests: 512,
+            store_threads: 16,
+            max_connections: 512,
+            connections_per_peer: 8,
         }
     }
 }
@@ -346,6 +368,40 @@ impl Config {
                 l.gc_interval_secs.map(|v| v as usize),
                 defaults.gc_interval.as_secs() as usize,
             )? as u64),
+            response_buffer: match l.response_buffer {
+                Some(b) => {
+                    let v = parse_size(&b)
+                        .map_err(|e| field("limits.response_buffer", e.to_string()))?;
+                    let min = cairn_protocol::wire::MAX_RANGE_BODY;
+                    if v < min {
+                        return Err(field(
+                            "limits.response_buffer",
+                            format!(
+                                "must hold at least one whole-shard answer ({})",
+                                format_size(min)
+                            ),
+                        ));
+                    }
+                    v
+                }
+                None => defaults.response_buffer,
+            },
+            max_requests: positive("limits.max_requests", l.max_requests, defaults.max_requests)?,
+            store_threads: positive(
+                "limits.store_threads",
+                l.store_threads,
+                defaults.store_threads,
+            )?,
+            max_connections: positive(
+                "limits.max_connections",
+                l.max_connections,
+                defaults.max_connections,
+            )?,
+            connections_per_peer: positive(
+                "limits.connections_per_peer",
+                l.connections_per_peer,
+                defaults.connections_per_peer,
+            )?,
         };
         let chain = match raw.chain {
             None if validator => {
@@ -565,8 +621,17 @@ rate = "64MiB"
 [limits]
 # Request bodies buffered at once over all peers.
 inbound_buffer = "256MiB"
+# Response bodies held at once over all peers; a fetch that finds no room
+# within 2 s is answered busy.
+response_buffer = "256MiB"
 requests_per_peer = 32
+# Requests in flight over all peers.
+max_requests = 512
 streams_per_connection = 64
+max_connections = 512
+connections_per_peer = 8
+# Threads doing store work (reads, hashing, writes) at once.
+store_threads = 16
 request_timeout_secs = 60
 gc_interval_secs = 300
 "#,
@@ -612,6 +677,22 @@ mod tests {
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.limits.requests_per_peer, 32);
+        assert_eq!(c.limits.response_buffer, Limits::default().response_buffer);
+        assert_eq!(c.limits.store_threads, 16);
+    }
+
+    #[test]
+    fn a_response_buffer_below_one_whole_shard_answer_is_refused() {
+        let s = sample();
+        let e = error_of(&s.replace(
+            "response_buffer = \"256MiB\"",
+            "response_buffer = \"32MiB\"",
+        ));
+        assert!(e.contains("limits.response_buffer"), "{e}");
+        let e = error_of(&s.replace("store_threads = 16", "store_threads = 0"));
+        assert!(e.contains("limits.store_threads"), "{e}");
+        let c = Config::parse(&s.replace("max_connections = 512", "max_connections = 3")).unwrap();
+        assert_eq!(c.limits.max_connections, 3);
     }
 
     fn error_of(text: &str) -> String {
