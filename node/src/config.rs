@@ -97,6 +97,11 @@ struct RawChain {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     listen: Option<String>,
+    header_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    max_concurrent: Option<usize>,
+    max_connections: Option<usize>,
+    max_body: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -136,6 +141,8 @@ pub struct Config {
     pub external: Vec<Multiaddr>,
     /// Where `/metrics` and `/status` are served; `None` turns HTTP off.
     pub http: Option<SocketAddr>,
+    /// Bounds on the HTTP endpoint.
+    pub http_limits: HttpLimits,
     pub scrub_interval: Duration,
     /// Bytes per second the scrubber may read.
     pub scrub_rate: u64,
@@ -182,6 +189,35 @@ pub struct ChainConfig {
     /// are taken from the config file's directory. `None`:
     /// `<data dir>/validator.share` ([`Config::share_path`]).
     pub share: Option<PathBuf>,
+}
+
+/// Bounds on the HTTP endpoint (`[http]`), on every route.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// How long a client may take to send a request's headers; a slower
+    /// connection (slow-loris) is closed.
+    pub header_timeout: Duration,
+    /// How long one request may take, body and answer included (408 past it).
+    pub request_timeout: Duration,
+    /// Requests being answered at once; more are answered 503 at once.
+    pub max_concurrent: usize,
+    /// Open connections; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Largest request body (413 past it); `POST /chain/tx` has its own,
+    /// smaller limit.
+    pub max_body: u64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_concurrent: 64,
+            max_connections: 256,
+            max_body: 1 << 20,
+        }
+    }
 }
 
 /// Bounds on what peers can make the node hold or do at once.
@@ -320,6 +356,39 @@ impl Config {
                     .map_err(|e| field("http.listen", format!("'{text}': {e}")))?,
             ),
         };
+        let http_defaults = HttpLimits::default();
+        let http_limits = HttpLimits {
+            header_timeout: Duration::from_secs(positive(
+                "http.header_timeout_secs",
+                raw.http.header_timeout_secs.map(|v| v as usize),
+                http_defaults.header_timeout.as_secs() as usize,
+            )? as u64),
+            request_timeout: Duration::from_secs(positive(
+                "http.request_timeout_secs",
+                raw.http.request_timeout_secs.map(|v| v as usize),
+                http_defaults.request_timeout.as_secs() as usize,
+            )? as u64),
+            max_concurrent: positive(
+                "http.max_concurrent",
+                raw.http.max_concurrent,
+                http_defaults.max_concurrent,
+            )?,
+            max_connections: positive(
+                "http.max_connections",
+                raw.http.max_connections,
+                http_defaults.max_connections,
+            )?,
+            max_body: match raw.http.max_body.as_deref() {
+                Some(b) => {
+                    let v = parse_size(b).map_err(|e| field("http.max_body", e.to_string()))?;
+                    if v == 0 {
+                        return Err(field("http.max_body", "must be more than 0 bytes"));
+                    }
+                    v
+                }
+                None => http_defaults.max_body,
+            },
+        };
         let scrub_interval = Duration::from_secs(raw.scrub.interval_secs.unwrap_or(3600));
         let scrub_rate = match raw.scrub.rate {
             Some(r) => parse_size(&r).map_err(|e| field("scrub.rate", e.to_string()))?,
@@ -425,6 +494,7 @@ impl Config {
             bootstrap,
             external,
             http,
+            http_limits,
             scrub_interval,
             scrub_rate,
             limits,
@@ -612,6 +682,14 @@ external = []
 [http]
 # /metrics, /status and the status page. Keep it on loopback; "off" disables it.
 listen = "{http}"
+# A client must send its headers within header_timeout_secs, and have its
+# answer within request_timeout_secs (408 past it); past max_concurrent
+# requests at once it is answered 503, bodies past max_body 413.
+header_timeout_secs = 10
+request_timeout_secs = 30
+max_concurrent = 64
+max_connections = 256
+max_body = "1MiB"
 
 [scrub]
 # Pause between full passes over the store, and the read rate while scrubbing.
@@ -679,6 +757,20 @@ mod tests {
         assert_eq!(c.limits.requests_per_peer, 32);
         assert_eq!(c.limits.response_buffer, Limits::default().response_buffer);
         assert_eq!(c.limits.store_threads, 16);
+    }
+
+    #[test]
+    fn http_limits_are_read_and_checked() {
+        let s = sample();
+        let c = Config::parse(&s).unwrap();
+        assert_eq!(c.http_limits.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.http_limits.max_body, 1 << 20);
+        let c = Config::parse(&s.replace("max_concurrent = 64", "max_concurrent = 2")).unwrap();
+        assert_eq!(c.http_limits.max_concurrent, 2);
+        let e = error_of(&s.replace("header_timeout_secs = 10", "header_timeout_secs = 0"));
+        assert!(e.contains("http.header_timeout_secs"), "{e}");
+        let e = error_of(&s.replace("max_body = \"1MiB\"", "max_body = \"0B\""));
+        assert!(e.contains("http.max_body"), "{e}");
     }
 
     #[test]

@@ -186,12 +186,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let http = match config.http {
         Some(addr) => {
             let mut stop = stop_rx.clone();
-            let (bound, task) =
-                crate::http::serve(addr, source.clone(), ledger.clone(), async move {
+            let (bound, task) = crate::http::serve(
+                addr,
+                source.clone(),
+                ledger.clone(),
+                &config.http_limits,
+                async move {
                     let _ = stop.changed().await;
-                })
-                .await
-                .map_err(|source| DaemonError::Http { addr, source })?;
+                },
+            )
+            .await
+            .map_err(|source| DaemonError::Http { addr, source })?;
             tracing::info!(addr = %bound, "HTTP status and metrics");
             Some((bound, task))
         }
@@ -632,7 +637,7 @@ impl EventLoop {
                 }
                 if let Some(refusal) = &request.refusal {
                     self.metrics.rejected_streams.inc();
-                    tracing::warn!(%peer, kind = request.kind(), error = %refusal, "bad request from peer");
+                    crate::peer_warn!(%peer, kind = request.kind(), error = %refusal, "bad request from peer");
                 }
                 let service = self.service.clone();
                 let tx = self.responses.0.clone();
@@ -644,7 +649,7 @@ impl EventLoop {
             request_response::Event::InboundFailure { peer, error, .. } => {
                 // Malformed, truncated or stalled streams end here.
                 self.metrics.rejected_streams.inc();
-                tracing::warn!(%peer, %error, "inbound request failed");
+                crate::peer_warn!(%peer, %error, "inbound request failed");
             }
             _ => {}
         }
@@ -681,7 +686,7 @@ impl EventLoop {
                 }
                 if let Err(e) = &request.0 {
                     self.metrics.rejected_streams.inc();
-                    tracing::warn!(%peer, error = %e, "bad chain API request from peer");
+                    crate::peer_warn!(%peer, error = %e, "bad chain API request from peer");
                 }
                 let service = self.chain.clone();
                 let metrics = self.metrics.clone();
@@ -699,7 +704,7 @@ impl EventLoop {
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 self.metrics.rejected_streams.inc();
-                tracing::warn!(%peer, %error, "inbound chain API request failed");
+                crate::peer_warn!(%peer, %error, "inbound chain API request failed");
             }
             _ => {}
         }
