@@ -120,6 +120,7 @@ struct RawLimits {
     request_timeout_secs: Option<u64>,
     gc_interval_secs: Option<u64>,
     response_buffer: Option<String>,
+    response_buffer_per_peer: Option<String>,
     max_requests: Option<usize>,
     store_threads: Option<usize>,
     max_connections: Option<usize>,
@@ -237,6 +238,9 @@ pub struct Limits {
     /// reserves its answer's size before it reads a byte, waits briefly for
     /// room, and is answered `busy` if none comes.
     pub response_buffer: u64,
+    /// The most of `response_buffer` one peer may hold; past it its fetches
+    /// are answered `busy` at once.
+    pub response_buffer_per_peer: u64,
     /// Requests in flight at once, over all peers (shard and chain API).
     pub max_requests: usize,
     /// Threads doing store work (reads, hashing, writes) at once.
@@ -256,6 +260,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(60),
             gc_interval: Duration::from_secs(300),
             response_buffer: 256 << 20,
+            response_buffer_per_peer: 64 << 20,
             max_requests: 512,
             store_threads: 16,
             max_connections: 512,
@@ -454,6 +459,24 @@ impl Config {
                     v
                 }
                 None => defaults.response_buffer,
+            },
+            response_buffer_per_peer: match l.response_buffer_per_peer {
+                Some(b) => {
+                    let v = parse_size(&b)
+                        .map_err(|e| field("limits.response_buffer_per_peer", e.to_string()))?;
+                    let min = cairn_protocol::wire::MAX_RANGE_BODY;
+                    if v < min {
+                        return Err(field(
+                            "limits.response_buffer_per_peer",
+                            format!(
+                                "must hold at least one whole-shard answer ({})",
+                                format_size(min)
+                            ),
+                        ));
+                    }
+                    v
+                }
+                None => defaults.response_buffer_per_peer,
             },
             max_requests: positive("limits.max_requests", l.max_requests, defaults.max_requests)?,
             store_threads: positive(
@@ -702,6 +725,8 @@ inbound_buffer = "256MiB"
 # Response bodies held at once over all peers; a fetch that finds no room
 # within 2 s is answered busy.
 response_buffer = "256MiB"
+# The most of it one peer may hold (busy past it at once).
+response_buffer_per_peer = "64MiB"
 requests_per_peer = 32
 # Requests in flight over all peers.
 max_requests = 512

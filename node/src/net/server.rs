@@ -51,7 +51,11 @@ impl ShardService {
         limits: &crate::config::Limits,
     ) -> Self {
         Self {
-            budget: ResponseBudget::new(limits.response_buffer, metrics.clone()),
+            budget: ResponseBudget::new(
+                limits.response_buffer,
+                limits.response_buffer_per_peer,
+                metrics.clone(),
+            ),
             store_threads: Arc::new(Semaphore::new(limits.store_threads)),
             store,
             metrics,
@@ -68,7 +72,7 @@ impl ShardService {
         let response = match (request.refusal, request.header) {
             (Some(refusal), _) => ShardResponse::new(Response::Error(refusal)),
             (None, None) => ShardResponse::error(ErrorKind::Malformed, "no header"),
-            (None, Some(header)) => self.run(header, request.body).await,
+            (None, Some(header)) => self.run(peer, header, request.body).await,
         };
         let outcome = match &response.header {
             Response::Error(e) => {
@@ -84,11 +88,11 @@ impl ShardService {
 
     /// Reserves a fetch's answer, then does the store work on a blocking
     /// thread once one of `store_threads` is free.
-    async fn run(&self, header: Request, body: Bytes) -> ShardResponse {
+    async fn run(&self, peer: PeerId, header: Request, body: Bytes) -> ShardResponse {
         let reservation = match &header {
             Request::Fetch { start, end, .. } if start <= end => {
                 let need = cairn_protocol::shard::encoded_len_bound(end - start);
-                match self.budget.reserve(need).await {
+                match self.budget.reserve(peer, need).await {
                     Some(r) => Some(r),
                     None => {
                         return ShardResponse::error(
