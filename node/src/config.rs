@@ -98,6 +98,11 @@ struct RawChain {
 #[serde(deny_unknown_fields)]
 struct RawHttp {
     listen: Option<String>,
+    header_timeout_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    max_concurrent: Option<usize>,
+    max_connections: Option<usize>,
+    max_body: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -115,6 +120,12 @@ struct RawLimits {
     streams_per_connection: Option<usize>,
     request_timeout_secs: Option<u64>,
     gc_interval_secs: Option<u64>,
+    response_buffer: Option<String>,
+    response_buffer_per_peer: Option<String>,
+    max_requests: Option<usize>,
+    store_threads: Option<usize>,
+    max_connections: Option<usize>,
+    connections_per_peer: Option<usize>,
 }
 
 /// A checked configuration.
@@ -132,6 +143,8 @@ pub struct Config {
     pub external: Vec<Multiaddr>,
     /// Where `/metrics` and `/status` are served; `None` turns HTTP off.
     pub http: Option<SocketAddr>,
+    /// Bounds on the HTTP endpoint.
+    pub http_limits: HttpLimits,
     pub scrub_interval: Duration,
     /// Bytes per second the scrubber may read.
     pub scrub_rate: u64,
@@ -185,6 +198,35 @@ pub struct ChainConfig {
     pub share: Option<PathBuf>,
 }
 
+/// Bounds on the HTTP endpoint (`[http]`), on every route.
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// How long a client may take to send a request's headers; a slower
+    /// connection (slow-loris) is closed.
+    pub header_timeout: Duration,
+    /// How long one request may take, body and answer included (408 past it).
+    pub request_timeout: Duration,
+    /// Requests being answered at once; more are answered 503 at once.
+    pub max_concurrent: usize,
+    /// Open connections; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Largest request body (413 past it); `POST /chain/tx` has its own,
+    /// smaller limit.
+    pub max_body: u64,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_concurrent: 64,
+            max_connections: 256,
+            max_body: 1 << 20,
+        }
+    }
+}
+
 /// Bounds on what peers can make the node hold or do at once.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -198,6 +240,21 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// How often expired shards are collected.
     pub gc_interval: Duration,
+    /// Bytes of response bodies held at once, over all peers: a fetch
+    /// reserves its answer's size before it reads a byte, waits briefly for
+    /// room, and is answered `busy` if none comes.
+    pub response_buffer: u64,
+    /// The most of `response_buffer` one peer may hold; past it its fetches
+    /// are answered `busy` at once.
+    pub response_buffer_per_peer: u64,
+    /// Requests in flight at once, over all peers (shard and chain API).
+    pub max_requests: usize,
+    /// Threads doing store work (reads, hashing, writes) at once.
+    pub store_threads: usize,
+    /// Open connections, over all peers.
+    pub max_connections: usize,
+    /// Open connections of one peer.
+    pub connections_per_peer: usize,
 }
 
 impl Default for Limits {
@@ -208,6 +265,12 @@ impl Default for Limits {
             streams_per_connection: 64,
             request_timeout: Duration::from_secs(60),
             gc_interval: Duration::from_secs(300),
+            response_buffer: 256 << 20,
+            response_buffer_per_peer: 64 << 20,
+            max_requests: 512,
+            store_threads: 16,
+            max_connections: 512,
+            connections_per_peer: 8,
         }
     }
 }
@@ -304,6 +367,39 @@ impl Config {
                     .map_err(|e| field("http.listen", format!("'{text}': {e}")))?,
             ),
         };
+        let http_defaults = HttpLimits::default();
+        let http_limits = HttpLimits {
+            header_timeout: Duration::from_secs(positive(
+                "http.header_timeout_secs",
+                raw.http.header_timeout_secs.map(|v| v as usize),
+                http_defaults.header_timeout.as_secs() as usize,
+            )? as u64),
+            request_timeout: Duration::from_secs(positive(
+                "http.request_timeout_secs",
+                raw.http.request_timeout_secs.map(|v| v as usize),
+                http_defaults.request_timeout.as_secs() as usize,
+            )? as u64),
+            max_concurrent: positive(
+                "http.max_concurrent",
+                raw.http.max_concurrent,
+                http_defaults.max_concurrent,
+            )?,
+            max_connections: positive(
+                "http.max_connections",
+                raw.http.max_connections,
+                http_defaults.max_connections,
+            )?,
+            max_body: match raw.http.max_body.as_deref() {
+                Some(b) => {
+                    let v = parse_size(b).map_err(|e| field("http.max_body", e.to_string()))?;
+                    if v == 0 {
+                        return Err(field("http.max_body", "must be more than 0 bytes"));
+                    }
+                    v
+                }
+                None => http_defaults.max_body,
+            },
+        };
         let scrub_interval = Duration::from_secs(raw.scrub.interval_secs.unwrap_or(3600));
         let scrub_rate = match raw.scrub.rate {
             Some(r) => parse_size(&r).map_err(|e| field("scrub.rate", e.to_string()))?,
@@ -352,6 +448,58 @@ impl Config {
                 l.gc_interval_secs.map(|v| v as usize),
                 defaults.gc_interval.as_secs() as usize,
             )? as u64),
+            response_buffer: match l.response_buffer {
+                Some(b) => {
+                    let v = parse_size(&b)
+                        .map_err(|e| field("limits.response_buffer", e.to_string()))?;
+                    let min = cairn_protocol::wire::MAX_RANGE_BODY;
+                    if v < min {
+                        return Err(field(
+                            "limits.response_buffer",
+                            format!(
+                                "must hold at least one whole-shard answer ({})",
+                                format_size(min)
+                            ),
+                        ));
+                    }
+                    v
+                }
+                None => defaults.response_buffer,
+            },
+            response_buffer_per_peer: match l.response_buffer_per_peer {
+                Some(b) => {
+                    let v = parse_size(&b)
+                        .map_err(|e| field("limits.response_buffer_per_peer", e.to_string()))?;
+                    let min = cairn_protocol::wire::MAX_RANGE_BODY;
+                    if v < min {
+                        return Err(field(
+                            "limits.response_buffer_per_peer",
+                            format!(
+                                "must hold at least one whole-shard answer ({})",
+                                format_size(min)
+                            ),
+                        ));
+                    }
+                    v
+                }
+                None => defaults.response_buffer_per_peer,
+            },
+            max_requests: positive("limits.max_requests", l.max_requests, defaults.max_requests)?,
+            store_threads: positive(
+                "limits.store_threads",
+                l.store_threads,
+                defaults.store_threads,
+            )?,
+            max_connections: positive(
+                "limits.max_connections",
+                l.max_connections,
+                defaults.max_connections,
+            )?,
+            connections_per_peer: positive(
+                "limits.connections_per_peer",
+                l.connections_per_peer,
+                defaults.connections_per_peer,
+            )?,
         };
         let chain = match raw.chain {
             None if validator => {
@@ -375,6 +523,7 @@ impl Config {
             bootstrap,
             external,
             http,
+            http_limits,
             scrub_interval,
             scrub_rate,
             limits,
@@ -565,6 +714,14 @@ external = []
 [http]
 # /metrics, /status and the status page. Keep it on loopback; "off" disables it.
 listen = "{http}"
+# A client must send its headers within header_timeout_secs, and have its
+# answer within request_timeout_secs (408 past it); past max_concurrent
+# requests at once it is answered 503, bodies past max_body 413.
+header_timeout_secs = 10
+request_timeout_secs = 30
+max_concurrent = 64
+max_connections = 256
+max_body = "1MiB"
 
 [scrub]
 # Pause between full passes over the store, and the read rate while scrubbing.
@@ -574,8 +731,19 @@ rate = "64MiB"
 [limits]
 # Request bodies buffered at once over all peers.
 inbound_buffer = "256MiB"
+# Response bodies held at once over all peers; a fetch that finds no room
+# within 2 s is answered busy.
+response_buffer = "256MiB"
+# The most of it one peer may hold (busy past it at once).
+response_buffer_per_peer = "64MiB"
 requests_per_peer = 32
+# Requests in flight over all peers.
+max_requests = 512
 streams_per_connection = 64
+max_connections = 512
+connections_per_peer = 8
+# Threads doing store work (reads, hashing, writes) at once.
+store_threads = 16
 request_timeout_secs = 60
 gc_interval_secs = 300
 "#,
@@ -621,6 +789,36 @@ mod tests {
         assert_eq!(c.listen.len(), 2);
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.limits.requests_per_peer, 32);
+        assert_eq!(c.limits.response_buffer, Limits::default().response_buffer);
+        assert_eq!(c.limits.store_threads, 16);
+    }
+
+    #[test]
+    fn http_limits_are_read_and_checked() {
+        let s = sample();
+        let c = Config::parse(&s).unwrap();
+        assert_eq!(c.http_limits.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.http_limits.max_body, 1 << 20);
+        let c = Config::parse(&s.replace("max_concurrent = 64", "max_concurrent = 2")).unwrap();
+        assert_eq!(c.http_limits.max_concurrent, 2);
+        let e = error_of(&s.replace("header_timeout_secs = 10", "header_timeout_secs = 0"));
+        assert!(e.contains("http.header_timeout_secs"), "{e}");
+        let e = error_of(&s.replace("max_body = \"1MiB\"", "max_body = \"0B\""));
+        assert!(e.contains("http.max_body"), "{e}");
+    }
+
+    #[test]
+    fn a_response_buffer_below_one_whole_shard_answer_is_refused() {
+        let s = sample();
+        let e = error_of(&s.replace(
+            "response_buffer = \"256MiB\"",
+            "response_buffer = \"32MiB\"",
+        ));
+        assert!(e.contains("limits.response_buffer"), "{e}");
+        let e = error_of(&s.replace("store_threads = 16", "store_threads = 0"));
+        assert!(e.contains("limits.store_threads"), "{e}");
+        let c = Config::parse(&s.replace("max_connections = 512", "max_connections = 3")).unwrap();
+        assert_eq!(c.limits.max_connections, 3);
     }
 
     fn error_of(text: &str) -> String {

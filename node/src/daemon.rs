@@ -106,12 +106,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let keypair = identity::load(&config.identity_path())?;
     let peer_id = keypair.public().to_peer_id();
     let chain_key = Arc::new(identity::ChainKey::from_keypair(&keypair)?);
-    let validator_secret = match keypair.clone().try_into_ed25519() {
-        Ok(ed) => {
-            zeroize::Zeroizing::new(<[u8; 32]>::try_from(ed.secret().as_ref()).unwrap_or([0; 32]))
-        }
-        Err(_) => return Err(identity::IdentityError::NotEd25519.into()),
-    };
+    let validator_secret = validator_secret(&keypair)?;
     let store_dir = config.store_dir();
     let store = {
         let dir = store_dir.clone();
@@ -137,6 +132,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             request_timeout: config.limits.request_timeout,
             streams_per_connection: config.limits.streams_per_connection,
             inbound_buffer: config.limits.inbound_buffer,
+            connection_limits: connection_limits(&config.limits),
         },
     )?;
     let mut listeners = Vec::new();
@@ -191,12 +187,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let http = match config.http {
         Some(addr) => {
             let mut stop = stop_rx.clone();
-            let (bound, task) =
-                crate::http::serve(addr, source.clone(), ledger.clone(), async move {
+            let (bound, task) = crate::http::serve(
+                addr,
+                source.clone(),
+                ledger.clone(),
+                &config.http_limits,
+                async move {
                     let _ = stop.changed().await;
-                })
-                .await
-                .map_err(|source| DaemonError::Http { addr, source })?;
+                },
+            )
+            .await
+            .map_err(|source| DaemonError::Http { addr, source })?;
             tracing::info!(addr = %bound, "HTTP status and metrics");
             Some((bound, task))
         }
@@ -317,7 +318,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         None => None,
     };
     let mut node = EventLoop {
-        service: ShardService::new(store.clone(), metrics.clone(), peer_id, chain_key, terms),
+        service: ShardService::new(
+            store.clone(),
+            metrics.clone(),
+            peer_id,
+            chain_key,
+            terms,
+            &config.limits,
+        ),
         chain: ChainService::new(
             ledger
                 .as_ref()
@@ -330,6 +338,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         runtime_path: config.data_dir.join(RUNTIME_FILE),
         http: http.as_ref().map(|(a, _)| *a),
         requests_per_peer: config.limits.requests_per_peer,
+        max_requests: config.limits.max_requests,
         listeners,
         in_flight: HashMap::new(),
         responses: mpsc::unbounded_channel(),
@@ -469,6 +478,8 @@ struct EventLoop {
     runtime_path: PathBuf,
     http: Option<SocketAddr>,
     requests_per_peer: usize,
+    /// Requests in flight over all peers, shard and chain API together.
+    max_requests: usize,
     listeners: Vec<ListenerId>,
     in_flight: HashMap<PeerId, usize>,
     responses: (
@@ -492,11 +503,7 @@ impl EventLoop {
         let mut draining: Option<tokio::time::Instant> = None;
         loop {
             if let Some(deadline) = draining {
-                let busy: usize = self
-                    .in_flight
-                    .values()
-                    .chain(self.chain_in_flight.values())
-                    .sum();
+                let busy = self.requests_in_flight();
                 if busy == 0 || tokio::time::Instant::now() >= deadline {
                     if busy > 0 {
                         tracing::warn!(requests = busy, "shutting down with requests unanswered");
@@ -564,6 +571,8 @@ impl EventLoop {
                 let n = swarm.connected_peers().count();
                 self.source.connected_peers.store(n, Ordering::Relaxed);
                 self.metrics.connected_peers.set(n as i64);
+                let connections = swarm.network_info().connection_counters().num_established();
+                self.metrics.connections.set(i64::from(connections));
             }
             SwarmEvent::Behaviour(CairnBehaviourEvent::Shards(event)) => {
                 self.on_shard_event(swarm, event)
@@ -610,9 +619,10 @@ impl EventLoop {
                     },
                 ..
             } => {
+                let total = self.requests_in_flight();
                 let admitted = admit(
                     &mut self.in_flight,
-                    self.requests_per_peer,
+                    (self.requests_per_peer, total, self.max_requests),
                     peer,
                     &self.metrics,
                     request.kind(),
@@ -629,7 +639,7 @@ impl EventLoop {
                 }
                 if let Some(refusal) = &request.refusal {
                     self.metrics.rejected_streams.inc();
-                    tracing::warn!(%peer, kind = request.kind(), error = %refusal, "bad request from peer");
+                    crate::peer_warn!(%peer, kind = request.kind(), error = %refusal, "bad request from peer");
                 }
                 let service = self.service.clone();
                 let tx = self.responses.0.clone();
@@ -641,7 +651,7 @@ impl EventLoop {
             request_response::Event::InboundFailure { peer, error, .. } => {
                 // Malformed, truncated or stalled streams end here.
                 self.metrics.rejected_streams.inc();
-                tracing::warn!(%peer, %error, "inbound request failed");
+                crate::peer_warn!(%peer, %error, "inbound request failed");
             }
             _ => {}
         }
@@ -661,9 +671,10 @@ impl EventLoop {
                     },
                 ..
             } => {
+                let total = self.requests_in_flight();
                 let admitted = admit(
                     &mut self.chain_in_flight,
-                    self.requests_per_peer,
+                    (self.requests_per_peer, total, self.max_requests),
                     peer,
                     &self.metrics,
                     CHAIN_API_KIND,
@@ -677,7 +688,7 @@ impl EventLoop {
                 }
                 if let Err(e) = &request.0 {
                     self.metrics.rejected_streams.inc();
-                    tracing::warn!(%peer, error = %e, "bad chain API request from peer");
+                    crate::peer_warn!(%peer, error = %e, "bad chain API request from peer");
                 }
                 let service = self.chain.clone();
                 let metrics = self.metrics.clone();
@@ -695,10 +706,18 @@ impl EventLoop {
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
                 self.metrics.rejected_streams.inc();
-                tracing::warn!(%peer, %error, "inbound chain API request failed");
+                crate::peer_warn!(%peer, %error, "inbound chain API request failed");
             }
             _ => {}
         }
+    }
+
+    /// Requests in flight over all peers.
+    fn requests_in_flight(&self) -> usize {
+        self.in_flight
+            .values()
+            .chain(self.chain_in_flight.values())
+            .sum()
     }
 
     fn write_runtime(&self, swarm: &Swarm<CairnBehaviour>) -> Result<(), DaemonError> {
@@ -730,12 +749,13 @@ impl EventLoop {
 /// The `kind` label of chain API requests in `cairn_node_requests_total`.
 const CHAIN_API_KIND: &str = "chain_api";
 
-/// Counts a request of `kind` from `peer` against its in-flight limit.
-/// False, counted and logged as a refusal, when the peer is at the limit:
-/// the caller answers "busy" in its protocol's own way.
+/// Counts a request of `kind` from `peer` against its in-flight limit and
+/// the node's: `(per peer, in flight now over all peers, over all peers)`.
+/// False, counted and logged as a refusal, when either is reached: the
+/// caller answers "busy" in its protocol's own way.
 fn admit(
     in_flight: &mut HashMap<PeerId, usize>,
-    limit: usize,
+    (limit, total, max_total): (usize, usize, usize),
     peer: PeerId,
     metrics: &Metrics,
     kind: &'static str,
@@ -743,12 +763,53 @@ fn admit(
     let n = in_flight.entry(peer).or_default();
     if *n >= limit {
         metrics.rejected_streams.inc();
-        tracing::warn!(%peer, limit, kind, "peer over its request limit; answering busy");
+        tracing::debug!(%peer, limit, kind, "peer over its request limit; answering busy");
         metrics.request(kind, "busy", 0.0);
+        if *n == 0 {
+            in_flight.remove(&peer);
+        }
+        return false;
+    }
+    if total >= max_total {
+        metrics.refused_busy("max_requests");
+        tracing::debug!(%peer, limit = max_total, kind, "node at its request limit; answering busy");
+        metrics.request(kind, "busy", 0.0);
+        if *n == 0 {
+            in_flight.remove(&peer);
+        }
         return false;
     }
     *n += 1;
     true
+}
+
+/// The swarm's connection limits from the node's.
+fn connection_limits(
+    limits: &crate::config::Limits,
+) -> libp2p::connection_limits::ConnectionLimits {
+    let max = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let per_peer = u32::try_from(limits.connections_per_peer).unwrap_or(u32::MAX);
+    libp2p::connection_limits::ConnectionLimits::default()
+        .with_max_established(Some(max))
+        .with_max_established_per_peer(Some(per_peer))
+        // Handshakes in progress cost memory too; a flood of them must
+        // not crowd out the established.
+        .with_max_pending_incoming(Some(max.div_ceil(4).max(8)))
+}
+
+/// The 32-byte ed25519 secret the validator signs with. A key that does not
+/// yield one is an error: never a stand-in (all zeros would be a key every
+/// attacker knows).
+fn validator_secret(
+    keypair: &libp2p::identity::Keypair,
+) -> Result<zeroize::Zeroizing<[u8; 32]>, DaemonError> {
+    let ed = keypair
+        .clone()
+        .try_into_ed25519()
+        .map_err(|_| identity::IdentityError::NotEd25519)?;
+    let secret = <[u8; 32]>::try_from(ed.secret().as_ref())
+        .map_err(|_| identity::IdentityError::NotEd25519)?;
+    Ok(zeroize::Zeroizing::new(secret))
 }
 
 /// One request of `peer`'s is answered.
@@ -789,4 +850,42 @@ pub fn node_addr(info: &RuntimeInfo) -> Option<net::client::NodeAddr> {
         addrs.push(base);
     }
     Some(net::client::NodeAddr { peer: peer?, addrs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_validator_secret_is_the_identity_keys_own() {
+        let keypair = libp2p::identity::Keypair::generate_ed25519();
+        let secret = validator_secret(&keypair).unwrap();
+        assert_ne!(*secret, [0; 32]);
+        let ed = keypair.try_into_ed25519().unwrap();
+        assert_eq!(&secret[..], ed.secret().as_ref());
+    }
+
+    #[test]
+    fn admission_stops_at_the_peer_limit_and_at_the_node_limit() {
+        let metrics = Metrics::new();
+        let mut in_flight = HashMap::new();
+        let (a, b) = (PeerId::random(), PeerId::random());
+        assert!(admit(&mut in_flight, (2, 0, 3), a, &metrics, "fetch"));
+        assert!(admit(&mut in_flight, (2, 1, 3), a, &metrics, "fetch"));
+        assert!(!admit(&mut in_flight, (2, 2, 3), a, &metrics, "fetch"));
+        assert!(admit(&mut in_flight, (2, 2, 3), b, &metrics, "fetch"));
+        // The node is full: another peer is refused and leaves no entry.
+        let c = PeerId::random();
+        assert!(!admit(&mut in_flight, (2, 3, 3), c, &metrics, "fetch"));
+        assert!(!in_flight.contains_key(&c));
+        assert_eq!(
+            metrics
+                .busy
+                .get_or_create(&crate::metrics::ReasonLabel {
+                    reason: "max_requests".into()
+                })
+                .get(),
+            1
+        );
+    }
 }

@@ -7,14 +7,22 @@
 //! A node that runs a ledger also serves the chain API under `/chain/`
 //! ([`crate::ledger::http`]); its one write, `POST /chain/tx`, only queues
 //! a signed transaction in the mempool.
+//!
+//! Every route is bounded ([`HttpLimits`]): a client must send its headers
+//! within `header_timeout` (a slow-loris connection is closed), a request
+//! gets its answer within `request_timeout` (else 408), bodies past
+//! `max_body` are refused with 413, requests past `max_concurrent` at once
+//! are answered 503 at once (shed, not queued), and past `max_connections`
+//! new connections wait in the kernel's backlog.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use axum::extract::State;
-use axum::http::header;
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Json};
 use axum::routing::get;
 use axum::Router;
@@ -23,6 +31,7 @@ use cairn_protocol::units::format_size;
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 
+use crate::config::HttpLimits;
 use crate::ledger::Ledger;
 use crate::maintenance::{ScrubStatus, SharedScrubStatus};
 use crate::metrics::Metrics;
@@ -113,25 +122,116 @@ pub fn router(source: Arc<StatusSource>, ledger: Option<Arc<Ledger>>) -> Router 
     }
 }
 
+/// `router` with [`HttpLimits`]' per-request bounds on every route:
+/// shedding past `max_concurrent`, the request timeout, the body limit.
+pub fn limited(router: Router, limits: &HttpLimits) -> Router {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_concurrent));
+    let max_body = usize::try_from(limits.max_body).unwrap_or(usize::MAX);
+    router
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            limits.request_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(slots, shed))
+}
+
+/// Answers 503 at once when every request slot is taken: a flood waits in
+/// no queue and holds no memory.
+async fn shed(
+    State(slots): State<Arc<tokio::sync::Semaphore>>,
+    request: Request,
+    next: Next,
+) -> axum::response::Response {
+    match slots.try_acquire() {
+        Ok(_slot) => next.run(request).await,
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "busy: too many requests at once; retry later",
+        )
+            .into_response(),
+    }
+}
+
 /// Binds the HTTP endpoint; returns the bound address and the server task.
 pub async fn serve(
     addr: SocketAddr,
     source: Arc<StatusSource>,
     ledger: Option<Arc<Ledger>>,
+    limits: &HttpLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let app = router(source, ledger);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "HTTP server failed");
-        }
-    });
+    let app = limited(router(source, ledger), limits);
+    let task = tokio::spawn(accept_loop(listener, app, limits.clone(), shutdown));
     Ok((bound, task))
+}
+
+/// Accepts connections while fewer than `max_connections` are open and
+/// serves each with a header read timeout; at shutdown, stops accepting and
+/// lets each connection finish the request it is answering.
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let connections = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut open = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = connections.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors, say: wait rather than spin.
+                    tracing::debug!(error = %e, "HTTP accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let header_timeout = limits.header_timeout;
+        let mut stop = stop_rx.clone();
+        open.spawn(async move {
+            let _slot = slot;
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let connection =
+                builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "HTTP connection ended");
+                    }
+                }
+                _ = stop.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+        // Reap finished connections so the set stays as small as the
+        // connections open.
+        while open.try_join_next().is_some() {}
+    }
+    let _ = stop_tx.send(true);
+    while open.join_next().await.is_some() {}
 }
 
 async fn status(State(s): State<Arc<StatusSource>>) -> Json<Status> {
@@ -253,5 +353,160 @@ impl std::fmt::Debug for StatusSource {
         f.debug_struct("StatusSource")
             .field("peer_id", &self.peer_id)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::routing::post;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn limits() -> HttpLimits {
+        HttpLimits {
+            header_timeout: Duration::from_millis(500),
+            request_timeout: Duration::from_millis(300),
+            max_concurrent: 1,
+            max_connections: 8,
+            max_body: 1000,
+        }
+    }
+
+    /// Routes for the tests: `/` answers at once, `/echo` reads its body,
+    /// `/hold` waits until told, `/slow` outlives the request timeout.
+    fn app(hold: Arc<tokio::sync::Notify>, held: Arc<tokio::sync::Notify>) -> Router {
+        Router::new()
+            .route("/", get(|| async { "ok" }))
+            .route("/echo", post(|body: axum::body::Bytes| async move { body }))
+            .route(
+                "/hold",
+                get(move || async move {
+                    held.notify_one();
+                    hold.notified().await;
+                    "released"
+                }),
+            )
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(600)).await;
+                    "late"
+                }),
+            )
+    }
+
+    fn plain() -> Router {
+        app(Default::default(), Default::default())
+    }
+
+    fn get_req(path: &str) -> axum::http::Request<Body> {
+        axum::http::Request::get(path).body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_over_limit_body_is_refused_with_413() {
+        let app = limited(plain(), &limits());
+        let ok = axum::http::Request::post("/echo")
+            .header(header::CONTENT_LENGTH, 1000)
+            .body(Body::from(vec![1u8; 1000]))
+            .unwrap();
+        assert_eq!(
+            app.clone().oneshot(ok).await.unwrap().status(),
+            StatusCode::OK
+        );
+        let big = axum::http::Request::post("/echo")
+            .header(header::CONTENT_LENGTH, 1001)
+            .body(Body::from(vec![1u8; 1001]))
+            .unwrap();
+        assert_eq!(
+            app.clone().oneshot(big).await.unwrap().status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        // Without a length up front, the body is cut off at the limit.
+        let stream = futures::stream::iter(
+            (0..20).map(|_| Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![0u8; 100]))),
+        );
+        let chunked = axum::http::Request::post("/echo")
+            .body(Body::from_stream(stream))
+            .unwrap();
+        assert_eq!(
+            app.oneshot(chunked).await.unwrap().status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+    }
+
+    #[tokio::test]
+    async fn requests_past_the_concurrency_limit_get_503_and_slow_ones_408() {
+        let (hold, held) = (
+            Arc::new(tokio::sync::Notify::new()),
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        let mut l = limits();
+        l.request_timeout = Duration::from_secs(600);
+        let app = limited(app(hold.clone(), held.clone()), &l);
+        let first = tokio::spawn(app.clone().oneshot(get_req("/hold")));
+        held.notified().await;
+        let second = app.clone().oneshot(get_req("/")).await.unwrap();
+        assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(second.headers().contains_key(header::RETRY_AFTER));
+        hold.notify_one();
+        assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+        // The slot is free again.
+        assert_eq!(
+            app.oneshot(get_req("/")).await.unwrap().status(),
+            StatusCode::OK
+        );
+
+        let app = limited(plain(), &limits());
+        assert_eq!(
+            app.oneshot(get_req("/slow")).await.unwrap().status(),
+            StatusCode::REQUEST_TIMEOUT
+        );
+    }
+
+    #[tokio::test]
+    async fn a_slow_loris_connection_is_dropped_and_others_are_served() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(accept_loop(
+            listener,
+            limited(plain(), &limits()),
+            limits(),
+            async move {
+                let _ = stop_rx.changed().await;
+            },
+        ));
+        // Half a request's headers, then nothing.
+        let mut loris = tokio::net::TcpStream::connect(addr).await.unwrap();
+        loris
+            .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        // Meanwhile another client is answered.
+        let mut good = tokio::net::TcpStream::connect(addr).await.unwrap();
+        good.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        good.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        // The server closes the slow one (the outer bound only keeps a
+        // broken build from hanging; it is not the assertion).
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(60), loris.read_to_end(&mut rest))
+            .await
+            .expect("the slow connection was never closed");
+        assert!(
+            closed.is_err() || !String::from_utf8_lossy(&rest).contains("200"),
+            "a request never completed was answered: {rest:?}"
+        );
+        let _ = stop_tx.send(true);
+        server.await.unwrap();
     }
 }

@@ -45,6 +45,7 @@ pub mod http;
 pub mod identity;
 pub mod ledger;
 pub mod local_chain;
+pub mod log_limit;
 pub mod maintenance;
 pub mod metrics;
 pub mod net;

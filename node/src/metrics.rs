@@ -42,7 +42,15 @@ pub struct Metrics {
     pub scrub_passes: Counter,
     pub expired_shards: Counter,
     pub connected_peers: Gauge,
+    /// Open connections (a peer may hold several).
+    pub connections: Gauge,
     pub rejected_streams: Counter,
+    /// Bytes of response bodies reserved (read, or about to be) and not yet
+    /// sent, over all peers; at most `limits.response_buffer`.
+    pub response_bytes_in_flight: Gauge,
+    /// Requests answered busy for want of a node-wide resource (response
+    /// budget, total requests), by what ran out.
+    pub busy: Family<ReasonLabel, Counter>,
     /// 1 once the node's registration on the chain is current, else 0.
     pub chain_registered: Gauge,
     /// 1 once this validator's ledger halted on a block whose state root
@@ -57,6 +65,12 @@ pub struct Metrics {
     /// Shard bytes the repair worker downloaded and uploaded.
     pub repair_downloaded_bytes: Counter,
     pub repair_uploaded_bytes: Counter,
+}
+
+/// What a busy answer ran out of.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
 }
 
 /// A proof's outcome.
@@ -144,6 +158,24 @@ impl Metrics {
             "Peers with an open connection",
             connected_peers.clone(),
         );
+        let connections = Gauge::default();
+        registry.register(
+            "connections",
+            "Open connections, over all peers",
+            connections.clone(),
+        );
+        let response_bytes_in_flight = Gauge::default();
+        registry.register(
+            "response_bytes_in_flight",
+            "Bytes of response bodies reserved and not yet sent",
+            response_bytes_in_flight.clone(),
+        );
+        let busy = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "busy_refusals",
+            "Requests answered busy for want of a node-wide resource, by reason",
+            busy.clone(),
+        );
         let rejected_streams = Counter::default();
         registry.register(
             "rejected_streams",
@@ -207,7 +239,10 @@ impl Metrics {
             scrub_passes,
             expired_shards,
             connected_peers,
+            connections,
             rejected_streams,
+            response_bytes_in_flight,
+            busy,
             chain_registered,
             chain_halted,
             proofs,
@@ -231,6 +266,15 @@ impl Metrics {
     }
 
     /// Counts one finished request.
+    /// One request answered busy because `reason` (a node-wide limit) ran out.
+    pub fn refused_busy(&self, reason: &str) {
+        self.busy
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
     pub fn request(&self, kind: &str, outcome: &str, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels {

@@ -6,5 +6,6 @@
 
 pub use cairn_client::net::*;
 
+pub mod budget;
 pub mod chain_service;
 pub mod server;

@@ -125,9 +125,21 @@ impl Outboard {
     /// checking the data against the outboard first, so a node never sends
     /// bytes that rotted on its disk as good.
     pub fn encode_range(&self, data: &[u8], range: Range<u64>) -> Result<Vec<u8>, VerifyError> {
+        self.encode_range_from(data, range)
+    }
+
+    /// Like [`Self::encode_range`], reading the shard's bytes from `data` at
+    /// their offsets (a file, a slice): only the chunk groups of `range`
+    /// are read, so serving a small range of a large shard never holds the
+    /// whole shard. A read that fails is [`VerifyError::Encode`].
+    pub fn encode_range_from(
+        &self,
+        data: impl bao_tree::io::sync::ReadAt,
+        range: Range<u64>,
+    ) -> Result<Vec<u8>, VerifyError> {
         check_range(&range, self.size)?;
         let chunks = chunk_ranges(&range);
-        let mut out = Vec::with_capacity(encoded_len_hint(&range));
+        let mut out = Vec::with_capacity(encoded_len_bound(range.end - range.start) as usize);
         encode_ranges_validated(data, self.mem(), &chunks, &mut out).map_err(|e| match e {
             bao_tree::io::EncodeError::LeafHashMismatch(chunk) => VerifyError::Mismatch {
                 id: self.id,
@@ -174,8 +186,14 @@ fn chunk_ranges(range: &Range<u64>) -> ChunkRanges {
     bao_tree::io::round_up_to_chunks(&ByteRanges::from(range.start..range.end))
 }
 
-fn encoded_len_hint(range: &Range<u64>) -> usize {
-    ((range.end - range.start) + 2 * GROUP_BYTES + 64 * 64) as usize
+/// At most how many bytes [`Outboard::encode_range`] writes for a range of
+/// `len` bytes: the chunk groups covering it (one partial group at each
+/// end), a 64-byte parent per group and two paths to the root, never more
+/// than a whole largest shard's encoding. A node reserves this much of its
+/// memory budget before it reads a byte.
+pub fn encoded_len_bound(len: u64) -> u64 {
+    let groups = len / GROUP_BYTES + 2;
+    (len + 2 * GROUP_BYTES + 64 * (groups + 2 * 64)).min(crate::wire::MAX_RANGE_BODY)
 }
 
 /// Checks an encoded range of shard `id` (of `size` bytes) as it is read and
@@ -276,6 +294,29 @@ mod tests {
             let got = verify_range(ob.id(), d.len() as u64, range.clone(), &enc[..]).unwrap();
             assert_eq!(got, &d[range.start as usize..range.end as usize]);
         }
+    }
+
+    proptest::proptest! {
+        /// What a node reserves before it reads covers what it then writes.
+        #[test]
+        fn encoded_len_never_exceeds_the_bound(size in 1u64..400_000, a in 0u64..400_000, b in 0u64..400_000) {
+            let d = data(size as usize);
+            let ob = Outboard::compute(&d);
+            let (start, end) = (a.min(b) % (size + 1), a.max(b).min(size));
+            let range = start.min(end)..end;
+            let enc = ob.encode_range(&d, range.clone()).unwrap();
+            proptest::prop_assert!(enc.len() as u64 <= encoded_len_bound(range.end - range.start));
+        }
+    }
+
+    #[test]
+    fn a_whole_largest_shard_fits_the_bound() {
+        let size = crate::params::MAX_SHARD_SIZE as u64;
+        let d = vec![7u8; size as usize];
+        let ob = Outboard::compute(&d);
+        let enc = ob.encode_range(&d, 0..size).unwrap();
+        assert!(enc.len() as u64 <= encoded_len_bound(size));
+        assert!(encoded_len_bound(size) <= crate::wire::MAX_RANGE_BODY);
     }
 
     #[test]

@@ -195,6 +195,7 @@ impl ShardClient {
                 streams_per_connection: settings.streams_per_connection,
                 // A client accepts no requests; the budget is unused.
                 inbound_buffer: 0,
+                connection_limits: Default::default(),
             },
         )
         .map_err(|e| ClientError::Setup(e.to_string()))?;

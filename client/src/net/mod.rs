@@ -14,6 +14,7 @@ pub mod codec;
 use std::time::Duration;
 
 use cairn_protocol::chain::Address;
+use libp2p::connection_limits::{self, ConnectionLimits};
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{behaviour::toggle::Toggle, NetworkBehaviour};
@@ -66,6 +67,8 @@ pub enum Role {
 #[allow(missing_debug_implementations)]
 #[derive(NetworkBehaviour)]
 pub struct CairnBehaviour {
+    /// Refuses connections past [`SwarmSettings::connection_limits`].
+    pub limits: connection_limits::Behaviour,
     pub identify: identify::Behaviour,
     /// Only nodes run Kademlia. A client knows its nodes' addresses, and a
     /// client-mode DHT keeps redialing the stale addresses of a node that
@@ -84,6 +87,9 @@ pub struct SwarmSettings {
     pub request_timeout: Duration,
     pub streams_per_connection: usize,
     pub inbound_buffer: u64,
+    /// How many connections the swarm keeps (total, per peer, being set
+    /// up); a node bounds them, a client leaves the default (none).
+    pub connection_limits: ConnectionLimits,
 }
 
 /// Builds a swarm with QUIC and TCP transports and the Cairn behaviour.
@@ -145,6 +151,7 @@ pub fn build_swarm(
                     .with_max_concurrent_streams(settings.streams_per_connection),
             );
             CairnBehaviour {
+                limits: connection_limits::Behaviour::new(settings.connection_limits.clone()),
                 identify,
                 kad: kad.into(),
                 shards,

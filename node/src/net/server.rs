@@ -1,7 +1,10 @@
 //! What a storage node does with each `/cairn/shards/1` request.
 //!
 //! The store is synchronous (files, RocksDB, hashing), so every request runs on a
-//! blocking thread; the swarm's event loop only routes. Errors become
+//! blocking thread, at most `limits.store_threads` at once; the swarm's
+//! event loop only routes. A fetch first reserves its answer's size in the
+//! node-wide [`ResponseBudget`], so however many peers fetch at once the
+//! bodies held stay within it. Errors become
 //! [`WireError`]s a client can act on; nothing a peer sends can make this
 //! panic or make the node serve bytes it has not just verified.
 
@@ -16,7 +19,9 @@ use cairn_protocol::wire::{
 };
 use cairn_protocol::ContentId;
 use libp2p::PeerId;
+use tokio::sync::Semaphore;
 
+use super::budget::{Reservation, ResponseBudget};
 use super::codec::{ShardRequest, ShardResponse};
 use crate::identity::ChainKey;
 use crate::metrics::Metrics;
@@ -31,6 +36,9 @@ pub struct ShardService {
     local_peer: PeerId,
     chain_key: Arc<ChainKey>,
     terms: Arc<TermsPolicy>,
+    budget: ResponseBudget,
+    /// Blocking threads store work may take at once.
+    store_threads: Arc<Semaphore>,
 }
 
 impl ShardService {
@@ -40,8 +48,15 @@ impl ShardService {
         local_peer: PeerId,
         chain_key: Arc<ChainKey>,
         terms: Arc<TermsPolicy>,
+        limits: &crate::config::Limits,
     ) -> Self {
         Self {
+            budget: ResponseBudget::new(
+                limits.response_buffer,
+                limits.response_buffer_per_peer,
+                metrics.clone(),
+            ),
+            store_threads: Arc::new(Semaphore::new(limits.store_threads)),
             store,
             metrics,
             local_peer,
@@ -57,18 +72,7 @@ impl ShardService {
         let response = match (request.refusal, request.header) {
             (Some(refusal), _) => ShardResponse::new(Response::Error(refusal)),
             (None, None) => ShardResponse::error(ErrorKind::Malformed, "no header"),
-            (None, Some(header)) => {
-                let this = self.clone();
-                let body = request.body;
-                tokio::task::spawn_blocking(move || this.dispatch(header, body))
-                    .await
-                    .unwrap_or_else(|e| {
-                        ShardResponse::error(
-                            ErrorKind::Internal,
-                            format!("request task failed: {e}"),
-                        )
-                    })
-            }
+            (None, Some(header)) => self.run(peer, header, request.body).await,
         };
         let outcome = match &response.header {
             Response::Error(e) => {
@@ -82,10 +86,47 @@ impl ShardService {
         response
     }
 
-    fn dispatch(&self, header: Request, body: Bytes) -> ShardResponse {
+    /// Reserves a fetch's answer, then does the store work on a blocking
+    /// thread once one of `store_threads` is free.
+    async fn run(&self, peer: PeerId, header: Request, body: Bytes) -> ShardResponse {
+        let reservation = match &header {
+            Request::Fetch { start, end, .. } if start <= end => {
+                let need = cairn_protocol::shard::encoded_len_bound(end - start);
+                match self.budget.reserve(peer, need).await {
+                    Some(r) => Some(r),
+                    None => {
+                        return ShardResponse::error(
+                            ErrorKind::Busy,
+                            "too many answers being sent; retry later",
+                        )
+                    }
+                }
+            }
+            _ => None,
+        };
+        let Ok(thread) = self.store_threads.clone().acquire_owned().await else {
+            return ShardResponse::error(ErrorKind::Internal, "shutting down");
+        };
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _thread = thread;
+            this.dispatch(header, body, reservation)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            ShardResponse::error(ErrorKind::Internal, format!("request task failed: {e}"))
+        })
+    }
+
+    fn dispatch(
+        &self,
+        header: Request,
+        body: Bytes,
+        reservation: Option<Reservation>,
+    ) -> ShardResponse {
         match header {
             Request::Store(s) => self.store_shard(s, &body),
-            Request::Fetch { id, start, end } => self.fetch(id, start, end),
+            Request::Fetch { id, start, end } => self.fetch(id, start, end, reservation),
             Request::Has { ids } => self.has(&ids),
             Request::Info => self.info(),
             Request::Delete(d) => self.delete(d),
@@ -127,19 +168,32 @@ impl ShardService {
         }
     }
 
-    fn fetch(&self, id: ContentId, start: u64, end: u64) -> ShardResponse {
+    /// Reads and encodes a range into room `reservation` holds; the body
+    /// keeps the room until the connection has sent it.
+    fn fetch(
+        &self,
+        id: ContentId,
+        start: u64,
+        end: u64,
+        reservation: Option<Reservation>,
+    ) -> ShardResponse {
         match self.store.read_range(&id, start..end) {
             Ok((shard_size, encoded)) => {
                 self.metrics.served_bytes.inc_by(encoded.len() as u64);
+                let encoded_len = encoded.len() as u64;
+                let body = match reservation {
+                    Some(r) => r.hold(encoded),
+                    None => Bytes::from(encoded),
+                };
                 ShardResponse {
                     header: Response::Range {
                         id,
                         shard_size,
                         start,
                         end,
-                        encoded_len: encoded.len() as u64,
+                        encoded_len,
                     },
-                    body: Bytes::from(encoded),
+                    body,
                 }
             }
             Err(e) => self.store_error(e),

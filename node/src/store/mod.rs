@@ -71,7 +71,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cairn_protocol::chain::Address;
-use cairn_protocol::shard::{Outboard, VerifyError, GROUP_BYTES};
+use cairn_protocol::shard::{Outboard, VerifyError};
 use cairn_protocol::ContentId;
 use rocksdb::{
     BoundColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
@@ -535,20 +535,12 @@ impl ShardStore {
         let outboard = self.read_outboard(id)?;
         let outboard = Outboard::from_parts(*id, meta.size, outboard)
             .map_err(|e| self.quarantine(id, &e.to_string()))?;
-        // The encoder reads whole chunk groups of the range, nothing else:
-        // only those are read from the file; the rest of the buffer stays
-        // zero and untouched.
-        let first = range.start / GROUP_BYTES * GROUP_BYTES;
-        let last = range.end.div_ceil(GROUP_BYTES) * GROUP_BYTES;
-        let window = first.min(meta.size)..last.min(meta.size);
-        let mut data = vec![0u8; meta.size as usize];
-        self.read_shard_at(
-            id,
-            &meta,
-            &mut data[window.start as usize..window.end as usize],
-            window.start,
-        )?;
-        match outboard.encode_range(&data, range) {
+        // The encoder reads the range's chunk groups straight from the file
+        // and nothing else: a request holds only its encoded answer, never
+        // the whole shard. The file was checked to be the stored size, so a
+        // read that fails now is a failing disk: quarantined like rot.
+        let file = self.open_shard(id, &meta)?;
+        match outboard.encode_range_from(file, range) {
             Ok(encoded) => Ok((meta.size, encoded)),
             Err(e @ VerifyError::OutOfRange { .. }) => Err(StoreError::Range(e)),
             Err(e) => Err(self.quarantine(id, &e.to_string())),
@@ -589,6 +581,20 @@ impl ShardStore {
         buf: &mut [u8],
         offset: u64,
     ) -> Result<(), StoreError> {
+        let file = self.open_shard(id, meta)?;
+        match file.read_exact_at(buf, offset) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err(self.quarantine(id, "shard file shorter than its metadata says"))
+            }
+            Err(e) => Err(io_error(&self.shard_path(id))(e)),
+        }
+    }
+
+    /// Opens shard `id`'s file, checked to be the size its metadata says.
+    /// A missing file (while its metadata exists) or one of the wrong size
+    /// quarantines the shard.
+    fn open_shard(&self, id: &ContentId, meta: &ShardMeta) -> Result<File, StoreError> {
         let path = self.shard_path(id);
         let file = match File::open(&path) {
             Ok(f) => f,
@@ -605,13 +611,7 @@ impl ShardStore {
         if len != meta.size {
             return Err(self.quarantine(id, "stored size differs from metadata"));
         }
-        match file.read_exact_at(buf, offset) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                Err(self.quarantine(id, "shard file shorter than its metadata says"))
-            }
-            Err(e) => Err(io_error(&path)(e)),
-        }
+        Ok(file)
     }
 
     /// The shard's stored outboard. Missing (while its metadata exists) or
@@ -959,6 +959,7 @@ impl std::fmt::Debug for ShardStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cairn_protocol::shard::GROUP_BYTES;
 
     fn shard(n: usize, seed: u8) -> Vec<u8> {
         (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()

@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod faults;
 mod hostile;
+mod memory;
 mod network;
 mod receipts;
 mod registration;

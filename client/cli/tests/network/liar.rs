@@ -26,6 +26,7 @@ async fn start_liar() -> NodeAddr {
             request_timeout: Duration::from_secs(30),
             streams_per_connection: 64,
             inbound_buffer: 256 << 20,
+            connection_limits: Default::default(),
         },
     )
     .unwrap();
