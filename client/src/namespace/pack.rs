@@ -18,7 +18,7 @@ use cairn_protocol::namespace::{Entry, EntryKind, FileData, NsPath, ObjectRef, T
 use super::batch::Op;
 use super::tree::{path_of, DirState};
 use super::{objects, Namespace, NsError};
-use crate::upload::PlacedShard;
+use crate::upload::{PlacedShard, PutReport};
 use crate::PutOptions;
 use cairn_protocol::Capability;
 
@@ -98,8 +98,26 @@ impl Namespace<'_> {
     }
 
     /// Adds a file already uploaded (`report`, as [`crate::Client::put_reader`]
-    /// returns it) at `dest`; its shards join the batch's deal.
+    /// returns it) at `dest`; its shards join the batch's deal and its
+    /// segments the deal's repair data.
     pub async fn put_uploaded(
+        &mut self,
+        dest: &NsPath,
+        report: &PutReport,
+        mode: u32,
+        mtime: Timestamp,
+    ) -> Result<(), NsError> {
+        self.check_not_dir(dest).await?;
+        self.stored.add(report);
+        self.link_uploaded(dest, &report.capability, report.size_bytes, mode, mtime)
+            .await
+    }
+
+    /// Adds a file uploaded before a crash, known only by its capability
+    /// and where its shards went: they join the batch's deal, but its
+    /// segments are not in the deal's repair data (the record does not
+    /// keep them), so strangers cannot repair this one file.
+    pub async fn put_replayed(
         &mut self,
         dest: &NsPath,
         capability: &Capability,
@@ -108,10 +126,27 @@ impl Namespace<'_> {
         mode: u32,
         mtime: Timestamp,
     ) -> Result<(), NsError> {
+        self.check_not_dir(dest).await?;
+        self.stored.add_copies(placement.iter().copied());
+        self.link_uploaded(dest, capability, size, mode, mtime)
+            .await
+    }
+
+    async fn check_not_dir(&mut self, dest: &NsPath) -> Result<(), NsError> {
         if self.stat(dest).await?.is_some_and(|e| e.is_dir()) {
             return Err(NsError::IsADirectory(dest.clone()));
         }
-        self.placement.extend(placement.iter().copied());
+        Ok(())
+    }
+
+    async fn link_uploaded(
+        &mut self,
+        dest: &NsPath,
+        capability: &Capability,
+        size: u64,
+        mode: u32,
+        mtime: Timestamp,
+    ) -> Result<(), NsError> {
         let entry = Entry {
             kind: EntryKind::File {
                 size,

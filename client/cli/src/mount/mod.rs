@@ -101,7 +101,7 @@ async fn recover(
                 })?;
                 state
                     .ns
-                    .put_uploaded(&path, &cap, object.size, &placement, record.mode, mtime)
+                    .put_replayed(&path, &cap, object.size, &placement, record.mode, mtime)
                     .await?;
             }
             None => {

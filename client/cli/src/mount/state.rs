@@ -429,14 +429,7 @@ impl State {
                         .record(ino, &path, entry.mode, mtime, Some(object))
                         .map_err(io)?;
                     self.ns
-                        .put_uploaded(
-                            &path,
-                            &report.capability,
-                            report.size_bytes,
-                            &report.placement,
-                            entry.mode,
-                            mtime,
-                        )
+                        .put_uploaded(&path, &report, entry.mode, mtime)
                         .await
                         .map_err(|e| errno(&e))?;
                     self.status.staged += 1;
