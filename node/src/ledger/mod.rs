@@ -23,8 +23,7 @@ use cairn_protocol::chain::{Address, BlockOutcome, Genesis, SignedTx};
 
 pub use mempool::{Mempool, MempoolConfig, MempoolError};
 pub use store::{
-    genesis_hash, BlockBeacon, BlockRecord, FinalizedBlock, LedgerError, LedgerStore, SeedRecord,
-    TxRecord,
+    BlockBeacon, BlockRecord, FinalizedBlock, LedgerError, LedgerStore, SeedRecord, TxRecord,
 };
 
 /// Genesis parameters the state keeps private but clients need (to pick a

@@ -211,11 +211,6 @@ struct GenesisMark {
     genesis_hash: [u8; 32],
 }
 
-/// The hash that names a genesis ([`Genesis::hash`]).
-pub fn genesis_hash(genesis: &Genesis) -> [u8; 32] {
-    genesis.hash().0
-}
-
 /// The ledger: blocks, the tx index and the current state.
 pub struct LedgerStore {
     db: rocksdb::DB,
@@ -282,7 +277,7 @@ impl LedgerStore {
     /// An existing ledger must have been created from the same genesis
     /// (same chain id and genesis hash); it resumes at its stored height.
     pub fn open(dir: &Path, genesis: &Genesis) -> Result<Self, LedgerError> {
-        let given_hash = genesis_hash(genesis);
+        let given_hash = genesis.hash().0;
         let fresh_state = ChainState::from_genesis(genesis).map_err(LedgerError::Genesis)?;
         std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io {
             path: dir.to_path_buf(),
