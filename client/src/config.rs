@@ -8,6 +8,7 @@
 //! relative to the file's directory. Every field is checked on load and a
 //! bad one fails with one line that names it.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use crate::net::client::NodeAddr;
 use cairn_protocol::params::{DEFAULT_DATA_SHARDS, DEFAULT_PARITY_SHARDS, DEFAULT_SEGMENT_TARGET};
 use cairn_protocol::units::{format_size, parse_size};
 use cairn_protocol::CodingParams;
+use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 
 use crate::deal::DealOptions;
@@ -89,6 +91,9 @@ struct RawConfig {
 pub struct ClientConfig {
     /// Storage nodes the client may place shards on and read from.
     pub nodes: Vec<NodeAddr>,
+    /// The stake each of `nodes` locked, when the chain's registry said
+    /// (placement weighs nodes by it); nodes listed in the file weigh alike.
+    pub node_stakes: HashMap<PeerId, u64>,
     /// Validators' chain APIs (`http://host:port`, or a libp2p multiaddr
     /// ending in `/p2p/<peer id>`), tried in order; empty: no chain
     /// configured.
@@ -124,6 +129,7 @@ impl ClientConfig {
     pub fn new(dir: &Path, nodes: Vec<NodeAddr>) -> Self {
         Self {
             nodes,
+            node_stakes: HashMap::new(),
             chain: Vec::new(),
             key_file: dir.join("account.key"),
             state_dir: dir.join("state"),

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::net::client::{ClientError, ClientSettings, NodeAddr, ShardClient};
 use bytes::Bytes;
 use cairn_protocol::chain::{Address, Sig};
-use cairn_protocol::placement::{place, Candidate};
+use cairn_protocol::placement::{place, tickets, Candidate};
 use cairn_protocol::wire::{ErrorKind, NodeInfo, ReceiptRequest};
 use cairn_protocol::ContentId;
 use ed25519_dalek::SigningKey;
@@ -30,6 +30,8 @@ pub struct Network {
     nodes: Vec<NodeAddr>,
     /// Peer id bytes of each node, as placement and manifests use them.
     ids: Vec<Vec<u8>>,
+    /// Each node's placement weight ([`tickets`]) from its stake.
+    tickets: Vec<u32>,
     by_peer: HashMap<PeerId, NodeIndex>,
     /// The chain account each node's peer id embeds.
     by_address: HashMap<Address, NodeIndex>,
@@ -59,6 +61,7 @@ impl Network {
         })?;
         let nodes = config.nodes.clone();
         let ids = nodes.iter().map(|n| n.peer.to_bytes()).collect();
+        let tickets = weights(&nodes, &config.node_stakes);
         let by_peer = nodes.iter().enumerate().map(|(i, n)| (n.peer, i)).collect();
         let by_address = nodes
             .iter()
@@ -69,6 +72,7 @@ impl Network {
             client,
             nodes,
             ids,
+            tickets,
             by_peer,
             by_address,
             timeout: config.request_timeout,
@@ -143,7 +147,7 @@ impl Network {
     }
 
     /// Every node, best first for the object with placement `seed`
-    /// (rendezvous hashing), spread over subnets: nodes that share an IPv4
+    /// (rendezvous hashing weighted by stake), spread over subnets: nodes that share an IPv4
     /// /24 or an IPv6 /48 count as one failure domain, so no subnet gets
     /// more than its share of a segment's shards while others are free.
     /// The first `spread` are placed with the subnet cap for `spread`
@@ -156,6 +160,7 @@ impl Network {
             .map(|(i, id)| Candidate {
                 id,
                 domain: subnet_domain(&self.nodes[i]),
+                tickets: self.tickets[i],
             })
             .collect();
         let all = self.ids.len();
@@ -294,6 +299,25 @@ pub(crate) fn is_not_found(error: &ClientError) -> bool {
     matches!(error.refusal(), Some(w) if w.kind == ErrorKind::NotFound)
 }
 
+/// Placement weights of `nodes`: tickets for the stake the registry says
+/// each locked, in units of the smallest stake among them (the least a node
+/// may register with, or more). Nodes of unknown stake (listed in the
+/// config file) hold one ticket each, as does everyone when none is known.
+fn weights(nodes: &[NodeAddr], stakes: &HashMap<PeerId, u64>) -> Vec<u32> {
+    let unit = nodes
+        .iter()
+        .filter_map(|n| stakes.get(&n.peer).copied())
+        .filter(|&s| s > 0)
+        .min();
+    nodes
+        .iter()
+        .map(|n| match (unit, stakes.get(&n.peer)) {
+            (Some(unit), Some(&stake)) => tickets(stake, unit),
+            _ => 1,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,5 +362,38 @@ mod tests {
             let crowded = ranked[..6].iter().filter(|&&i| i < 6).count();
             assert!(crowded <= 2, "seed {seed}: {crowded} of 6 in one subnet");
         }
+    }
+
+    #[test]
+    fn registry_stakes_become_tickets_and_unknown_nodes_weigh_one() {
+        let nodes: Vec<NodeAddr> = (0..4)
+            .map(|i| node(&format!("/ip4/10.0.{i}.1/udp/1/quic-v1")))
+            .collect();
+        let mut stakes = HashMap::new();
+        assert_eq!(weights(&nodes, &stakes), vec![1, 1, 1, 1]);
+        stakes.insert(nodes[0].peer, 1_000);
+        stakes.insert(nodes[1].peer, 3_500);
+        stakes.insert(nodes[2].peer, 0);
+        // The unit is the smallest nonzero stake: 1 000.
+        assert_eq!(weights(&nodes, &stakes), vec![1, 3, 1, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_node_with_more_stake_ranks_first_more_often() {
+        let nodes: Vec<NodeAddr> = (0..10)
+            .map(|i| node(&format!("/ip4/10.0.{i}.1/udp/1/quic-v1")))
+            .collect();
+        let mut config = ClientConfig::new(std::path::Path::new("/x"), nodes.clone());
+        for (i, n) in nodes.iter().enumerate() {
+            config
+                .node_stakes
+                .insert(n.peer, if i == 0 { 10 } else { 1 });
+        }
+        let network = Network::start(&config).unwrap();
+        let first = (0..400u32)
+            .filter(|s| network.ranked(blake3::hash(&s.to_le_bytes()).as_bytes(), 1)[0] == 0)
+            .count();
+        // Ten tickets of nineteen: about half the time, not a tenth.
+        assert!((150..250).contains(&first), "first {first} of 400 times");
     }
 }

@@ -10,6 +10,7 @@
 //! network input: an entry whose peer id does not parse, or with no address
 //! that parses, is skipped, and so is an address naming another peer.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::chain::api::NodeView;
@@ -78,14 +79,27 @@ pub async fn resolve_nodes(config: &mut ClientConfig, timeout: Duration) -> Node
         Ok(chain) => chain,
         Err(e) => return NodeSource::Config(Some(e.to_string())),
     };
-    match registered_nodes(&chain).await {
-        Ok(nodes) if !nodes.is_empty() => {
-            config.nodes = nodes;
+    match chain.nodes().await.map(|page| page.nodes) {
+        Ok(entries) if !node_addrs(&entries).is_empty() => {
+            config.nodes = node_addrs(&entries);
+            config.node_stakes = node_stakes(&entries);
             NodeSource::Registry
         }
         Ok(_) => NodeSource::Config(Some("no storage node is registered on the chain".into())),
         Err(e) => NodeSource::Config(Some(format!("the registry could not be read: {e}"))),
     }
+}
+
+/// The stake of each registry entry whose peer id parses, for placement's
+/// weights.
+pub fn node_stakes(entries: &[NodeView]) -> HashMap<PeerId, u64> {
+    entries
+        .iter()
+        .filter_map(|e| {
+            let bytes = hex::decode(&e.peer_id_hex).ok()?;
+            Some((PeerId::from_bytes(&bytes).ok()?, e.stake))
+        })
+        .collect()
 }
 
 /// The registry's active, dialable nodes.

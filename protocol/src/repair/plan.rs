@@ -168,6 +168,7 @@ pub fn choose_holders(
         .map(|(a, n)| Candidate {
             id: &a.0,
             domain: domain(a, n),
+            tickets: placement::tickets(n.stake, state.min_stake()),
         })
         .collect();
     let chosen = placement::place(seed, &candidates, bytes.len())?;

@@ -85,6 +85,7 @@ impl Sim<'_> {
             .map(|(id, &c)| Candidate {
                 id,
                 domain: u64::from(self.nodes.domain[c as usize]),
+                tickets: 1,
             })
             .collect();
         let round = self.files.round[f as usize];
