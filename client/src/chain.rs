@@ -4,5 +4,7 @@
 
 pub mod api;
 mod client;
+mod pages;
 
 pub use client::*;
+pub use pages::{Paged, MAX_PAGES};

@@ -295,7 +295,12 @@ impl DealRepairView {
 pub struct RepairList {
     pub height: u64,
     pub total: usize,
+    /// Deal ids (hex), in increasing order, at most [`MAX_LIST`] per answer.
     pub deals: Vec<String>,
+    /// Where the next page starts (`/chain/repairs?after=<next>`); `None`
+    /// on the last page.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// `GET /chain/repair/{deal}`: the state a repairer needs for one deal
@@ -458,7 +463,12 @@ impl ProofTaskView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DealList {
     pub total: usize,
+    /// In increasing deal id order, at most [`MAX_LIST`] per answer.
     pub deals: Vec<DealView>,
+    /// Where the next page starts (`/chain/deals?after=<next>`, with the
+    /// same `owner`); `None` on the last page.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// A transaction's id and what became of it in a block.

@@ -19,6 +19,7 @@ use super::api::{
     AccountView, BlockView, DealList, DealView, ErrorView, NodeList, NodeView, ProofTaskView,
     RepairList, RepairStateView, StatusView, SubmitView, TxStatus, TxView,
 };
+use super::pages::{check_page, Paged, MAX_PAGES};
 use crate::net::client::{ClientSettings, NodeAddr, ShardClient};
 use bytes::Bytes;
 use cairn_protocol::chain::{Address, SignedTx, Transaction, TxBody};
@@ -31,8 +32,6 @@ use serde::de::DeserializeOwned;
 /// Largest answer read from a validator (lists are capped server-side).
 const MAX_RESPONSE: usize = 16 << 20;
 /// How often [`ChainClient::wait_for_tx`] asks.
-/// Most registry pages [`ChainClient::nodes`] reads: a million nodes.
-pub const MAX_REGISTRY_PAGES: usize = 1000;
 const POLL: Duration = Duration::from_millis(250);
 
 /// What went wrong talking to the chain.
@@ -326,49 +325,41 @@ impl ChainClient {
         self.get(&format!("/chain/account/{address}")).await?.ok()
     }
 
-    /// The whole registry: every page of `/chain/nodes`, in address
-    /// order. A validator's pages must each continue strictly after the
-    /// last, so a hostile one cannot loop the client; at most
-    /// [`MAX_REGISTRY_PAGES`] pages are read.
-    pub async fn nodes(&self) -> Result<NodeList, ChainError> {
-        let mut nodes: Vec<NodeView> = Vec::new();
-        let mut after: Option<Address> = None;
-        let mut total = 0;
-        for _ in 0..MAX_REGISTRY_PAGES {
-            let path = match after {
-                Some(a) => format!("/chain/nodes?after={a}"),
-                None => "/chain/nodes".to_string(),
+    /// Every page of the listing at `path` (which may carry a query),
+    /// checked by [`pages`](super::pages) rules.
+    async fn all_pages<P: Paged>(&self, path: &str) -> Result<P, ChainError> {
+        let mut all: Option<P> = None;
+        let mut after: Option<P::Key> = None;
+        for _ in 0..MAX_PAGES {
+            let url = match &after {
+                Some(a) if path.contains('?') => format!("{path}&after={a}"),
+                Some(a) => format!("{path}?after={a}"),
+                None => path.to_string(),
             };
-            let page: NodeList = self.get(&path).await?.ok()?;
-            let mut last = after;
-            for n in &page.nodes {
-                if last.is_some_and(|l| n.address <= l) {
-                    return Err(ChainError::Decode {
-                        url: path,
-                        reason: "registry page out of address order".into(),
-                    });
-                }
-                last = Some(n.address);
+            let page: P = self.get(&url).await?.ok()?;
+            check_page(&page, after.as_ref()).map_err(|reason| ChainError::Decode {
+                url: url.clone(),
+                reason: reason.into(),
+            })?;
+            let next = page.next();
+            match &mut all {
+                Some(all) => all.extend(page),
+                None => all = Some(page),
             }
-            let progressed = last != after;
-            total = page.total;
-            nodes.extend(page.nodes);
-            match page.next {
-                Some(next) if progressed && Some(next) == last => after = Some(next),
-                Some(_) => {
-                    return Err(ChainError::Decode {
-                        url: path,
-                        reason: "registry page's next is not its last node".into(),
-                    })
-                }
+            match next {
+                Some(next) => after = Some(next),
                 None => break,
             }
         }
-        Ok(NodeList {
-            total,
-            nodes,
-            next: None,
+        all.map(P::finish).ok_or_else(|| ChainError::Decode {
+            url: path.to_string(),
+            reason: "no page read".into(),
         })
+    }
+
+    /// The whole registry: every page of `/chain/nodes`, in address order.
+    pub async fn nodes(&self) -> Result<NodeList, ChainError> {
+        self.all_pages("/chain/nodes").await
     }
 
     /// A registered node, or `None`.
@@ -389,7 +380,7 @@ impl ChainClient {
 
     /// Open deals with repair data and lost bytes no repair moved yet.
     pub async fn repairs(&self) -> Result<RepairList, ChainError> {
-        self.get("/chain/repairs").await?.ok()
+        self.all_pages("/chain/repairs").await
     }
 
     /// What a repairer needs of the state for deal `id` (hex), or `None`.
@@ -397,13 +388,13 @@ impl ChainClient {
         self.get(&format!("/chain/repair/{id}")).await?.found()
     }
 
-    /// Open deals, all of them or `owner`'s.
+    /// Open deals, all of them or `owner`'s: every page, in deal id order.
     pub async fn deals(&self, owner: Option<&Address>) -> Result<DealList, ChainError> {
         let path = match owner {
             Some(o) => format!("/chain/deals?owner={o}"),
             None => "/chain/deals".to_string(),
         };
-        self.get(&path).await?.ok()
+        self.all_pages(&path).await
     }
 
     /// Open deals whose repair data has repair tree root `root`

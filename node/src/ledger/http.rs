@@ -183,6 +183,25 @@ struct PageQuery {
     limit: Option<usize>,
 }
 
+/// Up to `limit` items, and the key of the last one when more follow
+/// (where the next page starts).
+fn page<K, T>(items: impl Iterator<Item = (K, T)>, limit: usize) -> (Vec<T>, Option<K>) {
+    let mut out = Vec::new();
+    let mut last = None;
+    for (key, item) in items {
+        if out.len() == limit {
+            return (out, last);
+        }
+        out.push(item);
+        last = Some(key);
+    }
+    (out, None)
+}
+
+fn page_limit(limit: Option<usize>) -> usize {
+    limit.unwrap_or(MAX_LIST).clamp(1, MAX_LIST)
+}
+
 /// One page of the registry, in address order: every node is reachable by
 /// following `next`, so no number of registrations (say, a flood of low
 /// addresses) can hide the rest from a client.
@@ -191,21 +210,16 @@ async fn nodes(
     Query(query): Query<PageQuery>,
 ) -> ApiResult<NodeList> {
     let after = query.after.as_deref().map(parse_address).transpose()?;
-    let limit = query.limit.unwrap_or(MAX_LIST).clamp(1, MAX_LIST);
     let state = ledger.store().state();
-    let mut page: Vec<NodeView> = state
-        .nodes()
-        .skip_while(|(a, _)| after.is_some_and(|after| **a <= after))
-        .take(limit + 1)
-        .map(|(a, n)| NodeView::new(a, n))
-        .collect();
-    let next = (page.len() > limit).then(|| {
-        page.truncate(limit);
-        page[limit - 1].address
-    });
+    let (nodes, next) = page(
+        state
+            .nodes_after(after.as_ref())
+            .map(|(a, n)| (*a, NodeView::new(a, n))),
+        page_limit(query.limit),
+    );
     Ok(Json(NodeList {
         total: state.nodes().count(),
-        nodes: page,
+        nodes,
         next,
     }))
 }
@@ -235,21 +249,35 @@ async fn deal(State(ledger): State<Arc<Ledger>>, Path(id): Path<String>) -> ApiR
 }
 
 /// Deals a repairer should look at: repair data named, and bytes lost
-/// (a disqualified node's, or declared or found lost) that no repair moved.
-async fn repairs(State(ledger): State<Arc<Ledger>>) -> Json<RepairList> {
+/// (a disqualified node's, or declared or found lost) that no repair moved;
+/// paged by deal id like `/chain/deals`.
+async fn repairs(
+    State(ledger): State<Arc<Ledger>>,
+    Query(query): Query<PageQuery>,
+) -> ApiResult<RepairList> {
+    let after = parse_deal_after(query.after.as_deref())?;
     let state = ledger.store().state();
-    let wanted: Vec<String> = state
-        .deals()
-        .filter(|(_, d)| {
-            d.repair.is_some() && d.commitments.iter().any(|c| c.unrepaired_bytes() > 0)
-        })
-        .map(|(id, _)| hex::encode(id.0))
-        .collect();
-    Json(RepairList {
+    let wanted = |after: Option<&DealId>| {
+        state
+            .deals_after(after)
+            .filter(|(_, d)| {
+                d.repair.is_some() && d.commitments.iter().any(|c| c.unrepaired_bytes() > 0)
+            })
+            .map(|(id, _)| (*id, hex::encode(id.0)))
+    };
+    let (deals, next) = page(wanted(after.as_ref()), page_limit(query.limit));
+    Ok(Json(RepairList {
         height: state.height(),
-        total: wanted.len(),
-        deals: wanted.into_iter().take(MAX_LIST).collect(),
-    })
+        total: wanted(None).count(),
+        deals,
+        next: next.map(|id| hex::encode(id.0)),
+    }))
+}
+
+fn parse_deal_after(after: Option<&str>) -> Result<Option<DealId>, ApiError> {
+    after
+        .map(|text| parse_id("deal id", text).map(DealId))
+        .transpose()
 }
 
 async fn repair_state(
@@ -266,25 +294,33 @@ async fn repair_state(
 #[derive(Debug, Deserialize)]
 struct DealsQuery {
     owner: Option<String>,
+    /// The last deal id of the previous page.
+    after: Option<String>,
+    /// At most [`MAX_LIST`].
+    limit: Option<usize>,
 }
 
+/// One page of open deals (all, or one owner's), in deal id order.
 async fn deals(
     State(ledger): State<Arc<Ledger>>,
     Query(query): Query<DealsQuery>,
 ) -> ApiResult<DealList> {
     let owner = query.owner.as_deref().map(parse_address).transpose()?;
+    let after = parse_deal_after(query.after.as_deref())?;
     let state = ledger.store().state();
-    let matching = || {
+    let matching = |after: Option<&DealId>| {
         state
-            .deals()
+            .deals_after(after)
             .filter(move |(_, d)| owner.is_none_or(|o| d.owner == o))
     };
+    let (deals, next) = page(
+        matching(after.as_ref()).map(|(id, d)| (*id, DealView::new(id, d, &state))),
+        page_limit(query.limit),
+    );
     Ok(Json(DealList {
-        total: matching().count(),
-        deals: matching()
-            .take(MAX_LIST)
-            .map(|(id, d)| DealView::new(id, d, &state))
-            .collect(),
+        total: matching(None).count(),
+        deals,
+        next: next.map(|id| hex::encode(id.0)),
     }))
 }
 
@@ -308,6 +344,7 @@ async fn deals_by_repair_root(
             .take(MAX_LIST)
             .map(|(id, d)| DealView::new(id, d, &state))
             .collect(),
+        next: None,
     }))
 }
 
@@ -578,6 +615,99 @@ mod tests {
         let (got, body) = get(addr, path).await;
         assert_eq!(got, status, "GET {path}: {body}");
         body
+    }
+
+    /// More deals than one answer lists: `/chain/deals` pages in id order
+    /// (with and without an owner), and a client reads them all.
+    #[tokio::test]
+    async fn open_deals_are_paged_and_a_client_reads_every_page() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ledger, _, _) = ledger_with_history(dir.path());
+        // Key 1 opened one deal at nonce 1; open MAX_LIST + 4 more.
+        let count = MAX_LIST + 5;
+        let deal = |nonce: u64| {
+            let mut terms = DealTerms {
+                size: 4096,
+                price_per_epoch: 1,
+                start_epoch: 3,
+                end_epoch: 60,
+                commitments: vec![Commitment {
+                    node: addr(2),
+                    root: [5; 32],
+                    shards: 1,
+                    bytes: 4096,
+                    receipt: Sig([0; 64]),
+                }],
+            };
+            let m = receipt_message(
+                &genesis().hash(),
+                &addr(1),
+                nonce,
+                &terms,
+                &terms.commitments[0],
+            );
+            terms.commitments[0].receipt = Sig(key(2).sign(&m).to_bytes());
+            signed(1, nonce, TxBody::OpenDeal(terms))
+        };
+        let nonces: Vec<u64> = (2..=count as u64).collect();
+        for (i, chunk) in nonces.chunks(256).enumerate() {
+            let txs = chunk.iter().map(|&n| deal(n)).collect();
+            let outcome = ledger
+                .commit(rooted(ledger.store(), block(3 + i as u64, txs)))
+                .unwrap();
+            let refused: Vec<_> = outcome.results.iter().filter(|r| r.is_err()).collect();
+            assert!(
+                refused.is_empty(),
+                "{} refused: {:?}",
+                refused.len(),
+                refused.first()
+            );
+        }
+        let http = start(ledger).await;
+
+        let first = expect(http, "/chain/deals?limit=3", 200).await;
+        assert_eq!(first["total"], count);
+        assert_eq!(first["deals"].as_array().unwrap().len(), 3);
+        assert_eq!(first["next"], first["deals"][2]["id"]);
+        let after = first["next"].as_str().unwrap();
+        let owner = addr(1);
+        let second = expect(
+            http,
+            &format!("/chain/deals?owner={owner}&after={after}&limit=3"),
+            200,
+        )
+        .await;
+        assert!(second["deals"][0]["id"].as_str().unwrap() > after);
+        let full = expect(http, "/chain/deals", 200).await;
+        assert_eq!(full["deals"].as_array().unwrap().len(), MAX_LIST);
+        let rest = expect(
+            http,
+            &format!("/chain/deals?after={}", full["next"].as_str().unwrap()),
+            200,
+        )
+        .await;
+        assert_eq!(rest["deals"].as_array().unwrap().len(), 5);
+        assert!(rest["next"].is_null());
+        let nobody = expect(http, &format!("/chain/deals?owner={}", addr(3)), 200).await;
+        assert_eq!(nobody["total"], 0);
+        assert!(nobody["next"].is_null());
+        expect(http, "/chain/deals?after=nothex", 400).await;
+        expect(http, "/chain/repairs?after=nothex", 400).await;
+
+        let client = cairn_client::chain::ChainClient::new(
+            &[format!("http://{http}")],
+            std::time::Duration::from_secs(10),
+        )
+        .unwrap();
+        let all = client.deals(Some(&owner)).await.unwrap();
+        assert_eq!(all.deals.len(), count);
+        assert!(all.next.is_none());
+        let ids: Vec<&String> = all.deals.iter().map(|d| &d.id).collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "deals out of order or repeated"
+        );
+        assert!(client.repairs().await.unwrap().deals.is_empty());
     }
 
     /// More nodes than one answer lists: the pages follow each other in

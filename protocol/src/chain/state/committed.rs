@@ -104,6 +104,14 @@ where
         self.entries.iter()
     }
 
+    /// Entries after `key` (all of them for `None`), in key order: where a
+    /// page of a listing starts, found in O(log n).
+    pub fn iter_after(&self, key: Option<&K>) -> impl Iterator<Item = (&K, &V)> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let start = key.map_or(Unbounded, Excluded);
+        self.entries.range::<_, K>((start, Unbounded::<&K>))
+    }
+
     pub fn keys(&self) -> impl Iterator<Item = &K> {
         self.entries.keys()
     }

@@ -398,6 +398,19 @@ impl ChainState {
         self.deals.iter()
     }
 
+    /// Nodes with addresses after `after`, in address order (a registry page).
+    pub fn nodes_after(
+        &self,
+        after: Option<&Address>,
+    ) -> impl Iterator<Item = (&Address, &NodeRecord)> {
+        self.nodes.iter_after(after)
+    }
+
+    /// Deals with ids after `after`, in id order (a page of deals).
+    pub fn deals_after(&self, after: Option<&DealId>) -> impl Iterator<Item = (&DealId, &Deal)> {
+        self.deals.iter_after(after)
+    }
+
     /// What a repairer needs of the state to repair `deal` by the rules of
     /// [`crate::repair`]: the parameters, every node, and this deal alone
     /// (no accounts, no other deal). [`crate::repair::assess`],
