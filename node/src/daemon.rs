@@ -161,7 +161,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let (ledger, mut validator) = match config.chain.as_ref().filter(|c| c.validator) {
         Some(chain) => {
-            let (ledger, validator) = start_validator(&config, chain, &validator_secret).await?;
+            let (ledger, validator) =
+                start_validator(&config, chain, &validator_secret, &metrics).await?;
             ledger.set_halt_gauge(metrics.chain_halted.clone());
             (Some(ledger), Some(validator))
         }
@@ -413,6 +414,7 @@ async fn start_validator(
     config: &Config,
     chain: &crate::config::ChainConfig,
     secret: &[u8; 32],
+    metrics: &Metrics,
 ) -> Result<
     (
         Arc<crate::ledger::Ledger>,
@@ -453,6 +455,7 @@ async fn start_validator(
             share: config.share_path(),
             block_interval: chain.block_interval,
             timing: cairn_chain::Timing::default(),
+            relay_dropped: metrics.relay_dropped.clone(),
         },
         *secret,
         ledger.clone(),

@@ -56,6 +56,8 @@ pub struct Metrics {
     /// 1 once this validator's ledger halted on a block whose state root
     /// disagreed with its own, else 0.
     pub chain_halted: Gauge,
+    /// Transactions other validators relayed past their per-peer rate.
+    pub relay_dropped: Counter,
     /// Storage proofs by outcome: accepted, rejected, missed, unbuildable.
     pub proofs: Family<OutcomeLabel, Counter>,
     /// From a window's seed to the proof's block, for accepted proofs.
@@ -194,6 +196,12 @@ impl Metrics {
             "1 when this validator halted on a finalized block whose state root disagrees with its own",
             chain_halted.clone(),
         );
+        let relay_dropped = Counter::default();
+        registry.register(
+            "relay_dropped",
+            "Transactions other validators relayed past their per-validator rate, not checked",
+            relay_dropped.clone(),
+        );
         let proofs = Family::<OutcomeLabel, Counter>::default();
         registry.register(
             "proofs",
@@ -245,6 +253,7 @@ impl Metrics {
             busy,
             chain_registered,
             chain_halted,
+            relay_dropped,
             proofs,
             proof_seconds,
             repairs,

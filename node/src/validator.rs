@@ -54,6 +54,14 @@ pub const RELAY_CHANNEL: u64 = 5;
 const RELAY_QUEUE: usize = 8192;
 /// Largest relay message: length-prefixed transactions back to back.
 const MAX_RELAY_BATCH: usize = 4 << 20;
+/// Relayed transactions one validator's messages may carry per second into
+/// this mempool, after a burst of [`RELAY_BURST`]: every relayed
+/// transaction costs a decode and a signature check here, so a Byzantine
+/// validator flooding the relay costs this one at most this much work
+/// (about a tenth of a core). More are dropped; the honest clients' ones
+/// still reach every mempool through their own validator's proposals.
+const RELAY_TXS_PER_PEER: u32 = 2_000;
+const RELAY_BURST: u32 = 8_192;
 
 /// What a validator needs besides its key and ledger.
 #[derive(Debug, Clone)]
@@ -71,6 +79,9 @@ pub struct ValidatorSettings {
     /// Least time between blocks.
     pub block_interval: Duration,
     pub timing: Timing,
+    /// Counts relayed transactions dropped past [`RELAY_TXS_PER_PEER`]
+    /// (`cairn_node_relay_dropped_total`).
+    pub relay_dropped: prometheus_client::metrics::counter::Counter,
 }
 
 /// Why a validator could not start.
@@ -309,6 +320,7 @@ pub fn spawn(
     let genesis_root = genesis_state.root();
     let genesis_hash = genesis.hash();
     let relay_ledger = ledger.clone();
+    let relay_dropped = settings.relay_dropped.clone();
     let node_ledger = NodeLedger {
         ledger,
         genesis_head: Head::genesis(genesis_state),
@@ -421,7 +433,7 @@ pub fn spawn(
                 let mut stop_rx = stop_rx;
                 let relay = futures::future::join(
                     relay_outbound(relay_rx, relay_sender),
-                    relay_inbound(relay_receiver, relay_ledger),
+                    relay_inbound(relay_receiver, relay_ledger, relay_dropped),
                 )
                 .fuse();
                 futures::pin_mut!(relay);
@@ -492,21 +504,60 @@ pub fn relay_frames(mut message: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
+/// The relay's budget per sending validator ([`RELAY_TXS_PER_PEER`]).
+pub struct RelayLimit {
+    limiter: governor::DefaultKeyedRateLimiter<ed25519::PublicKey>,
+}
+
+impl std::fmt::Debug for RelayLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RelayLimit").finish_non_exhaustive()
+    }
+}
+
+impl RelayLimit {
+    pub fn new(per_second: u32, burst: u32) -> Self {
+        let one = NZU32!(1);
+        let quota = governor::Quota::per_second(per_second.try_into().unwrap_or(one))
+            .allow_burst(burst.try_into().unwrap_or(one));
+        Self {
+            limiter: governor::RateLimiter::keyed(quota),
+        }
+    }
+
+    /// Whether one more transaction from `peer` may be checked now.
+    pub fn allow(&self, peer: &ed25519::PublicKey) -> bool {
+        self.limiter.check_key(peer).is_ok()
+    }
+}
+
 /// Puts what other validators relay into this mempool, each checked like a
-/// client's submission (bad ones are dropped and logged).
+/// client's submission (bad ones are dropped and logged), at most
+/// [`RELAY_TXS_PER_PEER`] a second from each validator.
 async fn relay_inbound(
     mut receiver: impl commonware_p2p::Receiver<PublicKey = ed25519::PublicKey>,
     ledger: Arc<Ledger>,
+    dropped_total: prometheus_client::metrics::counter::Counter,
 ) {
+    let limit = RelayLimit::new(RELAY_TXS_PER_PEER, RELAY_BURST);
     while let Ok((peer, message)) = receiver.recv().await {
         if message.len() > MAX_RELAY_BATCH {
-            tracing::debug!(%peer, bytes = message.len(), "relay message too large; dropped");
+            crate::peer_warn!(%peer, bytes = message.len(), "relay message too large; dropped");
             continue;
         }
+        let mut dropped = 0usize;
         for tx in relay_frames(message.as_ref()) {
+            if !limit.allow(&peer) {
+                dropped += 1;
+                continue;
+            }
             if let Err(e) = ledger.accept_relayed(tx) {
                 tracing::trace!(%peer, error = %e, "relayed transaction not queued");
             }
+        }
+        if dropped > 0 {
+            dropped_total.inc_by(dropped as u64);
+            crate::peer_warn!(%peer, dropped, "validator relays more than {RELAY_TXS_PER_PEER} transactions a second; the rest dropped");
         }
     }
     std::future::pending::<()>().await;
@@ -554,6 +605,7 @@ mod tests {
                 share: share.to_path_buf(),
                 block_interval: Duration::from_secs(1),
                 timing: Timing::default(),
+                relay_dropped: Default::default(),
             },
             secret,
             ledger,
@@ -625,6 +677,20 @@ mod tests {
         ));
         let mode = std::fs::metadata(&shares[3]).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn the_relay_limit_is_per_validator() {
+        let limit = RelayLimit::new(1, 5);
+        let peer = |seed: u8| {
+            let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+            public_key(&Address::of(&key.verifying_key())).unwrap()
+        };
+        let (a, b) = (peer(1), peer(2));
+        let passed = (0..100).filter(|_| limit.allow(&a)).count();
+        assert_eq!(passed, 5, "a burst of 5, then one a second");
+        // Another validator's budget is its own.
+        assert_eq!((0..100).filter(|_| limit.allow(&b)).count(), 5);
     }
 
     #[test]
