@@ -125,6 +125,8 @@ pub enum DevnetError {
     NotRunning { dir: PathBuf },
     #[error("a devnet needs at least one node")]
     NoNodes,
+    #[error("{hosts} hosts given for {nodes} nodes (one per node, or none)")]
+    Hosts { hosts: usize, nodes: usize },
     #[error("no node {index} in this devnet (it has {count})")]
     NoSuchNode { index: usize, count: usize },
     #[error("`cairn-node init` failed for {dir}: {reason}")]
@@ -349,11 +351,10 @@ impl Devnet {
             dir,
         };
         if !net.hosts.is_empty() && net.hosts.len() != options.nodes {
-            return Err(DevnetError::Chain(format!(
-                "{} hosts for {} nodes",
-                net.hosts.len(),
-                options.nodes
-            )));
+            return Err(DevnetError::Hosts {
+                hosts: net.hosts.len(),
+                nodes: options.nodes,
+            });
         }
         let dirs: Vec<PathBuf> = (0..options.nodes).map(|i| net.node_dir(i)).collect();
         let inits: Vec<Result<(), DevnetError>> = std::thread::scope(|s| {
@@ -665,6 +666,11 @@ impl Devnet {
                 .iter()
                 .zip(alive)
                 .map(|(node, alive)| {
+                    // A node on a host answers this process at its probe.
+                    let http = match self.hosts.get(node.index) {
+                        Some(host) => Some(host.probe_http.clone()),
+                        None => node.http.clone(),
+                    };
                     s.spawn(move || NodeStatus {
                         index: node.index,
                         peer_id: node.peer_id.clone(),
@@ -673,9 +679,7 @@ impl Devnet {
                         pid: node.pid,
                         alive,
                         status: if alive {
-                            node.http
-                                .as_deref()
-                                .and_then(|h| http_get_json(h, "/status"))
+                            http.as_deref().and_then(|h| http_get_json(h, "/status"))
                         } else {
                             None
                         },
@@ -1301,6 +1305,40 @@ mod tests {
         assert!(!pid_alive(0));
         assert!(!pid_alive(std::process::id())); // alive, but not cairn-node
         assert!(!pid_alive(u32::MAX / 2));
+    }
+
+    #[test]
+    fn a_node_on_a_host_listens_on_its_ip_and_announces_the_public_one() {
+        let host = |n: u8| NodeHost {
+            launcher: vec!["ip".into(), "netns".into(), "exec".into(), format!("h{n}")],
+            listen_ip: std::net::Ipv4Addr::new(10, 0, n, 2),
+            public_ip: std::net::Ipv4Addr::new(10, 0, n, 1),
+            probe_http: "127.0.0.1:9".into(),
+        };
+        let (a, b) = (host(1), host(2));
+        let mut t: toml::Table = toml::from_str(
+            "[network]\nlisten = []\nbootstrap = [\"x\"]\n[chain]\nlisten = \"127.0.0.1:5\"\npeers = [\"aa@127.0.0.1:5\", \"bb@127.0.0.1:6\"]\n",
+        )
+        .unwrap();
+        set_host_ports(&mut t, &b, None).unwrap();
+        assert_eq!(
+            t["network"]["listen"][0].as_str(),
+            Some("/ip4/10.0.2.2/udp/4001/quic-v1")
+        );
+        assert_eq!(
+            t["network"]["external"][1].as_str(),
+            Some("/ip4/10.0.2.1/tcp/4001")
+        );
+        assert_eq!(t["network"]["bootstrap"][0].as_str(), Some("x"));
+        assert_eq!(t["http"]["listen"].as_str(), Some("0.0.0.0:4100"));
+        set_host_chain(&mut t, &b, &[&a, &b]).unwrap();
+        assert_eq!(t["chain"]["listen"].as_str(), Some("10.0.2.2:4200"));
+        assert_eq!(t["chain"]["peers"][0].as_str(), Some("aa@10.0.1.1:4200"));
+        assert_eq!(t["chain"]["peers"][1].as_str(), Some("bb@10.0.2.1:4200"));
+        assert!(
+            set_host_chain(&mut t, &b, &[&a]).is_err(),
+            "peers and hosts must pair up"
+        );
     }
 
     #[test]

@@ -58,7 +58,11 @@ impl Lab {
             _turn: turn,
         };
         let hub = lab.hub();
-        let out = ip(&["netns", "add", &hub]);
+        let out = Command::new("ip")
+            .args(["netns", "add", &hub])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Unsupported(format!("cannot run `ip` (iproute2): {e}")))?;
         if !out.status.success() {
             return Err(Unsupported(format!(
                 "`ip netns add` failed: {}",
@@ -212,7 +216,13 @@ fn remove(ns: &str) {
 
 /// Removes the namespaces of test processes that no longer run.
 fn remove_stale() {
-    let list = ip(&["netns", "list"]);
+    let Ok(list) = Command::new("ip")
+        .args(["netns", "list"])
+        .stdin(Stdio::null())
+        .output()
+    else {
+        return; // no iproute2: `new` says so
+    };
     for line in String::from_utf8_lossy(&list.stdout).lines() {
         let Some(name) = line.split_whitespace().next() else {
             continue;

@@ -3,7 +3,8 @@
 //! way; the relay adds 20 ms each way (40 ms RTT) and drops 1 % of
 //! datagrams each way. Run with
 //! `cargo test -p cairn-cli --release --test netns -- --ignored --nocapture wan`;
-//! `CAIRN_WAN_MIB` sets the file size (default 64).
+//! `CAIRN_WAN_MIB` sets the file size (default 64), `CAIRN_WAN_LOSS_PCT`
+//! the loss each way (default 1).
 
 use std::time::{Duration, Instant};
 
@@ -21,11 +22,12 @@ fn wan_like_upload_and_download() {
     }) else {
         return;
     };
-    net.relay.impairment.set(Duration::from_millis(20), 0.01);
-    let mib: usize = std::env::var("CAIRN_WAN_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64);
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok());
+    let mib = env("CAIRN_WAN_MIB").unwrap_or(64.0) as usize;
+    let loss_pct = env("CAIRN_WAN_LOSS_PCT").unwrap_or(1.0);
+    net.relay
+        .impairment
+        .set(Duration::from_millis(20), loss_pct / 100.0);
     let (k, m) = (3u16, 3u16);
     let config = net.client_config(k, m);
     let (path, bytes) = net.file("wan.bin", mib << 20, 31);
@@ -49,7 +51,7 @@ fn wan_like_upload_and_download() {
     let expansion = f64::from(k + m) / f64::from(k);
     let (up_rate, down_rate) = (mib as f64 / up, mib as f64 / down);
     println!(
-        "wan: {mib} MiB, k={k} n={}, links {MBIT} Mbit/s ({link:.1} MiB/s), RTT 40 ms, loss 1 %/direction",
+        "wan: {mib} MiB, k={k} n={}, links {MBIT} Mbit/s ({link:.1} MiB/s), RTT 40 ms, loss {loss_pct} %/direction",
         k + m
     );
     println!(
