@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::net::{assert_same, block_on, json_of, wait_for, Net, NetOptions};
+use crate::net::{
+    assert_same, block_on, finish, json_of, wait_for, Net, NetOptions, COMMAND_LIMIT,
+};
 
 fn height(net: &Net, i: usize) -> Option<u64> {
     block_on(net.chain(i).status()).ok().map(|s| s.height)
@@ -128,21 +129,12 @@ fn a_storage_node_partitioned_during_an_upload_is_replaced() {
     };
     let config = net.client_config(3, 2);
     let (path, bytes) = net.file("big.bin", 24_000_000, 22);
-    let mut put = net.lab.command(net.client_host(), crate::net::CAIRN);
     // No deal: a deal needs a receipt from every node holding a shard,
     // and the cut-off node holds those it took before the cut.
-    put.args([
-        "put",
-        path.to_str().unwrap(),
-        "--no-deal",
-        "--json",
-        "--config",
-    ])
-    .arg(&config)
-    .stdin(Stdio::null())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let mut child = put.spawn().unwrap();
+    let mut child = net.spawn_cairn(
+        &config,
+        &["put", path.to_str().unwrap(), "--no-deal", "--json"],
+    );
     // Once the upload is under way, cut off the storage-only node that
     // holds most of it.
     let storage_only: Vec<usize> = (4..7).collect();
@@ -159,15 +151,11 @@ fn a_storage_node_partitioned_during_an_upload_is_replaced() {
         },
     );
     net.lab.partition(victim);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the upload did not finish within 300 s of the partition");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let out = child.wait_with_output().unwrap();
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the upload ended before the partition: it tests nothing"
+    );
+    let out = finish(child, COMMAND_LIMIT);
     let report = json_of(&out);
     let file = &report["files"][0];
     let moved = file["replaced"].as_u64().unwrap_or(0) + file["hedged"].as_u64().unwrap_or(0);

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_cli::devnet::{
@@ -17,6 +17,8 @@ use crate::lab::{self, Lab, Unsupported};
 use crate::relay::Relay;
 
 pub const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
+/// The longest a client command may take.
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(300);
 
 /// The lab, its relay (no delay or loss until told), the devnet on its hosts (host `i` runs node `i`,
 /// the last host the client) and a way into each node's HTTP API.
@@ -119,14 +121,21 @@ impl Net {
         path
     }
 
-    /// `cairn ARGS --config CONFIG` on the client host.
-    pub fn cairn(&self, config: &Path, args: &[&str]) -> Output {
+    /// `cairn ARGS --config CONFIG` on the client host, started.
+    pub fn spawn_cairn(&self, config: &Path, args: &[&str]) -> Child {
         let mut cmd = self.lab.command(self.client_host(), CAIRN);
         cmd.args(args)
             .arg("--config")
             .arg(config)
-            .stdin(std::process::Stdio::null());
-        cmd.output().expect("run cairn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().expect("run cairn")
+    }
+
+    /// `cairn ARGS --config CONFIG` on the client host, run to its end.
+    pub fn cairn(&self, config: &Path, args: &[&str]) -> Output {
+        finish(self.spawn_cairn(config, args), COMMAND_LIMIT)
     }
 
     /// Node `i`'s chain API, read from inside its host.
@@ -160,6 +169,24 @@ pub fn json_of(out: &Output) -> serde_json::Value {
     );
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Waits for `child` to exit, killing it (and failing) after `limit`.
+/// Its output is a JSON line or a few lines of text: the pipes hold it.
+pub fn finish(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("wait for cairn").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("wait for cairn");
+            panic!(
+                "cairn did not finish within {limit:?}:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.wait_with_output().expect("wait for cairn")
 }
 
 /// Polls `check` every 200 ms until it returns `Some`, for at most `limit`.
