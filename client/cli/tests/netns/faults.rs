@@ -106,6 +106,7 @@ fn upload_and_download_across_latency_and_loss_are_exact() {
         relayed > bytes.len() as u64 * 5 / 3,
         "only {relayed} bytes went through the relay"
     );
+    assert!(net.relay.impairment.dropped() > 0, "no datagram was lost");
     let out = net.dir.path().join("lossy.out");
     let get = net.cairn(&config, &["get", &cap, "-o", out.to_str().unwrap()]);
     assert!(

@@ -42,6 +42,8 @@ pub struct Impairment {
     loss_ppm: AtomicU32,
     /// Bytes passed on (UDP payloads and TCP stream bytes, both ways).
     relayed: AtomicU64,
+    /// Datagrams dropped as loss.
+    dropped: AtomicU64,
 }
 
 impl Impairment {
@@ -60,6 +62,11 @@ impl Impairment {
         self.relayed.load(Ordering::Relaxed)
     }
 
+    /// Datagrams dropped as loss so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
     fn count(&self, bytes: usize) {
         self.relayed.fetch_add(bytes as u64, Ordering::Relaxed);
     }
@@ -70,7 +77,11 @@ impl Impairment {
 
     fn drops(&self) -> bool {
         let ppm = self.loss_ppm.load(Ordering::Relaxed);
-        ppm > 0 && rand::thread_rng().gen_range(0..1_000_000) < ppm
+        let drop = ppm > 0 && rand::thread_rng().gen_range(0..1_000_000) < ppm;
+        if drop {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        drop
     }
 }
 
