@@ -30,6 +30,16 @@
 //! ports a node had, so addresses in `client.toml` stay valid across a
 //! restart; if such a port was taken meanwhile, the restart fails and says so.
 //!
+//! A node may run on a host of its own ([`NodeHost`], one per node in
+//! [`DevnetOptions::hosts`]): its command is prefixed by the host's
+//! launcher (`ip netns exec <ns>`), it listens on the host's IP at fixed
+//! ports ([`HOST_P2P_PORT`], [`HOST_CHAIN_PORT`]; HTTP on
+//! `0.0.0.0:`[`HOST_HTTP_PORT`]) and announces the host's public IP
+//! (`network.external`, `[chain] peers`, the chain API URLs, `client.toml`),
+//! which may be a relay's. The devnet itself reads the nodes' HTTP APIs
+//! at [`NodeHost::probe_http`]. The network fault tests run nodes so, in
+//! network namespaces (docs/simulation.md, Network fault tests).
+//!
 //! Signals go through the `kill` command (the workspace forbids `unsafe`);
 //! liveness is read from `/proc` where it exists (which also guards against
 //! a recycled pid), else `kill -0`.
@@ -66,6 +76,37 @@ pub const DEFAULT_VALIDATORS: usize = 4;
 /// Milliseconds between the devnet chain's blocks.
 const BLOCK_INTERVAL_MS: u64 = 1000;
 
+/// The UDP (QUIC) and TCP port a node on a [`NodeHost`] listens on.
+pub const HOST_P2P_PORT: u16 = 4001;
+/// The HTTP port of a node on a [`NodeHost`] (on every address).
+pub const HOST_HTTP_PORT: u16 = 4100;
+/// The consensus port of a validator on a [`NodeHost`].
+pub const HOST_CHAIN_PORT: u16 = 4200;
+
+/// Where a node runs when it has a host of its own (a network namespace)
+/// rather than sharing this machine's 127.0.0.1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeHost {
+    /// Words run before the node's command, e.g. `ip netns exec <ns>`;
+    /// the last one must exec the node (its pid is the node's).
+    pub launcher: Vec<String>,
+    /// The host's own IP: libp2p and consensus listen on it.
+    pub listen_ip: std::net::Ipv4Addr,
+    /// The IP peers and clients reach the node at (announced).
+    pub public_ip: std::net::Ipv4Addr,
+    /// `host:port` at which this process reaches the node's HTTP API.
+    pub probe_http: String,
+}
+
+impl NodeHost {
+    fn multiaddrs(ip: std::net::Ipv4Addr) -> Vec<String> {
+        vec![
+            format!("/ip4/{ip}/udp/{HOST_P2P_PORT}/quic-v1"),
+            format!("/ip4/{ip}/tcp/{HOST_P2P_PORT}"),
+        ]
+    }
+}
+
 /// The default devnet directory: `$XDG_DATA_HOME/cairn/devnet`.
 pub fn default_dir() -> PathBuf {
     config::data_home().join("devnet")
@@ -84,6 +125,8 @@ pub enum DevnetError {
     NotRunning { dir: PathBuf },
     #[error("a devnet needs at least one node")]
     NoNodes,
+    #[error("{hosts} hosts given for {nodes} nodes (one per node, or none)")]
+    Hosts { hosts: usize, nodes: usize },
     #[error("no node {index} in this devnet (it has {count})")]
     NoSuchNode { index: usize, count: usize },
     #[error("`cairn-node init` failed for {dir}: {reason}")]
@@ -141,6 +184,8 @@ pub struct DevnetOptions {
     /// default); 0 makes every node's repair worker start on a deal at once,
     /// to watch the chain settle racing claims.
     pub repair_stagger_blocks: Option<u64>,
+    /// Node `i` runs on `hosts[i]`; empty: every node on 127.0.0.1.
+    pub hosts: Vec<NodeHost>,
 }
 
 impl Default for DevnetOptions {
@@ -153,6 +198,7 @@ impl Default for DevnetOptions {
             log_level: None,
             validators: DEFAULT_VALIDATORS,
             repair_stagger_blocks: None,
+            hosts: Vec::new(),
         }
     }
 }
@@ -272,6 +318,8 @@ pub struct Devnet {
     start_timeout: Duration,
     /// Set in every started node's `[chain]` by [`Self::up`].
     repair_stagger_blocks: Option<u64>,
+    /// [`DevnetOptions::hosts`] (not recorded in `devnet.json`).
+    hosts: Vec<NodeHost>,
 }
 
 impl Devnet {
@@ -299,8 +347,15 @@ impl Devnet {
             log_level: options.log_level.clone(),
             start_timeout: options.start_timeout,
             repair_stagger_blocks: options.repair_stagger_blocks,
+            hosts: options.hosts.clone(),
             dir,
         };
+        if !net.hosts.is_empty() && net.hosts.len() != options.nodes {
+            return Err(DevnetError::Hosts {
+                hosts: net.hosts.len(),
+                nodes: options.nodes,
+            });
+        }
         let dirs: Vec<PathBuf> = (0..options.nodes).map(|i| net.node_dir(i)).collect();
         let inits: Vec<Result<(), DevnetError>> = std::thread::scope(|s| {
             let handles: Vec<_> = dirs
@@ -329,6 +384,12 @@ impl Devnet {
             let validator_dirs: Vec<PathBuf> =
                 net.validators.iter().map(|&i| dirs[i].clone()).collect();
             setup_chain(&net.dir, &validator_dirs, Some(account))?;
+            if !net.hosts.is_empty() {
+                let hosts: Vec<&NodeHost> = net.validators.iter().map(|&i| &net.hosts[i]).collect();
+                for (dir, host) in validator_dirs.iter().zip(&hosts) {
+                    edit_node_config(dir, |t| set_host_chain(t, host, &hosts))?;
+                }
+            }
         }
 
         // Node 0 first; the others bootstrap through it. Validators before
@@ -362,7 +423,10 @@ impl Devnet {
                     let net = &*self;
                     s.spawn(move || {
                         edit_node_config(&net.node_dir(i), |table| {
-                            set_ports(table, None, bootstrap)?;
+                            match net.hosts.get(i) {
+                                Some(host) => set_host_ports(table, host, Some(bootstrap))?,
+                                None => set_ports(table, None, bootstrap)?,
+                            }
                             if let Some(urls) = chain_api {
                                 set_chain_api(table, urls);
                             }
@@ -403,7 +467,7 @@ impl Devnet {
     /// Waits until every node is in the chain's registry with the
     /// addresses it listens on now, so clients find them all.
     fn wait_for_registrations(&self) -> Result<(), DevnetError> {
-        let urls = self.chain_urls();
+        let urls = self.probe_urls();
         let want: Vec<(String, Vec<String>)> = self
             .nodes
             .iter()
@@ -436,10 +500,10 @@ impl Devnet {
                                 .iter()
                                 .filter(|(peer, listening)| {
                                     !list.nodes.iter().any(|n| {
-                                        let mut registered = n.addresses.clone();
-                                        registered.sort();
+                                        // Announced (external) addresses
+                                        // come besides the listen ones.
                                         n.peer_id.as_deref() == Some(peer.as_str())
-                                            && registered == *listening
+                                            && listening.iter().all(|a| n.addresses.contains(a))
                                     })
                                 })
                                 .count();
@@ -487,6 +551,7 @@ impl Devnet {
             log_level: None,
             start_timeout: DevnetOptions::default().start_timeout,
             repair_stagger_blocks: None,
+            hosts: Vec::new(),
         })
     }
 
@@ -520,6 +585,19 @@ impl Devnet {
             .iter()
             .filter_map(|&i| self.nodes.get(i)?.http.as_ref())
             .map(|h| format!("http://{h}"))
+            .collect()
+    }
+
+    /// Where this process reads the validators' chain APIs: their
+    /// [`NodeHost::probe_http`] on hosts, else [`Self::chain_urls`].
+    pub fn probe_urls(&self) -> Vec<String> {
+        if self.hosts.is_empty() {
+            return self.chain_urls();
+        }
+        self.validators
+            .iter()
+            .filter_map(|&i| self.hosts.get(i))
+            .map(|h| format!("http://{}", h.probe_http))
             .collect()
     }
 
@@ -588,6 +666,11 @@ impl Devnet {
                 .iter()
                 .zip(alive)
                 .map(|(node, alive)| {
+                    // A node on a host answers this process at its probe.
+                    let http = match self.hosts.get(node.index) {
+                        Some(host) => Some(host.probe_http.clone()),
+                        None => node.http.clone(),
+                    };
                     s.spawn(move || NodeStatus {
                         index: node.index,
                         peer_id: node.peer_id.clone(),
@@ -596,9 +679,7 @@ impl Devnet {
                         pid: node.pid,
                         alive,
                         status: if alive {
-                            node.http
-                                .as_deref()
-                                .and_then(|h| http_get_json(h, "/status"))
+                            http.as_deref().and_then(|h| http_get_json(h, "/status"))
                         } else {
                             None
                         },
@@ -667,11 +748,16 @@ impl Devnet {
             .filter_map(|a| a.split("/p2p/").next().map(String::from))
             .collect();
         let http = old.http.clone();
-        set_node_ports(
-            &self.node_dir(index),
-            Some((listen.as_slice(), http.as_deref())),
-            &[],
-        )?;
+        match self.hosts.get(index) {
+            Some(host) => {
+                edit_node_config(&self.node_dir(index), |t| set_host_ports(t, host, None))?
+            }
+            None => set_node_ports(
+                &self.node_dir(index),
+                Some((listen.as_slice(), http.as_deref())),
+                &[],
+            )?,
+        }
         let (node, child) = self.start_node(index)?;
         self.nodes[index] = node;
         self.children[index] = Some(child);
@@ -779,7 +865,15 @@ impl Devnet {
             .open(&log_path)
             .map_err(io("open", &log_path))?;
         let log2 = log.try_clone().map_err(io("open", &log_path))?;
-        let mut cmd = Command::new(&self.node_bin);
+        let host = self.hosts.get(index);
+        let mut cmd = match host.and_then(|h| h.launcher.split_first()) {
+            Some((first, rest)) => {
+                let mut cmd = Command::new(first);
+                cmd.args(rest).arg(&self.node_bin);
+                cmd
+            }
+            None => Command::new(&self.node_bin),
+        };
         cmd.arg("run")
             .arg("--config")
             .arg(dir.join(NODE_CONFIG))
@@ -801,7 +895,7 @@ impl Devnet {
         loop {
             if let Some(info) = RuntimeInfo::read(&dir) {
                 if info.pid == child.id() && info.listen.len() >= 2 && info.http.is_some() {
-                    let node = DevnetNode {
+                    let mut node = DevnetNode {
                         index,
                         pid: info.pid,
                         peer_id: info.peer_id,
@@ -809,6 +903,15 @@ impl Devnet {
                         http: info.http,
                         data_dir: dir.clone(),
                     };
+                    if let Some(host) = host {
+                        // Others reach it at its public IP only.
+                        let peer = &node.peer_id;
+                        node.listen = NodeHost::multiaddrs(host.public_ip)
+                            .into_iter()
+                            .map(|a| format!("{a}/p2p/{peer}"))
+                            .collect();
+                        node.http = Some(format!("{}:{HOST_HTTP_PORT}", host.public_ip));
+                    }
                     return Ok((node, child));
                 }
             }
@@ -998,6 +1101,83 @@ fn set_ports(
     Ok(())
 }
 
+/// A node on `host`: libp2p on its own IP, its public IP announced
+/// (`network.external`), HTTP on every address at [`HOST_HTTP_PORT`]
+/// (so [`NodeHost::probe_http`] can reach it from inside the host);
+/// `bootstrap` replaces the bootstrap peers unless `None`.
+fn set_host_ports(
+    table: &mut toml::Table,
+    host: &NodeHost,
+    bootstrap: Option<&[String]>,
+) -> Result<(), String> {
+    let network = table
+        .entry("network")
+        .or_insert_with(|| toml::Value::Table(Default::default()));
+    let toml::Value::Table(network) = network else {
+        return Err("[network] is not a table".into());
+    };
+    network.insert(
+        "listen".into(),
+        strings(&NodeHost::multiaddrs(host.listen_ip)),
+    );
+    network.insert(
+        "external".into(),
+        strings(&NodeHost::multiaddrs(host.public_ip)),
+    );
+    if let Some(bootstrap) = bootstrap {
+        network.insert("bootstrap".into(), strings(bootstrap));
+    }
+    let http = table
+        .entry("http")
+        .or_insert_with(|| toml::Value::Table(Default::default()));
+    let toml::Value::Table(http) = http else {
+        return Err("[http] is not a table".into());
+    };
+    http.insert(
+        "listen".into(),
+        toml::Value::String(format!("0.0.0.0:{HOST_HTTP_PORT}")),
+    );
+    Ok(())
+}
+
+/// A validator on `host`: consensus on its own IP at [`HOST_CHAIN_PORT`],
+/// every validator (`all`, in the genesis's order of `[chain] peers`) at
+/// its public IP.
+fn set_host_chain(
+    table: &mut toml::Table,
+    host: &NodeHost,
+    all: &[&NodeHost],
+) -> Result<(), String> {
+    let Some(toml::Value::Table(chain)) = table.get_mut("chain") else {
+        return Err("no [chain] section".into());
+    };
+    let Some(toml::Value::Array(peers)) = chain.get("peers") else {
+        return Err("no [chain] peers".into());
+    };
+    if peers.len() != all.len() {
+        return Err(format!(
+            "{} [chain] peers for {} hosts",
+            peers.len(),
+            all.len()
+        ));
+    }
+    let mut moved = Vec::with_capacity(peers.len());
+    for (peer, h) in peers.iter().zip(all) {
+        let address = peer
+            .as_str()
+            .and_then(|p| p.split_once('@'))
+            .map(|(a, _)| a)
+            .ok_or("a [chain] peer is not address@host:port")?;
+        moved.push(format!("{address}@{}:{HOST_CHAIN_PORT}", h.public_ip));
+    }
+    chain.insert("peers".into(), strings(&moved));
+    chain.insert(
+        "listen".into(),
+        toml::Value::String(format!("{}:{HOST_CHAIN_PORT}", host.listen_ip)),
+    );
+    Ok(())
+}
+
 /// [`set_ports`] on node `dir`'s config file.
 fn set_node_ports(
     dir: &Path,
@@ -1125,6 +1305,40 @@ mod tests {
         assert!(!pid_alive(0));
         assert!(!pid_alive(std::process::id())); // alive, but not cairn-node
         assert!(!pid_alive(u32::MAX / 2));
+    }
+
+    #[test]
+    fn a_node_on_a_host_listens_on_its_ip_and_announces_the_public_one() {
+        let host = |n: u8| NodeHost {
+            launcher: vec!["ip".into(), "netns".into(), "exec".into(), format!("h{n}")],
+            listen_ip: std::net::Ipv4Addr::new(10, 0, n, 2),
+            public_ip: std::net::Ipv4Addr::new(10, 0, n, 1),
+            probe_http: "127.0.0.1:9".into(),
+        };
+        let (a, b) = (host(1), host(2));
+        let mut t: toml::Table = toml::from_str(
+            "[network]\nlisten = []\nbootstrap = [\"x\"]\n[chain]\nlisten = \"127.0.0.1:5\"\npeers = [\"aa@127.0.0.1:5\", \"bb@127.0.0.1:6\"]\n",
+        )
+        .unwrap();
+        set_host_ports(&mut t, &b, None).unwrap();
+        assert_eq!(
+            t["network"]["listen"][0].as_str(),
+            Some("/ip4/10.0.2.2/udp/4001/quic-v1")
+        );
+        assert_eq!(
+            t["network"]["external"][1].as_str(),
+            Some("/ip4/10.0.2.1/tcp/4001")
+        );
+        assert_eq!(t["network"]["bootstrap"][0].as_str(), Some("x"));
+        assert_eq!(t["http"]["listen"].as_str(), Some("0.0.0.0:4100"));
+        set_host_chain(&mut t, &b, &[&a, &b]).unwrap();
+        assert_eq!(t["chain"]["listen"].as_str(), Some("10.0.2.2:4200"));
+        assert_eq!(t["chain"]["peers"][0].as_str(), Some("aa@10.0.1.1:4200"));
+        assert_eq!(t["chain"]["peers"][1].as_str(), Some("bb@10.0.2.1:4200"));
+        assert!(
+            set_host_chain(&mut t, &b, &[&a]).is_err(),
+            "peers and hosts must pair up"
+        );
     }
 
     #[test]
