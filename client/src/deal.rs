@@ -74,6 +74,8 @@ pub enum DealError {
     RepairUnpublished { deal: String, reason: String },
     #[error("{0}")]
     Chain(#[from] ChainError),
+    #[error("moving shards off nodes that gave no receipt: {0}")]
+    Replace(String),
     #[error("{failed} of {nodes} nodes gave no receipt ({reasons}); a deal needs them all")]
     Receipts {
         failed: usize,
@@ -241,6 +243,9 @@ pub struct OpenedDeal {
     pub escrow: u64,
     /// The deal's public repair data, once stored and named on the chain.
     pub repair: Option<PublishedRepairData>,
+    /// Shards rebuilt and moved off nodes that took them but then gave no
+    /// receipt (unreachable), before the deal opened ([`crate::replace`]).
+    pub moved_off: usize,
 }
 
 /// The price per epoch of a deal over `size` bytes.
@@ -273,25 +278,48 @@ pub async fn open(
     segments: Option<Segments<'_>>,
     options: &DealOptions,
 ) -> Result<OpenedDeal, DealError> {
-    let status = chain.status().await?;
     let owner = Address::of(&key.verifying_key());
-    let nonce = chain.account(&owner).await?.next_nonce;
-    // A deal starts after the current epoch (the chain refuses the current
-    // one); one more epoch of slack lets the receipts and the transaction
-    // take a whole epoch without the deal going stale.
-    let start = status.epoch.saturating_add(2);
-    let end = start.saturating_add(options.epochs.max(1));
-    // The price depends on the planned size (a shard placed twice on one
-    // node counts once), and receipts sign the price: set it first.
-    let mut plan = plan(placement, 1, start, end)?;
-    plan.terms.price_per_epoch = price_per_epoch(plan.terms.size, options.price_per_gib_epoch);
-    // Built before the deal opens: a placement it cannot describe is
-    // refused before any escrow is locked.
-    let repair = segments
-        .map(|s| repair_data::build(s.k, s.m, &plan, s.shards))
-        .transpose()?;
-    let commitments =
-        collect_receipts(network, &plan, &status.genesis_hash, owner, nonce, 8).await?;
+    let mut placement = placement.to_vec();
+    let mut moved_off = 0;
+    let mut retried = false;
+    let (status, nonce, plan, repair, commitments) = loop {
+        let status = chain.status().await?;
+        let nonce = chain.account(&owner).await?.next_nonce;
+        // A deal starts after the current epoch (the chain refuses the
+        // current one); one more epoch of slack lets the receipts and the
+        // transaction take a whole epoch without the deal going stale.
+        let start = status.epoch.saturating_add(2);
+        let end = start.saturating_add(options.epochs.max(1));
+        // The price depends on the planned size (a shard placed twice on
+        // one node counts once), and receipts sign the price: set it first.
+        let mut plan = plan(&placement, 1, start, end)?;
+        plan.terms.price_per_epoch = price_per_epoch(plan.terms.size, options.price_per_gib_epoch);
+        // Built before the deal opens: a placement it cannot describe is
+        // refused before any escrow is locked.
+        let repair = segments
+            .map(|s| repair_data::build(s.k, s.m, &plan, s.shards))
+            .transpose()?;
+        match collect_receipts(network, &plan, &status.genesis_hash, owner, nonce, 8).await {
+            Ok(commitments) => break (status, nonce, plan, repair, commitments),
+            Err(DealError::Receipts { errors, .. })
+                if !retried && segments.is_some() && errors.iter().all(|(_, e)| silent(e)) =>
+            {
+                let segments = segments.unwrap_or_else(|| unreachable!("checked above"));
+                // Nodes that went silent after taking shards: move what
+                // they hold to others and plan again without them, once
+                // (the epoch may have moved on meanwhile: plan afresh).
+                let gone = errors.iter().map(|(peer, _)| *peer).collect();
+                let (moved_placement, moved) =
+                    crate::replace::move_off(network, owner, &placement, segments, &gone)
+                        .await
+                        .map_err(|e| DealError::Replace(e.to_string()))?;
+                placement = moved_placement;
+                moved_off = moved;
+                retried = true;
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let mut terms = plan.terms.clone();
     terms.commitments = commitments;
     let nodes = terms.commitments.len();
@@ -340,6 +368,7 @@ pub async fn open(
         None => None,
     };
     Ok(OpenedDeal {
+        moved_off,
         id: hex::encode(deal.0),
         tx: hex::encode(id),
         height: view.height.unwrap_or_default(),
@@ -351,6 +380,12 @@ pub async fn open(
         escrow: price_per_epoch.saturating_mul(end_epoch - start_epoch),
         repair,
     })
+}
+
+/// Whether a receipt failed because the node could not be reached or did
+/// not answer (not because it refused).
+fn silent(e: &ClientError) -> bool {
+    matches!(e, ClientError::Failed { .. })
 }
 
 /// Asks every node of `plan` for its receipt, at most `parallelism` at a

@@ -61,6 +61,7 @@ pub mod progress;
 pub mod registry;
 pub mod remove;
 pub mod repair_data;
+pub mod replace;
 pub mod status;
 pub mod upload;
 

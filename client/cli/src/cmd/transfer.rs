@@ -213,6 +213,12 @@ pub fn put(
                         deal.end_epoch,
                         deal.escrow
                     );
+                    if deal.moved_off > 0 {
+                        eprintln!(
+                            "  {} shards were rebuilt onto other nodes first: the nodes holding them gave no receipt",
+                            deal.moved_off
+                        );
+                    }
                 }
                 value["deal"] = serde_json::to_value(&deal)?;
             }

@@ -130,12 +130,10 @@ fn a_storage_node_partitioned_during_an_upload_is_replaced() {
     };
     let config = net.client_config(3, 2);
     let (path, bytes) = net.file("big.bin", 24_000_000, 22);
-    // No deal: a deal needs a receipt from every node holding a shard,
-    // and the cut-off node holds those it took before the cut.
-    let mut child = net.spawn_cairn(
-        &config,
-        &["put", path.to_str().unwrap(), "--no-deal", "--json"],
-    );
+    // With a deal: a deal needs a receipt from every node holding a
+    // shard, and the cut-off node holds those it took before the cut, so
+    // the client must rebuild those elsewhere before the deal can open.
+    let mut child = net.spawn_cairn(&config, &["put", path.to_str().unwrap(), "--json"]);
     // Once the upload is under way, cut off the storage-only node that
     // holds most of it.
     let storage_only: Vec<usize> = (4..7).collect();
@@ -161,6 +159,25 @@ fn a_storage_node_partitioned_during_an_upload_is_replaced() {
     let file = &report["files"][0];
     let moved = file["replaced"].as_u64().unwrap_or(0) + file["hedged"].as_u64().unwrap_or(0);
     assert!(moved > 0, "no shard left the partitioned node: {file}");
+    let deal = &file["deal"];
+    assert!(
+        deal["moved_off"].as_u64().unwrap_or(0) > 0,
+        "the deal opened without rebuilding the cut-off node's shards: {deal}"
+    );
+    let victim_peer: libp2p::PeerId = net.devnet.nodes()[victim].peer_id.parse().unwrap();
+    let victim_address = cairn_client::net::peer_address(&victim_peer).unwrap();
+    let id = deal["id"].as_str().unwrap().to_string();
+    let chain = net.chain(0);
+    let on_chain = block_on(chain.deal(&id))
+        .unwrap()
+        .expect("the deal is open");
+    assert!(
+        on_chain
+            .commitments
+            .iter()
+            .all(|c| c.node != victim_address),
+        "the cut-off node is in the deal"
+    );
     let cap = file["capability"].as_str().unwrap().to_string();
     let back = net.dir.path().join("big.out");
     let get = net.cairn(&config, &["get", &cap, "-o", back.to_str().unwrap()]);
