@@ -23,6 +23,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
+use bytes::{Bytes, BytesMut};
 use cairn_client::{Client, Error};
 use cairn_protocol::namespace::Entry;
 use cairn_protocol::Capability;
@@ -53,7 +54,7 @@ struct Chunk {
 
 enum ChunkState {
     Running(JoinHandle<Result<Vec<u8>, Error>>),
-    Done(Vec<u8>),
+    Done(Bytes),
 }
 
 impl Drop for Chunk {
@@ -71,7 +72,7 @@ impl Chunk {
     }
 
     /// Its bytes, waiting for the fetch; a failed fetch is retried once.
-    async fn bytes(&mut self, fetch: &Fetch) -> Result<&[u8], Error> {
+    async fn bytes(&mut self, fetch: &Fetch) -> Result<&Bytes, Error> {
         if let ChunkState::Running(task) = &mut self.state {
             let fetched = match task.await {
                 Ok(Ok(bytes)) if bytes.len() as u64 == self.len => Ok(bytes),
@@ -93,7 +94,7 @@ impl Chunk {
                     bytes
                 }
             };
-            self.state = ChunkState::Done(bytes);
+            self.state = ChunkState::Done(Bytes::from(bytes));
         }
         match &self.state {
             ChunkState::Done(bytes) => Ok(bytes),
@@ -250,7 +251,7 @@ impl ReadAhead {
         fetch: impl FnOnce() -> Fetch,
         offset: u64,
         end: u64,
-    ) -> Result<Vec<u8>, Error> {
+    ) -> Result<Bytes, Error> {
         self.clock += 1;
         let i = match self
             .windows
@@ -300,7 +301,10 @@ impl ReadAhead {
         } else if !in_order {
             w.depth = 0;
         }
-        let mut out = Vec::with_capacity(usize::try_from(end - offset).unwrap_or(0));
+        // A read within one chunk (most) shares its bytes; one across
+        // chunks is copied together.
+        let mut out: Option<Bytes> = None;
+        let mut joined = BytesMut::new();
         let mut at = offset;
         while at < end {
             while w.chunks.front().is_some_and(|c| c.end() <= at) {
@@ -320,12 +324,20 @@ impl ReadAhead {
             let upto = end.min(c_end);
             let from = usize::try_from(at - start).unwrap_or(usize::MAX);
             let to = usize::try_from(upto - start).unwrap_or(usize::MAX);
-            out.extend_from_slice(bytes.get(from..to).ok_or_else(|| short(to as u64, 0))?);
+            if to > bytes.len() || from > to {
+                return Err(short(to as u64, bytes.len()));
+            }
+            let piece = bytes.slice(from..to);
+            if at == offset && upto == end {
+                out = Some(piece);
+            } else {
+                joined.extend_from_slice(&piece);
+            }
             at = upto;
         }
         w.next = end;
         w.top_up(&rt, chunk, share, budget, others);
-        Ok(out)
+        Ok(out.unwrap_or_else(|| joined.freeze()))
     }
 }
 

@@ -3,6 +3,8 @@
 
 use std::os::unix::fs::FileExt;
 
+use bytes::Bytes;
+
 use cairn_protocol::namespace::{Entry, EntryKind, FileData, NsPath, Timestamp};
 
 use super::cache::{Base, Cache, Cached, Uploaded};
@@ -263,19 +265,23 @@ impl State {
     /// Bytes of `ino` at `offset`: from the cache when it is being
     /// written, else range reads from the network, ahead of a reader that
     /// reads in order ([`ReadAhead`]).
-    pub async fn read(&mut self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+    pub async fn read(&mut self, ino: u64, offset: u64, size: u32) -> Result<Bytes, Errno> {
         if let Some(c) = self.cache.get(ino) {
             if c.released == 0 || offset >= c.released {
-                return self.cache.read(ino, offset, size as usize).map_err(io);
+                return self
+                    .cache
+                    .read(ino, offset, size as usize)
+                    .map(Bytes::from)
+                    .map_err(io);
             }
-            return self.read_uploaded(ino, offset, size).await;
+            return self.read_uploaded(ino, offset, size).await.map(Bytes::from);
         }
         let path = self.path(ino)?;
         // The tree is loaded up to this file (the kernel looked it up).
         let entry = self.ns.peek(&path).ok_or(libc::ENOENT)?;
         let end = offset.saturating_add(u64::from(size)).min(entry.size());
         if offset >= end {
-            return Ok(Vec::new());
+            return Ok(Bytes::new());
         }
         let object = match &entry.kind {
             EntryKind::File {
@@ -307,6 +313,7 @@ impl State {
                 .ns
                 .read_range(&entry, offset, end - offset)
                 .await
+                .map(Bytes::from)
                 .map_err(|e| errno(&e)),
         }
     }
