@@ -600,9 +600,11 @@ pub(crate) async fn read_range(
 ) -> Result<Vec<u8>, Error> {
     let plan = ReadPlan::new(manifest, range)?;
     let locator = Locator::new(network, manifest, chain, slow_after);
-    let pieces = plan.pieces().to_vec();
-    let fetched = futures::stream::iter(pieces.iter())
-        .map(|piece| read_piece(&locator, manifest, piece))
+    let locator = &locator;
+    // Owned pieces: a closure over `&ShardPiece` would make the future
+    // impossible to prove `Send` (a mount spawns range reads on tasks).
+    let fetched = futures::stream::iter(plan.pieces().to_vec())
+        .map(|piece| async move { read_piece(locator, manifest, &piece).await })
         .buffered(8)
         .collect::<Vec<_>>()
         .await;

@@ -8,8 +8,13 @@
 #   CAIRN=target/debug/cairn client/cli/scripts/bench-mount.sh
 #   env: SIZE_MIB (256), FILES (1000), ENTRIES (10000), NODES (5);
 #   DATA_SHARDS / PARITY_SHARDS (the devnet's by default); BIG_ONLY=1 runs
-#   only the big-file write and read; COPY_MIB copies that much (the big
-#   file again and again) into the mount and reports the mount's peak RSS.
+#   only the big-file write and read; RUNS repeats `cairn get` and the
+#   mount's read of the big file that often (default 1), on the same devnet;
+#   READ_AHEAD and CACHE_MAX set the mount's --read-ahead and --cache-max;
+#   COPY_MIB copies that much (the big file again and again) into the mount
+#   and reports the mount's peak RSS, or with COPY_URANDOM=1 writes one file
+#   of COPY_MIB from /dev/urandom straight into the mount (no source file
+#   on disk). TMPDIR says where the devnet, cache and files go.
 set -euo pipefail
 CAIRN=${CAIRN:-cairn}
 SIZE_MIB=${SIZE_MIB:-256}
@@ -18,6 +23,11 @@ ENTRIES=${ENTRIES:-10000}
 NODES=${NODES:-5}
 BIG_ONLY=${BIG_ONLY:-0}
 COPY_MIB=${COPY_MIB:-0}
+COPY_URANDOM=${COPY_URANDOM:-0}
+RUNS=${RUNS:-1}
+MOUNT_ARGS=()
+[ -n "${READ_AHEAD:-}" ] && MOUNT_ARGS+=(--read-ahead "$READ_AHEAD")
+[ -n "${CACHE_MAX:-}" ] && MOUNT_ARGS+=(--cache-max "$CACHE_MAX")
 W=$(mktemp -d)
 MNT=$W/mnt
 MOUNT_PID=
@@ -41,7 +51,7 @@ since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1
 mib_s() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.1f}')" "$1" "$2"; }
 deals() { "${C[@]}" --json deals | python3 -c "import json,sys; d=json.load(sys.stdin); print(len(d if isinstance(d, list) else d['deals']))"; }
 mount_up() {
-  "${C[@]}" mount "$MNT" --cache-dir "$W/cache" --commit-interval 5 2>>"$W/mount.log" &
+  "${C[@]}" mount "$MNT" --cache-dir "$W/cache" --commit-interval 5 ${MOUNT_ARGS[@]+"${MOUNT_ARGS[@]}"} 2>>"$W/mount.log" &
   MOUNT_PID=$!
   until grep -q " $MNT " /proc/self/mountinfo; do sleep 0.1; done
 }
@@ -49,29 +59,38 @@ mount_down() { kill "$MOUNT_PID"; wait "$MOUNT_PID"; MOUNT_PID=; }
 
 head -c $((SIZE_MIB << 20)) /dev/urandom >"$W/big"
 t=$(now); "${C[@]}" put "$W/big" /put/ >/dev/null; put_s=$(since "$t")
-t=$(now); "${C[@]}" get /put/big -o "$W/big.get" >/dev/null; get_s=$(since "$t")
-rm -f "$W/big.get"
 
 mount_up
 mkdir "$MNT/w"
 t=$(now); dd if="$W/big" of="$MNT/w/big" bs=1M conv=fsync status=none; write_s=$(since "$t")
-t=$(now); cat "$MNT/put/big" >/dev/null; read_s=$(since "$t")
-rss_big=$(grep VmHWM /proc/"$MOUNT_PID"/status | awk '{print $2}')
 echo "big file:   $SIZE_MIB MiB"
 echo "cairn put:  $(mib_s "$SIZE_MIB" "$put_s") MiB/s   mount write (dd + fsync): $(mib_s "$SIZE_MIB" "$write_s") MiB/s"
-echo "cairn get:  $(mib_s "$SIZE_MIB" "$get_s") MiB/s   mount read (cat):         $(mib_s "$SIZE_MIB" "$read_s") MiB/s"
+# `cairn get` and the mount's read alternate, RUNS times, on one devnet.
+for run in $(seq 1 "$RUNS"); do
+  t=$(now); "${C[@]}" get /put/big -o "$W/big.get" >/dev/null; get_s=$(since "$t")
+  rm -f "$W/big.get"
+  t=$(now); read_bytes=$(dd if="$MNT/put/big" of=/dev/null bs=1M 2>&1 | awk '/bytes/ {print $1}'); read_s=$(since "$t")
+  [ "$read_bytes" = $((SIZE_MIB << 20)) ] || { echo "the mount read $read_bytes bytes, not $((SIZE_MIB << 20))"; exit 1; }
+  echo "run $run: cairn get $(mib_s "$SIZE_MIB" "$get_s") MiB/s   mount read (dd) $(mib_s "$SIZE_MIB" "$read_s") MiB/s   read/get $(python3 -c "print(f'{$get_s / $read_s * 100:.0f}')") %"
+done
+rss_big=$(grep VmHWM /proc/"$MOUNT_PID"/status | awk '{print $2}')
 echo "mount peak RSS after the big file: $((rss_big >> 10)) MiB"
 if [ "$COPY_MIB" -gt 0 ]; then
   mkdir "$MNT/copy"
   t=$(now)
-  for i in $(seq 1 $(( (COPY_MIB + SIZE_MIB - 1) / SIZE_MIB ))); do
-    dd if="$W/big" of="$MNT/copy/big$i" bs=1M status=none
-  done
+  if [ "$COPY_URANDOM" = 1 ]; then
+    copied=$COPY_MIB
+    head -c $((COPY_MIB << 20)) /dev/urandom | dd of="$MNT/copy/random" bs=1M iflag=fullblock status=none
+  else
+    copied=$(( (COPY_MIB + SIZE_MIB - 1) / SIZE_MIB * SIZE_MIB ))
+    for i in $(seq 1 $(( (COPY_MIB + SIZE_MIB - 1) / SIZE_MIB ))); do
+      dd if="$W/big" of="$MNT/copy/big$i" bs=1M status=none
+    done
+  fi
   python3 -c "import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)" "$MNT/copy"
   copy_s=$(since "$t")
   rss_copy=$(grep VmHWM /proc/"$MOUNT_PID"/status | awk '{print $2}')
-  copied=$(( (COPY_MIB + SIZE_MIB - 1) / SIZE_MIB * SIZE_MIB ))
-  echo "copy:       $copied MiB in ${copy_s} s ($(mib_s "$copied" "$copy_s") MiB/s); mount peak RSS $((rss_copy >> 10)) MiB"
+  echo "copy:       $copied MiB in ${copy_s} s ($(mib_s "$copied" "$copy_s") MiB/s); mount peak RSS $((rss_copy >> 10)) MiB; cache now $(du -sm "$W/cache" | cut -f1) MiB"
 fi
 [ "$BIG_ONLY" = 1 ] && exit 0
 

@@ -33,6 +33,10 @@ pub struct MountArgs {
     /// closing a file commits (e.g. 1GiB).
     #[arg(long, default_value = "1GiB", value_parser = parse_size_arg)]
     pub cache_max: u64,
+    /// Bytes of file contents fetched ahead of programs that read files in
+    /// order, over all open files (memory the mount may use for it; 0: none).
+    #[arg(long, default_value = "32MiB", value_parser = parse_size_arg)]
+    pub read_ahead: u64,
     /// Print the status of the mount using the cache (queue, commits) and exit.
     #[arg(long)]
     pub status: bool,
@@ -111,6 +115,7 @@ pub fn run(global: &Global, args: &MountArgs) -> anyhow::Result<()> {
         commit_interval: Duration::from_secs(args.commit_interval.max(1)),
         cache_max: args.cache_max,
         share,
+        read_ahead: args.read_ahead,
     };
     if !global.json {
         eprintln!(

@@ -103,6 +103,20 @@ pub struct Cached {
     /// Bytes from the start that have left the local disk (the stream had
     /// read them); 0 for a file wholly here.
     pub released: u64,
+    /// The last finished upload of a file whose bytes left the disk, while
+    /// it stays open: reads below `released` come from it.
+    pub base: Option<Base>,
+}
+
+/// An uploaded object holding what a file open for writing had when its
+/// upload finished (a read of bytes gone from the disk, or `fsync`).
+#[derive(Debug, Clone)]
+pub struct Base {
+    pub report: PutReport,
+    /// Bytes from the start it still holds as the file has them: those
+    /// that had left the disk when it was made (they cannot be written
+    /// again; later bytes may have been).
+    pub valid: u64,
 }
 
 /// The cache directory and the files in it, by inode.
@@ -196,6 +210,7 @@ impl Cache {
             seq: true,
             stream: None,
             released: 0,
+            base: None,
         }))
     }
 

@@ -22,12 +22,14 @@
 //! | [`state`] | the batch, inodes and cache, and what each request does to them |
 //! | [`cache`] | the write-back cache on local disk and its crash records |
 //! | [`inodes`] | inode numbers for paths |
+//! | [`readahead`] | range reads fetched ahead of a reader that reads in order |
 //! | [`status`] | the status file `cairn mount status` reads |
 //! | [`stream`] | a file uploaded while it is written |
 
 pub mod cache;
 pub mod fs;
 pub mod inodes;
+pub mod readahead;
 pub(crate) mod state;
 pub mod status;
 pub mod stream;
@@ -57,6 +59,9 @@ pub struct MountOptions {
     pub cache_max: u64,
     /// Mount this shared directory, read-only, instead of the account's tree.
     pub share: Option<DirCapability>,
+    /// Bytes of file contents fetched ahead of readers that read in order
+    /// (held or in flight, over all files); 0: none.
+    pub read_ahead: u64,
 }
 
 /// What a mount did, at unmount.
@@ -152,7 +157,7 @@ pub fn run(
             ..Status::default()
         },
         times: Default::default(),
-        ahead: None,
+        ahead: readahead::ReadAhead::new(options.read_ahead, rt.handle().clone()),
     };
     state.status.version = state.ns.version();
     let recovered = if leftovers.is_empty() {

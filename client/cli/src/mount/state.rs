@@ -3,42 +3,20 @@
 
 use std::os::unix::fs::FileExt;
 
+use bytes::Bytes;
+
 use cairn_protocol::namespace::{Entry, EntryKind, FileData, NsPath, Timestamp};
 
-use super::cache::{Cache, Uploaded};
+use super::cache::{Base, Cache, Cached, Uploaded};
 use super::fs::errno;
 use super::inodes::Inodes;
+use super::readahead::{range_reads, ReadAhead};
 use super::status::Status;
-use super::stream::Stream;
+use super::stream::{Prefix, Stream};
 use cairn_client::namespace::{Namespace, NsError};
 use cairn_client::{Client, GetOptions};
 
 type Errno = i32;
-
-/// Bytes fetched per network read of a file nobody is writing.
-pub const READ_AHEAD: u64 = 16 << 20;
-
-/// The last range fetched: one file's bytes `[start, start + len)` as the
-/// entry `entry` had them (a changed entry is a different file).
-#[derive(Debug)]
-pub(crate) struct ReadAhead {
-    ino: u64,
-    entry: Entry,
-    start: u64,
-    bytes: Vec<u8>,
-}
-
-impl ReadAhead {
-    fn get(&self, ino: u64, entry: &Entry, offset: u64, end: u64) -> Option<&[u8]> {
-        let have = self.start + self.bytes.len() as u64;
-        if ino != self.ino || offset < self.start || end > have || *entry != self.entry {
-            return None;
-        }
-        let from = usize::try_from(offset - self.start).ok()?;
-        let to = usize::try_from(end - self.start).ok()?;
-        self.bytes.get(from..to)
-    }
-}
 
 /// Everything behind the mount, under one lock.
 #[derive(Debug)]
@@ -57,11 +35,40 @@ pub(crate) struct State {
     /// Times set explicitly on cached files (by `utimens`), kept until the
     /// file is put into the batch.
     pub times: std::collections::HashMap<u64, Timestamp>,
-    pub ahead: Option<ReadAhead>,
+    /// Read-ahead of files read in order.
+    pub ahead: ReadAhead,
 }
 
 fn io(e: std::io::Error) -> Errno {
     e.raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// Before a write at or past `released` to a file whose bytes left the
+/// disk and whose upload finished (a read or `fsync` needed the object):
+/// a new upload from the start, reading what left the disk back from
+/// that object.
+fn resume_upload(
+    c: &mut Cached,
+    client: &'static Client,
+    rt: &tokio::runtime::Handle,
+) -> Result<(), Errno> {
+    if c.stream.is_some() || c.released == 0 {
+        return Ok(());
+    }
+    let Some(base) = &c.base else {
+        return Err(libc::EIO);
+    };
+    let prefix = Prefix {
+        client,
+        capability: base.report.capability.clone(),
+        len: c.released,
+        rt: rt.clone(),
+    };
+    let written = c.file.metadata().map_err(io)?.len();
+    let file = c.file.try_clone().map_err(io)?;
+    c.stream = Some(Stream::start(client, file, written, rt, Some(prefix)));
+    c.dirty = true;
+    Ok(())
 }
 
 impl State {
@@ -138,6 +145,8 @@ impl State {
         let c = self.cache.create(ino).map_err(io)?;
         c.open = 1;
         c.dirty = true;
+        self.ahead.forget(ino);
+        self.ahead.opened(ino);
         Ok(entry)
     }
 
@@ -187,6 +196,7 @@ impl State {
                 c.dirty = true;
                 c.seq = true;
                 c.released = 0;
+                c.base = None;
             }
             return Ok(());
         }
@@ -239,6 +249,8 @@ impl State {
 
     pub async fn open(&mut self, ino: u64, write: bool, truncate: bool) -> Result<(), Errno> {
         if write {
+            // Its reads come from the cache from now on.
+            self.ahead.forget(ino);
             self.writable()?;
             self.cached(ino, truncate).await?;
             self.cache.unrecord(ino);
@@ -246,52 +258,103 @@ impl State {
         if let Some(c) = self.cache.get_mut(ino) {
             c.open += 1;
         }
+        self.ahead.opened(ino);
         Ok(())
     }
 
     /// Bytes of `ino` at `offset`: from the cache when it is being
-    /// written, else a range read from the network. Sequential readers get
-    /// [`READ_AHEAD`] bytes per request to the network, not the kernel's
-    /// 128 KiB.
-    pub async fn read(&mut self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+    /// written, else range reads from the network, ahead of a reader that
+    /// reads in order ([`ReadAhead`]).
+    pub async fn read(&mut self, ino: u64, offset: u64, size: u32) -> Result<Bytes, Errno> {
         if let Some(c) = self.cache.get(ino) {
             if c.released == 0 || offset >= c.released {
-                return self.cache.read(ino, offset, size as usize).map_err(io);
+                return self
+                    .cache
+                    .read(ino, offset, size as usize)
+                    .map(Bytes::from)
+                    .map_err(io);
             }
-            if c.stream.is_some() || c.dirty {
-                // Uploaded but not finished: not readable until closed.
-                return Err(libc::EIO);
-            }
-            // Finished (at fsync): the tree names the uploaded object.
+            return self.read_uploaded(ino, offset, size).await.map(Bytes::from);
         }
         let path = self.path(ino)?;
         // The tree is loaded up to this file (the kernel looked it up).
         let entry = self.ns.peek(&path).ok_or(libc::ENOENT)?;
         let end = offset.saturating_add(u64::from(size)).min(entry.size());
         if offset >= end {
-            return Ok(Vec::new());
+            return Ok(Bytes::new());
         }
-        if let Some(ahead) = &self.ahead {
-            if let Some(bytes) = ahead.get(ino, &entry, offset, end) {
-                return Ok(bytes.to_vec());
+        let object = match &entry.kind {
+            EntryKind::File {
+                data: FileData::Object(o),
+                ..
+            } => Some((o.capability(), 0)),
+            EntryKind::File {
+                data: FileData::Packed { pack, offset },
+                ..
+            } => Some((pack.capability(), *offset)),
+            _ => None,
+        };
+        match object {
+            Some((cap, base)) if self.ahead.enabled() => {
+                let client = self.client;
+                self.ahead
+                    .read(
+                        ino,
+                        &entry,
+                        entry.size(),
+                        || range_reads(client, cap, base),
+                        offset,
+                        end,
+                    )
+                    .await
+                    .map_err(|e| errno(&NsError::from(e)))
+            }
+            _ => self
+                .ns
+                .read_range(&entry, offset, end - offset)
+                .await
+                .map(Bytes::from)
+                .map_err(|e| errno(&e)),
+        }
+    }
+
+    /// Bytes of a cached file from below `released` (they left the disk):
+    /// from the file's last finished upload, finishing the running one
+    /// first when that one holds bytes written since; the rest from the cache.
+    async fn read_uploaded(&mut self, ino: u64, offset: u64, size: u32) -> Result<Vec<u8>, Errno> {
+        let client = self.client;
+        let c = self.cache.get_mut(ino).ok_or(libc::EIO)?;
+        let len = c.file.metadata().map_err(io)?.len();
+        let end = offset.saturating_add(u64::from(size)).min(len);
+        let upto = end.min(c.released);
+        if c.base.as_ref().is_none_or(|b| upto > b.valid) {
+            let Some(stream) = c.stream.take() else {
+                tracing::warn!("bytes of a file open for writing left the cache unread");
+                return Err(libc::EIO);
+            };
+            match stream.finish().await {
+                Ok(report) => {
+                    c.base = Some(Base {
+                        report,
+                        valid: c.released,
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!("the upload of a file larger than the cache failed: {e}");
+                    self.status.last_error = Some(e.to_string());
+                    return Err(libc::EIO);
+                }
             }
         }
-        let want = (end - offset).max(READ_AHEAD);
-        let bytes = self
-            .ns
-            .read_range(&entry, offset, want)
+        let cap = c.base.as_ref().ok_or(libc::EIO)?.report.capability.clone();
+        let mut out = client
+            .get_range(&cap, offset, upto - offset)
             .await
-            .map_err(|e| errno(&e))?;
-        let n = usize::try_from(end - offset)
-            .unwrap_or(usize::MAX)
-            .min(bytes.len());
-        let out = bytes[..n].to_vec();
-        self.ahead = Some(ReadAhead {
-            ino,
-            entry,
-            start: offset,
-            bytes,
-        });
+            .map_err(|e| errno(&NsError::from(e)))?;
+        if end > upto {
+            let rest = usize::try_from(end - upto).unwrap_or(usize::MAX);
+            out.extend(self.cache.read(ino, upto, rest).map_err(io)?);
+        }
         Ok(out)
     }
 
@@ -301,15 +364,20 @@ impl State {
         let stream_after = self.ns.options().pack_file_max;
         let c = self.cache.get_mut(ino).ok_or(libc::EBADF)?;
         self.times.remove(&ino);
+        if offset >= c.released {
+            resume_upload(c, self.client, &self.rt)?;
+        }
         if let Some(s) = &c.stream {
             if s.write(&c.file, offset, data).map_err(io)? {
                 c.dirty = true;
                 return Ok(());
             }
-            // Below what the upload read: upload at close instead.
+            // Below what the upload read: upload at close instead (an
+            // earlier finished upload is not the file any more either).
             if let Some(s) = c.stream.take() {
                 s.abort();
             }
+            c.base = None;
             c.seq = false;
         }
         if c.released > 0 {
@@ -327,7 +395,7 @@ impl State {
         let end = offset + data.len() as u64;
         if c.seq && c.stream.is_none() && end > stream_after {
             let file = c.file.try_clone().map_err(io)?;
-            c.stream = Some(Stream::start(self.client, file, end, &self.rt));
+            c.stream = Some(Stream::start(self.client, file, end, &self.rt, None));
         }
         Ok(())
     }
@@ -361,6 +429,9 @@ impl State {
         if let Some(size) = size {
             self.cached(ino, false).await?;
             let c = self.cache.get_mut(ino).ok_or(libc::EIO)?;
+            if size >= c.released {
+                resume_upload(c, self.client, &self.rt)?;
+            }
             let mut done = false;
             if let Some(s) = &c.stream {
                 done = s.set_len(&c.file, size).map_err(io)?;
@@ -368,6 +439,7 @@ impl State {
                     if let Some(s) = c.stream.take() {
                         s.abort();
                     }
+                    c.base = None;
                     c.seq = false;
                 }
             }
@@ -420,10 +492,19 @@ impl State {
         };
         let entry = self.entry(&path).await?;
         let mtime = self.times.remove(&ino).unwrap_or_else(Timestamp::now);
-        let stream = self.cache.get_mut(ino).and_then(|c| c.stream.take());
-        if let Some(stream) = stream {
-            match stream.finish().await {
-                Ok(report) if report.size_bytes > self.ns.options().pack_file_max => {
+        let finished = match self.cache.get_mut(ino) {
+            Some(c) => match c.stream.take() {
+                Some(stream) => Some(stream.finish().await),
+                // Nothing written since the last upload finished: it is the file.
+                None => c.base.as_ref().map(|b| Ok(b.report.clone())),
+            },
+            None => None,
+        };
+        if let Some(finished) = finished {
+            match finished {
+                Ok(report)
+                    if report.size_bytes > self.ns.options().pack_file_max || released > 0 =>
+                {
                     let object = Uploaded::of(&report);
                     self.cache
                         .record(ino, &path, entry.mode, mtime, Some(object))
@@ -438,6 +519,13 @@ impl State {
                     } else if let Some(c) = self.cache.get_mut(ino) {
                         c.dirty = false;
                         c.staged = true;
+                        if released > 0 {
+                            // Reads of what left the disk come from it now.
+                            c.base = Some(Base {
+                                report,
+                                valid: released,
+                            });
+                        }
                     }
                     return Ok(());
                 }
@@ -452,6 +540,10 @@ impl State {
                     return Err(libc::EIO);
                 }
             }
+        }
+        if released > 0 {
+            // Bytes left the disk and no upload holds them.
+            return Err(libc::EIO);
         }
         self.cache
             .record(ino, &path, entry.mode, mtime, None)
@@ -469,6 +561,7 @@ impl State {
     }
 
     pub async fn release(&mut self, ino: u64) -> Result<(), Errno> {
+        self.ahead.closed(ino);
         let Some(c) = self.cache.get_mut(ino) else {
             return Ok(());
         };

@@ -9,6 +9,12 @@
 //! can leave the local disk ([`Stream::releasable`]): that is how a file
 //! larger than the cache is written with the cache bound kept.
 //!
+//! A file whose bytes left the disk and whose upload was finished while it
+//! stays open (a read of those bytes needs an object to read them from,
+//! and so does `fsync`) is uploaded again from the start once it is
+//! written again: the new upload reads the bytes gone from the disk back
+//! from the finished object ([`Prefix`]), the rest from the cache file.
+//!
 //! A write or truncate below what the reader has taken would change bytes
 //! already on their way; the caller then cancels the stream
 //! ([`Stream::abort`]) and the file is uploaded at close, from the cache,
@@ -21,6 +27,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use cairn_client::{Client, Error, PutOptions, PutReport};
+use cairn_protocol::Capability;
 use tokio::task::JoinHandle;
 
 /// How far the writer and the reader are.
@@ -48,9 +55,53 @@ impl Shared {
     }
 }
 
-/// The upload's reader: the cache file up to what is written.
+/// Bytes a file's earlier upload holds (the start of a file whose bytes
+/// left the disk), read back over the network.
+pub struct Prefix {
+    pub client: &'static Client,
+    pub capability: Capability,
+    /// Bytes from the start read from it.
+    pub len: u64,
+    pub rt: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefix")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bytes of the prefix fetched per range read.
+const PREFIX_READ: u64 = 8 << 20;
+
+impl Prefix {
+    /// Fills `buf` from byte `at` (below `len`); runs on the upload's
+    /// blocking thread.
+    fn read_at(&self, at: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (self.len - at).min(buf.len() as u64).min(PREFIX_READ);
+        let bytes = self
+            .rt
+            .block_on(self.client.get_range(&self.capability, at, n))
+            .map_err(std::io::Error::other)?;
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        if bytes.len() != n {
+            return Err(std::io::Error::other(format!(
+                "the earlier upload gave {} bytes instead of {n}",
+                bytes.len()
+            )));
+        }
+        buf[..n].copy_from_slice(&bytes);
+        Ok(n)
+    }
+}
+
+/// The upload's reader: the prefix, if any, then the cache file up to
+/// what is written.
 struct Tail {
     file: File,
+    prefix: Option<Prefix>,
     shared: Arc<Shared>,
 }
 
@@ -62,6 +113,19 @@ impl Read for Tail {
                 return Err(std::io::Error::other(
                     "the file was rewritten while uploading",
                 ));
+            }
+            if let Some(prefix) = self.prefix.as_ref().filter(|p| m.taken < p.len) {
+                // Not under the lock: no write reaches these bytes.
+                let at = m.taken;
+                drop(m);
+                let n = prefix.read_at(at, buf)?;
+                m = self.shared.marks();
+                if m.aborted {
+                    continue;
+                }
+                m.taken += n as u64;
+                self.shared.moved.notify_all();
+                return Ok(n);
             }
             if m.taken < m.written {
                 let n = usize::try_from(m.written - m.taken)
@@ -89,17 +153,20 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// Starts uploading `file` (already `written` bytes long) on `rt`.
+    /// Starts uploading `file` (already `written` bytes long) on `rt`;
+    /// its first bytes from `prefix` instead, if given.
     pub fn start(
         client: &'static Client,
         file: File,
         written: u64,
         rt: &tokio::runtime::Handle,
+        prefix: Option<Prefix>,
     ) -> Self {
         let shared = Arc::new(Shared::default());
         shared.marks().written = written;
         let tail = Tail {
             file,
+            prefix,
             shared: shared.clone(),
         };
         let task = rt.spawn(async move {

@@ -551,3 +551,106 @@ fn a_file_larger_than_the_cache_is_uploaded_while_written_within_the_bound() {
     );
     m.unmount();
 }
+
+/// `len` bytes of `path` at `offset`, through a handle of its own (a new
+/// open drops the kernel's cached pages, so the read reaches the mount).
+fn read_at(path: &Path, offset: u64, len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    File::open(path)
+        .unwrap()
+        .read_exact_at(&mut buf, offset)
+        .unwrap();
+    buf
+}
+
+#[test]
+fn bytes_that_left_the_cache_read_back_before_close_and_read_ahead_reads_true() {
+    let net = TestNet::start(4);
+    let config = net.config_file(2, 2);
+    let home = net.dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let work = net.dir.path();
+    let (mnt, cache) = (work.join("mnt"), work.join("cache"));
+    let m = mount(
+        &config,
+        &home,
+        &mnt,
+        &cache,
+        &[
+            "--cache-max",
+            "8MiB",
+            "--commit-interval",
+            "3600",
+            "--read-ahead",
+            "4MiB",
+        ],
+    );
+    let big = content(36 << 20, 21);
+    let path = mnt.join("open.bin");
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(&big[..24 << 20]).unwrap();
+    // Three times the cache written: the first bytes are only on the
+    // nodes now, and read back while the file is still open.
+    assert!(cache_use(&cache) <= (9 << 20) + 4096);
+    assert_same(&read_at(&path, 0, 4096), &big[..4096], "the first page");
+    assert_same(
+        &read_at(&path, 5 << 20, 1 << 20),
+        &big[5 << 20..6 << 20],
+        "a MiB that left the cache",
+    );
+    assert_same(&read_at(&path, 0, 24 << 20), &big[..24 << 20], "all of it");
+    // Written on: uploaded again from the start (what left the disk read
+    // back from the nodes), and readable again, early and late bytes.
+    f.write_all(&big[24 << 20..30 << 20]).unwrap();
+    assert_same(
+        &read_at(&path, 100, 1000),
+        &big[100..1100],
+        "early, written on",
+    );
+    assert_same(
+        &read_at(&path, 20 << 20, 8 << 20),
+        &big[20 << 20..28 << 20],
+        "late, written on",
+    );
+    // fsync, then append: the same.
+    f.sync_all().unwrap();
+    assert_same(
+        &read_at(&path, 1 << 20, 4096),
+        &big[1 << 20..(1 << 20) + 4096],
+        "after fsync",
+    );
+    f.write_all(&big[30 << 20..]).unwrap();
+    drop(f);
+    assert_same(&std::fs::read(&path).unwrap(), &big, "closed");
+
+    // Read ahead: in order, then random seeks, then in order from the
+    // middle, all byte for byte.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let check = |what: &str, rng: &mut rand::rngs::StdRng| {
+        assert_same(&std::fs::read(&path).unwrap(), &big, what);
+        let f = File::open(&path).unwrap();
+        for _ in 0..40 {
+            let at = rng.gen_range(0..big.len());
+            let len = rng.gen_range(1..3 << 20).min(big.len() - at);
+            let mut buf = vec![0u8; len];
+            f.read_exact_at(&mut buf, at as u64).unwrap();
+            assert_same(&buf, &big[at..at + len], &format!("{what}: {len} at {at}"));
+        }
+        let mut tail = Vec::new();
+        let mut g = File::open(&path).unwrap();
+        g.seek(SeekFrom::Start(17 << 20)).unwrap();
+        std::io::Read::read_to_end(&mut g, &mut tail).unwrap();
+        assert_same(&tail, &big[17 << 20..], &format!("{what}: from the middle"));
+    };
+    check("committed", &mut rng);
+    m.unmount();
+    let m = mount(&config, &home, &mnt, &cache, &["--read-ahead", "4MiB"]);
+    check("after remount", &mut rng);
+    m.unmount();
+}
