@@ -8,7 +8,7 @@ use cairn_client::net::client::{ClientSettings, ShardClient};
 use cairn_protocol::wire::{ErrorKind, Request, Response, StoreRequest};
 use cairn_protocol::ContentId;
 
-use crate::common::{bytes, corrupt_on_disk, edit_config, init, wait_until, TestNode};
+use crate::common::{bytes, corrupt_on_disk, edit_config, init, owner_key, wait_until, TestNode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_that_does_not_hash_to_its_id_is_refused() {
@@ -48,7 +48,7 @@ async fn bytes_rotten_on_disk_are_never_served_and_the_scrubber_finds_them() {
     let mut node = TestNode::start(&dir);
     for (s, id) in shards.iter().zip(&ids) {
         client
-            .store(&node.tcp(), *id, Bytes::from(s.clone()), None, None)
+            .store(&node.tcp(), *id, Bytes::from(s.clone()), None, &owner_key())
             .await
             .unwrap();
     }
@@ -113,7 +113,10 @@ async fn sigkill_during_stores_loses_no_acknowledged_shard() {
                 let seed = w * 1_000_000 + i;
                 let data = bytes(256 * 1024 + (seed % 5000) as usize, seed);
                 let id = ContentId::of(&data);
-                match client.store(&addr, id, Bytes::from(data), None, None).await {
+                match client
+                    .store(&addr, id, Bytes::from(data), None, &owner_key())
+                    .await
+                {
                     Ok(_) => acked.lock().unwrap().push((id, seed)),
                     Err(_) => return,
                 }
@@ -156,7 +159,7 @@ async fn a_full_node_refuses_clearly_and_keeps_what_it_has() {
                 ContentId::of(s),
                 Bytes::from(s.clone()),
                 None,
-                None,
+                &owner_key(),
             )
             .await
             .unwrap();
@@ -167,7 +170,7 @@ async fn a_full_node_refuses_clearly_and_keeps_what_it_has() {
             ContentId::of(&shards[2]),
             Bytes::from(shards[2].clone()),
             None,
-            None,
+            &owner_key(),
         )
         .await
         .unwrap_err();
