@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_client::net::client::{ClientSettings, ShardClient};
-use cairn_protocol::wire::{ErrorKind, Request, Response, StoreRequest};
+use cairn_protocol::wire::ErrorKind;
 use cairn_protocol::ContentId;
 
 use crate::common::{bytes, corrupt_on_disk, edit_config, init, owner_key, wait_until, TestNode};
@@ -17,20 +17,16 @@ async fn a_shard_that_does_not_hash_to_its_id_is_refused() {
     let client = ShardClient::start(ClientSettings::default()).unwrap();
     let data = bytes(100_000, 1);
     let claimed = ContentId::of(b"something else");
-    let header = Request::Store(StoreRequest {
-        id: claimed,
-        size: data.len() as u64,
-        expires_at: None,
-        owner: None,
-    });
-    let response = client
-        .request(&node.quic(), header, Bytes::from(data))
+    // Signed by its owner, but the bytes are not the claimed shard's.
+    let e = client
+        .store(&node.quic(), claimed, Bytes::from(data), None, &owner_key())
         .await
-        .unwrap();
-    match response.header {
-        Response::Error(e) => assert_eq!(e.kind, ErrorKind::HashMismatch),
-        other => panic!("stored a shard under the wrong id: {other:?}"),
-    }
+        .unwrap_err();
+    assert_eq!(
+        e.refusal().map(|r| r.kind),
+        Some(ErrorKind::HashMismatch),
+        "{e}"
+    );
     assert_eq!(
         client.has(&node.quic(), vec![claimed]).await.unwrap(),
         vec![None]
