@@ -55,7 +55,7 @@ const UNOPENED_GRACE_SECS: u64 = 3600;
 const SETTLE_EVERY: Duration = Duration::from_secs(5);
 /// A kept deal not open yet, or open without its repair data (the owner
 /// names the data after the deal opens), is looked up again this often.
-const RESETTLE_EVERY: Duration = Duration::from_secs(30);
+const RESETTLE_EVERY: Duration = Duration::from_secs(10);
 /// Deals looked up per settling pass.
 const SETTLE_BATCH: usize = 64;
 

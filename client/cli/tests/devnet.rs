@@ -621,7 +621,7 @@ fn cli_put_opens_a_deal_matching_what_the_nodes_store() {
     // Every node's proof worker sees the deal pay for what it stores (the
     // shards, the manifest copies and the repair data): nothing it holds
     // is unpaid any more, so the unpaid GC will spare all of it.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     for i in 0..6 {
         let node_dir = dir.join(format!("node-{i:02}"));
         loop {
