@@ -273,8 +273,7 @@ impl Prover {
             let repair = view
                 .repair
                 .as_ref()
-                .and_then(|r| parse_hex32(&r.object))
-                .map(ContentId::from_digest);
+                .and_then(|r| r.object.parse::<ContentId>().ok());
             let store = self.store.clone();
             let roots: Vec<String> = view
                 .commitments
