@@ -184,7 +184,7 @@ impl Client {
             key,
             config: EncoderConfig::new(params).with_segment_target(self.config.segment_size),
             placement_seed: seed,
-            owner: Some(self.account.address()),
+            owner: self.account.signing_key(),
             parallelism: self.config.parallelism,
             slow_after: self.config.slow_after,
             manifest_copies: self.config.manifest_copies_for(params, self.network.len()),

@@ -186,7 +186,7 @@ impl Network {
         node: NodeIndex,
         id: ContentId,
         data: Bytes,
-        owner: Option<Address>,
+        owner: &SigningKey,
     ) -> Result<bool, ClientError> {
         let r = self
             .client

@@ -74,7 +74,7 @@ pub async fn publish(
         .filter_map(|n| network.index_of(&n.node.to_bytes()))
         .map(|i| {
             let encoded = encoded.clone();
-            async move { (i, network.store(i, id, encoded, Some(owner)).await) }
+            async move { (i, network.store(i, id, encoded, key).await) }
         })
         .collect();
     let mut copies = 0;

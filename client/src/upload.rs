@@ -28,9 +28,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use cairn_protocol::chain::Address;
 use cairn_protocol::encoder::{EncodedSegment, EncoderConfig};
 use cairn_protocol::{Capability, CodingParams, ContentId, FileKey, Manifest, ReadEncoder};
+use ed25519_dalek::SigningKey;
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::PeerId;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
@@ -97,7 +97,9 @@ pub(crate) struct UploadPlan {
     pub key: FileKey,
     pub config: EncoderConfig,
     pub placement_seed: [u8; 32],
-    pub owner: Option<Address>,
+    /// Signs every store: the nodes charge the shards to this account
+    /// until a deal pays for them.
+    pub owner: SigningKey,
     pub parallelism: usize,
     pub slow_after: std::time::Duration,
     pub manifest_copies: usize,
@@ -156,7 +158,7 @@ impl Placement {
 /// State shared by the segment tasks.
 struct Shared {
     network: Network,
-    plan_owner: Option<Address>,
+    owner: SigningKey,
     slow_after: std::time::Duration,
     placement: Mutex<Placement>,
     journal: Option<Mutex<Journal>>,
@@ -218,7 +220,7 @@ pub(crate) async fn upload(
         .unwrap_or_default();
     let shared = Arc::new(Shared {
         network: network.clone(),
-        plan_owner: plan.owner,
+        owner: plan.owner.clone(),
         slow_after: plan.slow_after,
         placement: Mutex::new(Placement::new(network.ranked(&plan.placement_seed, n), n)),
         journal: journal.map(Mutex::new),
@@ -324,7 +326,7 @@ pub(crate) async fn upload(
         Bytes::from(sealed),
         plan.manifest_copies,
         minimum,
-        plan.owner,
+        &plan.owner,
     )
     .await?;
     let mut placement = shard_placement(network, &manifest, &lock(&shared.locations))?;
@@ -472,10 +474,7 @@ async fn store_shard(
     let attempt = |node: NodeIndex| {
         let data = data.clone();
         async move {
-            let r = shared
-                .network
-                .store(node, id, data, shared.plan_owner)
-                .await;
+            let r = shared.network.store(node, id, data, &shared.owner).await;
             (node, r)
         }
     };
@@ -576,7 +575,7 @@ async fn store_manifest(
     sealed: Bytes,
     copies: usize,
     minimum: usize,
-    owner: Option<Address>,
+    owner: &SigningKey,
 ) -> Result<Vec<NodeIndex>, Error> {
     let ranking = network.ranked(id.digest(), network.len());
     let mut next = ranking.into_iter();

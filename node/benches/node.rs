@@ -198,7 +198,16 @@ async fn ingest(
     concurrency: usize,
 ) -> Phase {
     timed(data, concurrency, |id, bytes| async move {
-        client.store(node, id, bytes, None, None).await.unwrap();
+        client
+            .store(
+                node,
+                id,
+                bytes,
+                None,
+                &ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
+            )
+            .await
+            .unwrap();
     })
     .await
 }

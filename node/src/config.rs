@@ -126,6 +126,9 @@ struct RawLimits {
     store_threads: Option<usize>,
     max_connections: Option<usize>,
     connections_per_peer: Option<usize>,
+    unpaid_grace_secs: Option<u64>,
+    unpaid_bytes_per_owner: Option<String>,
+    unpaid_bytes: Option<String>,
 }
 
 /// A checked configuration.
@@ -255,6 +258,24 @@ pub struct Limits {
     pub max_connections: usize,
     /// Open connections of one peer.
     pub connections_per_peer: usize,
+    /// On a node of a chain: how long a shard no deal pays for (and no
+    /// signed receipt names) is kept.
+    pub unpaid_grace: Duration,
+    /// On a node of a chain: unpaid bytes one owner may hold here.
+    pub unpaid_bytes_per_owner: u64,
+    /// On a node of a chain: unpaid bytes all owners together may hold here.
+    pub unpaid_bytes: u64,
+}
+
+impl Limits {
+    /// The unpaid-shard bounds the store enforces on a node of a chain.
+    pub fn unpaid(&self) -> crate::store::UnpaidLimits {
+        crate::store::UnpaidLimits {
+            grace_secs: self.unpaid_grace.as_secs(),
+            per_owner: self.unpaid_bytes_per_owner,
+            total: self.unpaid_bytes,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -271,6 +292,12 @@ impl Default for Limits {
             store_threads: 16,
             max_connections: 512,
             connections_per_peer: 8,
+            // A day: an upload, its deal's opening (up to the chain's
+            // start window) and many mount commit intervals fit well
+            // inside it.
+            unpaid_grace: Duration::from_secs(24 * 3600),
+            unpaid_bytes_per_owner: 64 << 30,
+            unpaid_bytes: 256 << 30,
         }
     }
 }
@@ -500,6 +527,22 @@ impl Config {
                 l.connections_per_peer,
                 defaults.connections_per_peer,
             )?,
+            unpaid_grace: Duration::from_secs(positive(
+                "limits.unpaid_grace_secs",
+                l.unpaid_grace_secs.map(|v| v as usize),
+                defaults.unpaid_grace.as_secs() as usize,
+            )? as u64),
+            unpaid_bytes_per_owner: match l.unpaid_bytes_per_owner {
+                Some(b) => parse_size(&b)
+                    .map_err(|e| field("limits.unpaid_bytes_per_owner", e.to_string()))?,
+                None => defaults.unpaid_bytes_per_owner,
+            },
+            unpaid_bytes: match l.unpaid_bytes {
+                Some(b) => {
+                    parse_size(&b).map_err(|e| field("limits.unpaid_bytes", e.to_string()))?
+                }
+                None => defaults.unpaid_bytes,
+            },
         };
         let chain = match raw.chain {
             None if validator => {
@@ -746,6 +789,12 @@ connections_per_peer = 8
 store_threads = 16
 request_timeout_secs = 60
 gc_interval_secs = 300
+# On a node of a chain: a shard no deal pays for (and no receipt names) is
+# removed after unpaid_grace_secs; one owner may hold unpaid_bytes_per_owner
+# of them here, all owners unpaid_bytes.
+unpaid_grace_secs = 86400
+unpaid_bytes_per_owner = "64GiB"
+unpaid_bytes = "256GiB"
 "#,
         data_dir = toml_escape(&options.data_dir.to_string_lossy()),
         capacity = exact_size(options.capacity),

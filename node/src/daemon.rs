@@ -111,13 +111,27 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let store = {
         let dir = store_dir.clone();
         let capacity = config.capacity;
-        tokio::task::spawn_blocking(move || ShardStore::open(&dir, capacity))
-            .await
-            .map_err(|e| DaemonError::Task(e.to_string()))?
-            .map_err(|source| DaemonError::Store {
-                path: store_dir.clone(),
-                source,
-            })?
+        // Payment is tracked where the proof worker can see the deals that
+        // pay (a node of a chain that proves); a private node keeps shards
+        // as their stores asked.
+        let unpaid = config
+            .chain
+            .as_ref()
+            .filter(|c| c.prove)
+            .map(|_| config.limits.unpaid());
+        tokio::task::spawn_blocking(move || {
+            let mut store = ShardStore::open(&dir, capacity)?;
+            if let Some(limits) = unpaid {
+                store.track_unpaid(limits)?;
+            }
+            Ok(store)
+        })
+        .await
+        .map_err(|e| DaemonError::Task(e.to_string()))?
+        .map_err(|source| DaemonError::Store {
+            path: store_dir.clone(),
+            source,
+        })?
     };
     let store = Arc::new(store);
     let usage = store.usage();

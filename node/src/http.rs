@@ -244,7 +244,13 @@ async fn metrics(State(s): State<Arc<StatusSource>>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        s.metrics.render(s.store.usage()),
+        {
+            let unpaid = s.store.unpaid_usage().bytes;
+            s.metrics
+                .unpaid_bytes
+                .set(i64::try_from(unpaid).unwrap_or(i64::MAX));
+            s.metrics.render(s.store.usage())
+        },
     )
 }
 

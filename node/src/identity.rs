@@ -81,6 +81,12 @@ impl ChainKey {
 
     /// Signs `message` (a repair receipt's: see
     /// [`cairn_protocol::wire::RepairReceiptRequest::message`]).
+    /// The signing key itself, for the shard client's signed stores (a
+    /// repairing node stores rebuilt shards as their owner).
+    pub fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
     pub fn sign(&self, message: &[u8]) -> Sig {
         Sig(self.key.sign(message).to_bytes())
     }

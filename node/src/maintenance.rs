@@ -1,4 +1,5 @@
-//! Background upkeep of the store: the scrubber and expiry GC.
+//! Background upkeep of the store: the scrubber, expiry GC and the GC of
+//! unpaid shards ([`crate::store`]'s `unpaid` module says which go).
 //!
 //! The scrubber walks every shard in key order, re-hashes it and its
 //! outboard, and quarantines (removes and reports) any that rotted, so a
@@ -127,7 +128,8 @@ pub async fn scrubber(
     }
 }
 
-/// Removes expired shards every `interval`.
+/// Removes expired shards, and unpaid ones past their grace, every
+/// `interval`.
 pub async fn expiry_gc(
     store: Arc<ShardStore>,
     metrics: Arc<Metrics>,
@@ -156,5 +158,36 @@ pub async fn expiry_gc(
                 Err(_) => break,
             }
         }
+        collect_unpaid(&store, &metrics).await;
     }
+}
+
+/// Removes unpaid shards whose grace ended, in rounds of [`GC_BATCH`].
+async fn collect_unpaid(store: &Arc<ShardStore>, metrics: &Metrics) {
+    loop {
+        let s = store.clone();
+        match tokio::task::spawn_blocking(move || s.collect_unpaid(now(), GC_BATCH)).await {
+            Ok(Ok((n, freed))) => {
+                if n > 0 {
+                    metrics.unpaid_collected_shards.inc_by(n as u64);
+                    tracing::info!(
+                        removed = n,
+                        freed,
+                        "unpaid shards past their grace collected"
+                    );
+                }
+                if n < GC_BATCH {
+                    break;
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "unpaid GC failed");
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    metrics
+        .unpaid_bytes
+        .set(i64::try_from(store.unpaid_usage().bytes).unwrap_or(i64::MAX));
 }

@@ -41,6 +41,10 @@ pub struct Metrics {
     pub corrupt_shards: Counter,
     pub scrub_passes: Counter,
     pub expired_shards: Counter,
+    /// Bytes of shards no deal pays for yet (a node of a chain).
+    pub unpaid_bytes: Gauge,
+    /// Unpaid shards removed once their grace ended.
+    pub unpaid_collected_shards: Counter,
     pub connected_peers: Gauge,
     /// Open connections (a peer may hold several).
     pub connections: Gauge,
@@ -154,6 +158,18 @@ impl Metrics {
             "Shards removed because they expired",
             expired_shards.clone(),
         );
+        let unpaid_bytes = Gauge::default();
+        registry.register(
+            "unpaid_bytes",
+            "Bytes of shards (with outboards) that no deal on the chain pays for yet",
+            unpaid_bytes.clone(),
+        );
+        let unpaid_collected_shards = Counter::default();
+        registry.register(
+            "unpaid_collected_shards",
+            "Unpaid shards no receipt names, removed once their grace ended",
+            unpaid_collected_shards.clone(),
+        );
         let connected_peers = Gauge::default();
         registry.register(
             "connected_peers",
@@ -246,6 +262,8 @@ impl Metrics {
             corrupt_shards,
             scrub_passes,
             expired_shards,
+            unpaid_bytes,
+            unpaid_collected_shards,
             connected_peers,
             connections,
             rejected_streams,

@@ -13,6 +13,9 @@
 //!   the pay for those bytes;
 //! * keep the node's view of the chain's facts current for the receipt
 //!   terms ([`crate::terms`]);
+//! * mark the shards of deals the chain opened with this node's commitment
+//!   as paid, so the store's GC of unpaid shards spares them
+//!   ([`ShardStore::settle`]);
 //! * show what happens: `proofs` in `/status` ([`ProofStats`]), and
 //!   `cairn_node_proofs{outcome}` and `cairn_node_proof_seconds` in
 //!   `/metrics`.
@@ -21,7 +24,7 @@
 //! guessing the seed early (it is not knowable). A failure to reach the
 //! chain is logged and retried at the next poll; it never stops the node.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -48,6 +51,13 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Leaf lists of deals that never appeared on the chain are dropped after this.
 const UNOPENED_GRACE_SECS: u64 = 3600;
+/// How often kept deals are looked up to mark their shards paid.
+const SETTLE_EVERY: Duration = Duration::from_secs(5);
+/// A kept deal not open yet, or open without its repair data (the owner
+/// names the data after the deal opens), is looked up again this often.
+const RESETTLE_EVERY: Duration = Duration::from_secs(10);
+/// Deals looked up per settling pass.
+const SETTLE_BATCH: usize = 64;
 
 /// The last proof the worker submitted.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -106,6 +116,11 @@ struct Memory {
     declared: BTreeSet<u64>,
     /// When the current window's seed was first seen.
     seed_seen: Option<(u64, Instant)>,
+    /// The last settling pass.
+    settled_at: Option<Instant>,
+    /// Kept deals looked up: when, and whether nothing is left to settle
+    /// (the deal is open here and its repair data is named).
+    settled: HashMap<DealId, (Instant, bool)>,
 }
 
 impl Prover {
@@ -156,6 +171,7 @@ impl Prover {
             epoch: status.epoch,
             max_start_ahead: status.max_start_ahead_epochs,
         });
+        self.settle_paid(memory).await;
         let Some(task) = self
             .client
             .proof_task(&me)
@@ -216,6 +232,86 @@ impl Prover {
             }
         }
         memory.last = Some(task.clone());
+    }
+
+    /// Marks the shards of kept deals that the chain has opened with this
+    /// node's commitment (the kept list's root) as paid, with the repair
+    /// data object the deal names.
+    async fn settle_paid(&self, memory: &mut Memory) {
+        if self.store.unpaid_limits().is_none()
+            || memory
+                .settled_at
+                .is_some_and(|t| t.elapsed() < SETTLE_EVERY)
+        {
+            return;
+        }
+        memory.settled_at = Some(Instant::now());
+        let store = self.store.clone();
+        let Ok(Ok(kept)) = tokio::task::spawn_blocking(move || store.kept_deals()).await else {
+            return;
+        };
+        let kept: BTreeSet<DealId> = kept.into_iter().map(|(d, _)| d).collect();
+        memory.settled.retain(|d, _| kept.contains(d));
+        let mut due: Vec<(Option<Instant>, DealId)> = kept
+            .into_iter()
+            .filter_map(|d| match memory.settled.get(&d) {
+                None => Some((None, d)),
+                Some((_, true)) => None,
+                Some((at, false)) => (at.elapsed() >= RESETTLE_EVERY).then_some((Some(*at), d)),
+            })
+            .collect();
+        due.sort();
+        let me = self.key.address();
+        for (_, deal) in due.into_iter().take(SETTLE_BATCH) {
+            let Ok(view) = self.client.deal(&hex::encode(deal.0)).await else {
+                continue;
+            };
+            let Some(view) = view else {
+                memory.settled.insert(deal, (Instant::now(), false));
+                continue;
+            };
+            let repair = view
+                .repair
+                .as_ref()
+                .and_then(|r| r.object.parse::<ContentId>().ok());
+            let store = self.store.clone();
+            let roots: Vec<String> = view
+                .commitments
+                .iter()
+                .filter(|c| c.node == me)
+                .map(|c| c.root.clone())
+                .collect();
+            let settled = tokio::task::spawn_blocking(move || {
+                let Some(kept) = store.leaves(&deal)? else {
+                    return Ok(None);
+                };
+                let root = merkle::root(&kept.shards).map(hex::encode);
+                if !roots.iter().any(|r| Some(r) == root.as_ref()) {
+                    return Ok(None);
+                }
+                Ok::<_, crate::store::StoreError>(Some(
+                    store.settle(&deal)? + store.settle_shards(repair.iter())?,
+                ))
+            })
+            .await;
+            match settled {
+                Ok(Ok(Some(n))) => {
+                    if n > 0 {
+                        tracing::info!(deal = %deal, shards = n, "a deal on the chain pays for these shards now");
+                    }
+                    memory
+                        .settled
+                        .insert(deal, (Instant::now(), repair.is_some()));
+                }
+                Ok(Ok(None)) => {
+                    memory.settled.insert(deal, (Instant::now(), false));
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(deal = %deal, error = %e, "cannot mark a deal's shards paid")
+                }
+                Err(_) => {}
+            }
+        }
     }
 
     async fn refresh_earnings(&self, me: &Address) -> Result<(), String> {

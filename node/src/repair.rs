@@ -403,7 +403,7 @@ impl Repairer {
                     .ok_or_else(|| failed("a claimed shard was not rebuilt"))?;
                 last.uploaded_bytes += body.len() as u64;
                 self.shards
-                    .store(node, *id, body, None, Some(me))
+                    .store(node, *id, body, None, self.key.signing_key())
                     .await
                     .map_err(failed)?;
             }

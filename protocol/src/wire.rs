@@ -40,6 +40,9 @@ pub const MAX_ERROR_TEXT: usize = 512;
 pub const MAX_RANGE_BODY: u64 = MAX_SHARD_SIZE as u64 + MAX_SHARD_SIZE as u64 / 256 + 4096;
 /// How far a delete request's time may be from the node's clock, in seconds.
 pub const DELETE_WINDOW_SECS: u64 = 300;
+/// How far a signed store request's time may be from the node's clock, in
+/// seconds: a captured request cannot be replayed later than this.
+pub const STORE_WINDOW_SECS: u64 = 300;
 /// Most shards one deal receipt covers (one node's part of one deal).
 pub const MAX_RECEIPT_SHARDS: u32 = 65_536;
 /// Bytes of one entry of a receipt request's body: digest ‖ u64 BE size.
@@ -71,6 +74,11 @@ pub enum Request {
     /// node's new commitment in the deal once the repairer's claim is
     /// applied.
     RepairReceiptV2(RepairReceiptRequest),
+    /// Keep this shard for the owner that signed the request
+    /// ([`store_message`]); its `size` bytes follow as the body. Replaces
+    /// the unsigned [`Request::Store`], which nodes refuse: a node accepts
+    /// bytes only from an owner it can charge for them.
+    StoreV2(SignedStoreRequest),
 }
 
 /// A request for a repair receipt: every field of
@@ -270,6 +278,80 @@ pub struct StoreRequest {
     pub owner: Option<Address>,
 }
 
+/// A store request signed by the shard's owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedStoreRequest {
+    pub id: ContentId,
+    pub size: u64,
+    /// Unix seconds after which the node may drop the shard; `None`: until
+    /// deleted (or, on a node of a chain, until no deal pays for it).
+    pub expires_at: Option<u64>,
+    /// The signer: the account the node records as an owner and charges
+    /// the shard to until a deal pays for it.
+    pub owner: Address,
+    /// Unix seconds when the owner signed; requests outside
+    /// [`STORE_WINDOW_SECS`] of the node's clock are refused.
+    pub issued_at: u64,
+    /// Over [`store_message`].
+    pub signature: Sig,
+}
+
+impl SignedStoreRequest {
+    /// The bytes the owner signs for the node whose libp2p peer id is
+    /// `node` (bytes form).
+    pub fn message(&self, node: &[u8]) -> Vec<u8> {
+        store_message(node, &self.id, self.size, self.expires_at, self.issued_at)
+    }
+
+    /// Checks that the owner signed this request for node `node` within
+    /// [`STORE_WINDOW_SECS`] of `now`.
+    pub fn verify(&self, node: &[u8], now: u64) -> Result<(), WireError> {
+        if self.issued_at.abs_diff(now) > STORE_WINDOW_SECS {
+            return Err(WireError::new(
+                ErrorKind::Unauthorized,
+                format!(
+                    "store signed at {} but the node's clock says {now}; sign again",
+                    self.issued_at
+                ),
+            ));
+        }
+        crate::chain::sig::verify(&self.owner, &self.message(node), &self.signature).map_err(|_| {
+            WireError::new(
+                ErrorKind::Unauthorized,
+                format!("bad store signature for owner {}", self.owner),
+            )
+        })
+    }
+}
+
+/// The bytes an owner signs to store shard `id` of `size` bytes, kept
+/// until `expires_at`, at the node whose libp2p peer id is `node` (bytes
+/// form): useless at any other node, for any other shard, size or expiry,
+/// and, past [`STORE_WINDOW_SECS`] from `issued_at`, anywhere.
+pub fn store_message(
+    node: &[u8],
+    id: &ContentId,
+    size: u64,
+    expires_at: Option<u64>,
+    issued_at: u64,
+) -> Vec<u8> {
+    let mut m = Vec::with_capacity(32 + node.len() + 32 + 8 + 9 + 8);
+    m.extend_from_slice(b"cairn/store-shard/v1\0");
+    m.extend_from_slice(&(node.len() as u32).to_be_bytes());
+    m.extend_from_slice(node);
+    m.extend_from_slice(id.digest());
+    m.extend_from_slice(&size.to_be_bytes());
+    match expires_at {
+        None => m.push(0),
+        Some(t) => {
+            m.push(1);
+            m.extend_from_slice(&t.to_be_bytes());
+        }
+    }
+    m.extend_from_slice(&issued_at.to_be_bytes());
+    m
+}
+
 /// A signed request to delete a shard before it expires.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteRequest {
@@ -424,6 +506,7 @@ impl Request {
     pub fn body_len(&self) -> u64 {
         match self {
             Self::Store(s) => s.size,
+            Self::StoreV2(s) => s.size,
             Self::ReceiptV2(r) => r.shards as u64 * RECEIPT_ENTRY_LEN as u64,
             Self::RepairReceiptV2(r) => r.shards as u64 * RECEIPT_ENTRY_LEN as u64,
             _ => 0,
@@ -433,7 +516,8 @@ impl Request {
     /// A short name for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Store(_) => "store",
+            Self::Store(_) => "store_unsigned",
+            Self::StoreV2(_) => "store",
             Self::Fetch { .. } => "fetch",
             Self::Has { .. } => "has",
             Self::Info => "info",
@@ -447,6 +531,13 @@ impl Request {
     pub fn check(&self) -> Result<(), WireError> {
         match self {
             Self::Store(s) if s.size > MAX_SHARD_SIZE as u64 => Err(WireError::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "shard of {} bytes exceeds the {} byte limit",
+                    s.size, MAX_SHARD_SIZE
+                ),
+            )),
+            Self::StoreV2(s) if s.size > MAX_SHARD_SIZE as u64 => Err(WireError::new(
                 ErrorKind::TooLarge,
                 format!(
                     "shard of {} bytes exceeds the {} byte limit",
@@ -772,6 +863,72 @@ mod tests {
             ..r.clone()
         };
         assert_ne!(r.message(node), other_chain.message(node));
+    }
+
+    fn signed_store(key: &ed25519_dalek::SigningKey, node: &[u8], now: u64) -> SignedStoreRequest {
+        use ed25519_dalek::Signer;
+        let mut r = SignedStoreRequest {
+            id: id(1),
+            size: 4096,
+            expires_at: Some(now + 60),
+            owner: Address::of(&key.verifying_key()),
+            issued_at: now,
+            signature: Sig([0; 64]),
+        };
+        r.signature = Sig(key.sign(&r.message(node)).to_bytes());
+        r
+    }
+
+    #[test]
+    fn a_signed_store_holds_only_for_its_node_shard_size_expiry_and_time() {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let now = 1_000_000;
+        let r = signed_store(&key, b"node-a", now);
+        r.verify(b"node-a", now).unwrap();
+        r.verify(b"node-a", now + STORE_WINDOW_SECS).unwrap();
+        let unauthorized = |r: &SignedStoreRequest, node: &[u8], at: u64| {
+            assert_eq!(
+                r.verify(node, at).unwrap_err().kind,
+                ErrorKind::Unauthorized
+            );
+        };
+        unauthorized(&r, b"node-b", now);
+        unauthorized(&r, b"node-a", now + STORE_WINDOW_SECS + 1);
+        unauthorized(&r, b"node-a", now - STORE_WINDOW_SECS - 1);
+        for changed in [
+            SignedStoreRequest {
+                id: id(2),
+                ..r.clone()
+            },
+            SignedStoreRequest {
+                size: 4097,
+                ..r.clone()
+            },
+            SignedStoreRequest {
+                expires_at: None,
+                ..r.clone()
+            },
+            SignedStoreRequest {
+                issued_at: now + 1,
+                ..r.clone()
+            },
+            SignedStoreRequest {
+                owner: Address([9; 32]),
+                ..r.clone()
+            },
+        ] {
+            unauthorized(&changed, b"node-a", now);
+        }
+        let header = Request::StoreV2(r.clone());
+        assert_eq!(header.body_len(), 4096);
+        assert_eq!(header.kind(), "store");
+        let framed = encode_header(&header);
+        assert_eq!(decode_header::<Request>(&framed[4..]).unwrap(), header);
+        let big = Request::StoreV2(SignedStoreRequest {
+            size: MAX_SHARD_SIZE as u64 + 1,
+            ..r
+        });
+        assert_eq!(big.check().unwrap_err().kind, ErrorKind::TooLarge);
     }
 
     #[test]

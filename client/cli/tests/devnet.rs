@@ -618,6 +618,25 @@ fn cli_put_opens_a_deal_matching_what_the_nodes_store() {
     assert_eq!(on_chain["size"].as_u64().unwrap(), total);
     assert!(on_chain["escrow"].as_u64().unwrap() > 0);
 
+    // Every node's proof worker sees the deal pay for what it stores (the
+    // shards, the manifest copies and the repair data): nothing it holds
+    // is unpaid any more, so the unpaid GC will spare all of it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    for i in 0..6 {
+        let node_dir = dir.join(format!("node-{i:02}"));
+        loop {
+            let unpaid = metric_of(&node_dir, "cairn_node_unpaid_bytes");
+            if unpaid == Some(0.0) {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {i} still holds unpaid bytes: {unpaid:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+
     // The file reads back through the registry's nodes.
     let out = tmp.path().join("back.bin");
     let cap = report["capability"].as_str().unwrap();
@@ -637,6 +656,23 @@ fn cli_put_opens_a_deal_matching_what_the_nodes_store() {
 
     let down = json_of(&cairn(&["devnet", "down", "--dir", d, "--json"], &env));
     assert_eq!(down["stopped"], 6);
+}
+
+/// Metric `name` of the node in `node_dir`, read from its HTTP `/metrics`.
+fn metric_of(node_dir: &Path, name: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let info = cairn_node::daemon::RuntimeInfo::read(node_dir)?;
+    let mut conn = std::net::TcpStream::connect(info.http?).ok()?;
+    conn.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find(|l| l.starts_with(name) && l.as_bytes().get(name.len()) == Some(&b' '))?
+        .rsplit(' ')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The chain's view of one node's part of deal `id`.

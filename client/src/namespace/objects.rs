@@ -86,7 +86,7 @@ pub(crate) async fn store_commit(
         .manifest_copies_for(client.config().params, network.len());
     let size = sealed.len() as u64;
     let sealed = Bytes::from(sealed);
-    let owner = Some(client.account().address());
+    let owner = &client.account().signing_key();
     let mut next = network.ranked(id.digest(), network.len()).into_iter();
     let store = |node: NodeIndex| {
         let sealed = sealed.clone();

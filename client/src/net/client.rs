@@ -30,7 +30,7 @@ use cairn_protocol::chain_wire::{ChainApiRequest, ChainApiResponse, ChainMethod}
 use cairn_protocol::shard::{verify_range, VerifyError};
 use cairn_protocol::wire::{
     delete_message, encode_receipt_shards, DeleteRequest, NodeInfo, ReceiptRequest,
-    RepairReceiptRequest, Request, Response, StoreRequest, WireError,
+    RepairReceiptRequest, Request, Response, SignedStoreRequest, WireError,
 };
 use cairn_protocol::ContentId;
 use ed25519_dalek::{Signer, SigningKey};
@@ -296,21 +296,42 @@ impl ShardClient {
         Ok(response)
     }
 
-    /// Stores a shard; `Ok(true)` if the node had it already.
+    /// Stores a shard for `owner`, who signs the request for this node
+    /// alone; `Ok(true)` if the node had it already.
     pub async fn store(
         &self,
         node: &NodeAddr,
         id: ContentId,
         data: Bytes,
         expires_at: Option<u64>,
-        owner: Option<Address>,
+        owner: &SigningKey,
     ) -> Result<bool, ClientError> {
-        let header = Request::Store(StoreRequest {
+        let issued_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut request = SignedStoreRequest {
             id,
             size: data.len() as u64,
             expires_at,
-            owner,
-        });
+            owner: Address::of(&owner.verifying_key()),
+            issued_at,
+            signature: Sig([0; 64]),
+        };
+        request.signature = Sig(owner
+            .sign(&request.message(&node.peer.to_bytes()))
+            .to_bytes());
+        self.store_signed(node, request, data).await
+    }
+
+    /// Sends a store request signed elsewhere with the shard's bytes.
+    pub async fn store_signed(
+        &self,
+        node: &NodeAddr,
+        request: SignedStoreRequest,
+        data: Bytes,
+    ) -> Result<bool, ClientError> {
+        let id = request.id;
+        let header = Request::StoreV2(request);
         match self.ask(node, header, data).await?.header {
             Response::Stored { id: got, existed } if got == id => Ok(existed),
             other => Err(unexpected(node, &other)),

@@ -15,7 +15,8 @@ use bytes::Bytes;
 use cairn_protocol::shard::Outboard;
 use cairn_protocol::wire::{
     decode_receipt_shards, delete_message, DeleteRequest, ErrorKind, NodeInfo, ReceiptRequest,
-    RepairReceiptRequest, Request, Response, StoreRequest, WireError, DELETE_WINDOW_SECS,
+    RepairReceiptRequest, Request, Response, SignedStoreRequest, StoreRequest, WireError,
+    DELETE_WINDOW_SECS,
 };
 use cairn_protocol::ContentId;
 use libp2p::PeerId;
@@ -125,7 +126,11 @@ impl ShardService {
         reservation: Option<Reservation>,
     ) -> ShardResponse {
         match header {
-            Request::Store(s) => self.store_shard(s, &body),
+            Request::Store(_) => ShardResponse::error(
+                ErrorKind::Unauthorized,
+                "unsigned stores are refused: the shard's owner must sign the store (StoreV2)",
+            ),
+            Request::StoreV2(s) => self.store_signed(s, &body),
             Request::Fetch { id, start, end } => self.fetch(id, start, end, reservation),
             Request::Has { ids } => self.has(&ids),
             Request::Info => self.info(),
@@ -133,6 +138,21 @@ impl ShardService {
             Request::ReceiptV2(r) => self.receipt(r, &body),
             Request::RepairReceiptV2(r) => self.repair_receipt(r, &body),
         }
+    }
+
+    /// Stores a shard for the owner that signed the request for this node,
+    /// recent enough not to be a replay.
+    fn store_signed(&self, request: SignedStoreRequest, body: &[u8]) -> ShardResponse {
+        if let Err(e) = request.verify(&self.local_peer.to_bytes(), now()) {
+            return ShardResponse::new(Response::Error(e));
+        }
+        let request = StoreRequest {
+            id: request.id,
+            size: request.size,
+            expires_at: request.expires_at,
+            owner: Some(request.owner),
+        };
+        self.store_shard(request, body)
     }
 
     fn store_shard(&self, request: StoreRequest, body: &[u8]) -> ShardResponse {
@@ -399,6 +419,11 @@ impl ShardService {
             }
             StoreError::Range(_) => ErrorKind::Malformed,
             StoreError::NotOwner { .. } => ErrorKind::Unauthorized,
+            StoreError::TooManyOwners { .. } => ErrorKind::CapacityFull,
+            // Past its own cap an owner waits for a deal to pay; past the
+            // node's, the node is full of unpaid data.
+            StoreError::Unpaid(crate::store::UnpaidRefusal::Owner { .. }) => ErrorKind::Busy,
+            StoreError::Unpaid(crate::store::UnpaidRefusal::Node { .. }) => ErrorKind::CapacityFull,
             StoreError::Db(_)
             | StoreError::Io { .. }
             | StoreError::Format { .. }

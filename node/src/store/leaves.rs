@@ -55,9 +55,15 @@ impl ShardStore {
         }
     }
 
-    /// Drops the leaf list of a deal that ended or never opened.
+    /// Drops the leaf list of a deal that ended or never opened; on a node
+    /// of a chain, the shards it named that no other list names are
+    /// unpaid again from now ([`super::unpaid`]).
     pub fn forget_leaves(&self, deal: &DealId) -> Result<(), StoreError> {
+        let dropped = self.leaves(deal)?;
         self.db.delete_cf(&self.cf(CF_DEALS), deal.0)?;
+        if let Some(dropped) = dropped {
+            self.unsettle(&dropped, super::now())?;
+        }
         Ok(())
     }
 

@@ -58,8 +58,10 @@
 //! blocking threads.
 
 mod leaves;
+mod unpaid;
 
 pub use leaves::KeptDeal;
+pub use unpaid::{admit, overdue, UnpaidLimits, UnpaidRefusal, UnpaidUsage};
 
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -86,7 +88,7 @@ const CF_META: &str = "meta";
 const CF_EXPIRY: &str = "expiry";
 /// Deal leaf lists: what the node signed receipts for ([`leaves`]).
 const CF_DEALS: &str = "deals";
-/// Most owners one shard records; further owners share the expiry only.
+/// Most owners one shard records; a store by a further owner is refused.
 pub const MAX_OWNERS: usize = 16;
 /// Puts of the same id serialize on one of these locks; different ids
 /// rarely share one, so their writes still overlap and group-commit.
@@ -126,6 +128,10 @@ pub enum StoreError {
     Range(VerifyError),
     #[error("{owner} is not an owner of shard {id}")]
     NotOwner { id: ContentId, owner: Address },
+    #[error("shard {id} already has {MAX_OWNERS} owners, the most a shard may have; store it under another id")]
+    TooManyOwners { id: ContentId },
+    #[error("{0}")]
+    Unpaid(UnpaidRefusal),
     #[error("shard store (RocksDB): {0}")]
     Db(#[from] rocksdb::Error),
     #[error("deal leaf list: {0}")]
@@ -209,6 +215,9 @@ pub struct ShardStore {
     usage: Mutex<(u64, u64)>,
     stripes: Vec<Mutex<()>>,
     open_report: OpenReport,
+    /// Set on a node of a chain ([`unpaid`]); `None`: nothing is unpaid.
+    unpaid: Option<UnpaidLimits>,
+    book: Mutex<unpaid::UnpaidBook>,
 }
 
 impl ShardStore {
@@ -230,6 +239,8 @@ impl ShardStore {
                 ColumnFamilyDescriptor::new(CF_META, plain_options()),
                 ColumnFamilyDescriptor::new(CF_EXPIRY, plain_options()),
                 ColumnFamilyDescriptor::new(CF_DEALS, plain_options()),
+                ColumnFamilyDescriptor::new(unpaid::CF_UNPAID, plain_options()),
+                ColumnFamilyDescriptor::new(unpaid::CF_UNPAID_DUE, plain_options()),
             ],
         )?;
         // Every fan-out directory is made here, so puts never make one.
@@ -250,6 +261,8 @@ impl ShardStore {
             usage: Mutex::new((0, 0)),
             stripes: (0..PUT_STRIPES).map(|_| Mutex::new(())).collect(),
             open_report: OpenReport::default(),
+            unpaid: None,
+            book: Mutex::new(unpaid::UnpaidBook::default()),
         };
         store.reconcile()?;
         Ok(store)
@@ -366,7 +379,14 @@ impl ShardStore {
     /// write-ahead log to replay. (Shard files are synced as they are
     /// written.)
     pub fn flush(&self) -> Result<(), StoreError> {
-        for name in [CF_OUTBOARDS, CF_META, CF_EXPIRY] {
+        for name in [
+            CF_OUTBOARDS,
+            CF_META,
+            CF_EXPIRY,
+            CF_DEALS,
+            unpaid::CF_UNPAID,
+            unpaid::CF_UNPAID_DUE,
+        ] {
             self.db.flush_cf(&self.cf(name))?;
         }
         Ok(())
@@ -415,7 +435,10 @@ impl ShardStore {
                 _ => None,
             };
             if let Some(owner) = options.owner {
-                if !meta.owners.contains(&owner) && meta.owners.len() < MAX_OWNERS {
+                if !meta.owners.contains(&owner) {
+                    if meta.owners.len() >= MAX_OWNERS {
+                        return Err(StoreError::TooManyOwners { id });
+                    }
                     meta.owners.push(owner);
                 }
             }
@@ -439,9 +462,17 @@ impl ShardStore {
             outboard_len: outboard.hashes().len() as u64,
         };
         let needed = meta.footprint();
+        // Until a deal pays for it, the shard is charged to its first owner.
+        let unpaid = unpaid::UnpaidRecord {
+            since: meta.stored_at,
+            owner: options.owner.unwrap_or(Address([0; 32])),
+            bytes: needed,
+        };
+        self.charge(unpaid.owner, needed)?;
         {
             let mut usage = self.lock_usage();
             if usage.0 + needed > self.capacity {
+                self.uncharge(&unpaid.owner, needed);
                 return Err(StoreError::CapacityFull {
                     needed,
                     used: usage.0,
@@ -461,15 +492,19 @@ impl ShardStore {
             if let Some(t) = meta.expires_at {
                 batch.put_cf(&self.cf(CF_EXPIRY), expiry_key(t, &id), []);
             }
+            self.unpaid_entries(&mut batch, &id, &unpaid);
             self.db.write_opt(batch, &synced()).map_err(|e| {
                 let _ = fs::remove_file(self.shard_path(&id));
                 StoreError::from(e)
             })
         });
         if let Err(e) = result {
-            let mut usage = self.lock_usage();
-            usage.0 -= needed;
-            usage.1 -= 1;
+            {
+                let mut usage = self.lock_usage();
+                usage.0 -= needed;
+                usage.1 -= 1;
+            }
+            self.uncharge(&unpaid.owner, needed);
             return Err(e);
         }
         Ok(PutOutcome { existed: false })
@@ -657,7 +692,11 @@ impl ShardStore {
         if let Some(t) = meta.as_ref().and_then(|m| m.expires_at) {
             batch.delete_cf(&self.cf(CF_EXPIRY), expiry_key(t, id));
         }
+        let unpaid = self.drop_unpaid(&mut batch, id)?;
         self.db.write_opt(batch, &synced())?;
+        if let Some(r) = unpaid {
+            self.uncharge(&r.owner, r.bytes);
+        }
         if let Some(meta) = &meta {
             let mut usage = self.lock_usage();
             usage.0 = usage.0.saturating_sub(meta.footprint());
@@ -1047,6 +1086,37 @@ mod tests {
         assert_eq!(store.collect_expired(100, 10).unwrap(), 1);
         assert!(store.meta(&id).unwrap().is_none());
         assert_eq!(store.usage().used, 0);
+    }
+
+    #[test]
+    fn a_seventeenth_owner_is_refused_and_the_first_can_still_let_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
+        let data = shard(10_000, 6);
+        let id = ContentId::of(&data);
+        let owner = |n: u8| PutOptions {
+            owner: Some(Address([n; 32])),
+            expires_at: None,
+        };
+        for n in 1..=MAX_OWNERS as u8 {
+            store.put(id, &data, owner(n)).unwrap();
+        }
+        let e = store.put(id, &data, owner(99)).unwrap_err();
+        assert!(matches!(e, StoreError::TooManyOwners { .. }), "{e}");
+        assert!(e.to_string().contains("16 owners"), "{e}");
+        // An owner already listed may store again.
+        assert!(store.put(id, &data, owner(3)).unwrap().existed);
+        let meta = store.meta(&id).unwrap().unwrap();
+        assert_eq!(meta.owners.len(), MAX_OWNERS);
+        assert!(!meta.owners.contains(&Address([99; 32])));
+        // The first owner's release succeeds while strangers remain.
+        assert!(store.release(&id, &Address([1; 32])).unwrap());
+        let meta = store.meta(&id).unwrap().unwrap();
+        assert!(!meta.owners.contains(&Address([1; 32])));
+        assert!(matches!(
+            store.release(&id, &Address([1; 32])),
+            Err(StoreError::NotOwner { .. })
+        ));
     }
 
     #[test]

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cairn_client::net::client::{ClientSettings, ShardClient};
-use cairn_protocol::wire::{ErrorKind, Request, Response, StoreRequest};
+use cairn_protocol::wire::ErrorKind;
 use cairn_protocol::ContentId;
 
-use crate::common::{bytes, corrupt_on_disk, edit_config, init, wait_until, TestNode};
+use crate::common::{bytes, corrupt_on_disk, edit_config, init, owner_key, wait_until, TestNode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shard_that_does_not_hash_to_its_id_is_refused() {
@@ -17,20 +17,16 @@ async fn a_shard_that_does_not_hash_to_its_id_is_refused() {
     let client = ShardClient::start(ClientSettings::default()).unwrap();
     let data = bytes(100_000, 1);
     let claimed = ContentId::of(b"something else");
-    let header = Request::Store(StoreRequest {
-        id: claimed,
-        size: data.len() as u64,
-        expires_at: None,
-        owner: None,
-    });
-    let response = client
-        .request(&node.quic(), header, Bytes::from(data))
+    // Signed by its owner, but the bytes are not the claimed shard's.
+    let e = client
+        .store(&node.quic(), claimed, Bytes::from(data), None, &owner_key())
         .await
-        .unwrap();
-    match response.header {
-        Response::Error(e) => assert_eq!(e.kind, ErrorKind::HashMismatch),
-        other => panic!("stored a shard under the wrong id: {other:?}"),
-    }
+        .unwrap_err();
+    assert_eq!(
+        e.refusal().map(|r| r.kind),
+        Some(ErrorKind::HashMismatch),
+        "{e}"
+    );
     assert_eq!(
         client.has(&node.quic(), vec![claimed]).await.unwrap(),
         vec![None]
@@ -48,7 +44,7 @@ async fn bytes_rotten_on_disk_are_never_served_and_the_scrubber_finds_them() {
     let mut node = TestNode::start(&dir);
     for (s, id) in shards.iter().zip(&ids) {
         client
-            .store(&node.tcp(), *id, Bytes::from(s.clone()), None, None)
+            .store(&node.tcp(), *id, Bytes::from(s.clone()), None, &owner_key())
             .await
             .unwrap();
     }
@@ -113,7 +109,10 @@ async fn sigkill_during_stores_loses_no_acknowledged_shard() {
                 let seed = w * 1_000_000 + i;
                 let data = bytes(256 * 1024 + (seed % 5000) as usize, seed);
                 let id = ContentId::of(&data);
-                match client.store(&addr, id, Bytes::from(data), None, None).await {
+                match client
+                    .store(&addr, id, Bytes::from(data), None, &owner_key())
+                    .await
+                {
                     Ok(_) => acked.lock().unwrap().push((id, seed)),
                     Err(_) => return,
                 }
@@ -156,7 +155,7 @@ async fn a_full_node_refuses_clearly_and_keeps_what_it_has() {
                 ContentId::of(s),
                 Bytes::from(s.clone()),
                 None,
-                None,
+                &owner_key(),
             )
             .await
             .unwrap();
@@ -167,7 +166,7 @@ async fn a_full_node_refuses_clearly_and_keeps_what_it_has() {
             ContentId::of(&shards[2]),
             Bytes::from(shards[2].clone()),
             None,
-            None,
+            &owner_key(),
         )
         .await
         .unwrap_err();

@@ -17,7 +17,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{noise, tcp, yamux, PeerId, StreamProtocol, Swarm};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::common::{bytes, edit_config, init, wait_until, TestNode};
+use crate::common::{bytes, edit_config, init, owner_key, wait_until, TestNode};
 
 /// What the hostile peer writes on a stream.
 #[derive(Debug, Clone)]
@@ -168,7 +168,7 @@ async fn still_serves(client: &ShardClient, node: &NodeAddr, seed: u64) {
     let data = bytes(200_000, seed);
     let id = ContentId::of(&data);
     client
-        .store(node, id, Bytes::from(data.clone()), None, None)
+        .store(node, id, Bytes::from(data.clone()), None, &owner_key())
         .await
         .unwrap();
     let got = client.fetch(node, id, 200_000, 0..200_000).await.unwrap();
@@ -263,7 +263,7 @@ async fn stalled_streams_cannot_starve_others_and_time_out() {
     let data = bytes(100_000, 7);
     let id = ContentId::of(&data);
     let e = client
-        .store(&addr, id, Bytes::from(data.clone()), None, None)
+        .store(&addr, id, Bytes::from(data.clone()), None, &owner_key())
         .await
         .unwrap_err();
     assert_eq!(e.refusal().map(|r| r.kind), Some(ErrorKind::Busy), "{e}");

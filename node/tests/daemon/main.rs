@@ -10,5 +10,6 @@ mod faults;
 mod hostile;
 mod memory;
 mod network;
+mod payment;
 mod receipts;
 mod registration;

@@ -10,7 +10,7 @@ use cairn_client::net::client::{ClientError, ClientSettings, NodeAddr, ShardClie
 use cairn_protocol::wire::ErrorKind;
 use cairn_protocol::ContentId;
 
-use crate::common::{bytes, edit_config, init, TestNode};
+use crate::common::{bytes, edit_config, init, owner_key, TestNode};
 
 /// Peers fetching at once.
 const PEERS: usize = 20;
@@ -75,13 +75,19 @@ async fn a_flood_of_large_fetches_stays_within_the_budget_and_others_are_served(
     let data = Bytes::from(bytes(size as usize, 77));
     let id = ContentId::of(&data);
     owner
-        .store(&addr, id, data.clone(), None, None)
+        .store(&addr, id, data.clone(), None, &owner_key())
         .await
         .unwrap();
     let small = bytes(100_000, 78);
     let small_id = ContentId::of(&small);
     owner
-        .store(&addr, small_id, Bytes::from(small.clone()), None, None)
+        .store(
+            &addr,
+            small_id,
+            Bytes::from(small.clone()),
+            None,
+            &owner_key(),
+        )
         .await
         .unwrap();
     // One whole fetch first, so the baseline includes one answer's worth.

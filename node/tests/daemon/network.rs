@@ -6,7 +6,7 @@ use cairn_protocol::wire::ErrorKind;
 use cairn_protocol::ContentId;
 use ed25519_dalek::SigningKey;
 
-use crate::common::{bytes, init, wait_until, TestNode};
+use crate::common::{bytes, init, owner_key, wait_until, TestNode};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shards_round_trip_over_quic_and_tcp_between_three_nodes() {
@@ -27,12 +27,12 @@ async fn shards_round_trip_over_quic_and_tcp_between_three_nodes() {
         let data = bytes(size, i as u64 + 1);
         let id = ContentId::of(&data);
         let existed = client
-            .store(node, id, Bytes::from(data.clone()), None, None)
+            .store(node, id, Bytes::from(data.clone()), None, &owner_key())
             .await
             .unwrap_or_else(|e| panic!("{what}: {e}"));
         assert!(!existed, "{what}");
         let again = client
-            .store(node, id, Bytes::from(data.clone()), None, None)
+            .store(node, id, Bytes::from(data.clone()), None, &owner_key())
             .await
             .unwrap();
         assert!(
@@ -92,9 +92,8 @@ async fn only_an_owner_can_delete_and_the_last_one_removes_the_shard() {
     let data = bytes(50_000, 9);
     let id = ContentId::of(&data);
     for key in [&alice, &bob] {
-        let owner = cairn_protocol::chain::Address::of(&key.verifying_key());
         client
-            .store(&addr, id, Bytes::from(data.clone()), None, Some(owner))
+            .store(&addr, id, Bytes::from(data.clone()), None, key)
             .await
             .unwrap();
     }

@@ -100,10 +100,15 @@ fn open_deal(node: &TestNode, owner_key: &SigningKey, request: &ReceiptRequest, 
     state.apply_tx(&open.sign(owner_key)).unwrap();
 }
 
-async fn store(client: &ShardClient, addr: &NodeAddr, data: &[u8], owner: Address) -> ContentId {
+async fn store(
+    client: &ShardClient,
+    addr: &NodeAddr,
+    data: &[u8],
+    owner: &SigningKey,
+) -> ContentId {
     let id = ContentId::of(data);
     client
-        .store(addr, id, Bytes::from(data.to_vec()), None, Some(owner))
+        .store(addr, id, Bytes::from(data.to_vec()), None, owner)
         .await
         .unwrap();
     id
@@ -117,7 +122,8 @@ async fn a_node_signs_receipts_only_for_what_it_holds_for_the_owner() {
     let addr = node.quic();
     let owner_key = SigningKey::from_bytes(&[7; 32]);
     let owner = Address::of(&owner_key.verifying_key());
-    let stranger = Address::of(&SigningKey::from_bytes(&[8; 32]).verifying_key());
+    let stranger_key = SigningKey::from_bytes(&[8; 32]);
+    let stranger = Address::of(&stranger_key.verifying_key());
 
     // The node says who it is on the chain, the same in both places, and
     // it is the key its peer id embeds.
@@ -132,10 +138,16 @@ async fn a_node_signs_receipts_only_for_what_it_holds_for_the_owner() {
     let mut shards = Vec::new();
     for seed in 0..4u64 {
         let data = bytes(10_000 + seed as usize * 1000, seed);
-        shards.push((store(&client, &addr, &data, owner).await, data.len() as u64));
+        shards.push((
+            store(&client, &addr, &data, &owner_key).await,
+            data.len() as u64,
+        ));
     }
     let strangers = bytes(5_000, 99);
-    let strangers = (store(&client, &addr, &strangers, stranger).await, 5_000);
+    let strangers = (
+        store(&client, &addr, &strangers, &stranger_key).await,
+        5_000,
+    );
 
     // Held, right sizes, right owner: signed, and the chain accepts it.
     let good = request(&chain, owner, &shards);
@@ -257,12 +269,13 @@ async fn a_node_signs_repair_receipts_only_for_what_a_repairer_stored() {
     let client = ShardClient::start(ClientSettings::default()).unwrap();
     let addr = node.quic();
     let address = peer_address(&addr.peer).unwrap();
-    let repairer = Address::of(&SigningKey::from_bytes(&[9; 32]).verifying_key());
+    let repairer_key = SigningKey::from_bytes(&[9; 32]);
+    let repairer = Address::of(&repairer_key.verifying_key());
     let mut shards = Vec::new();
     for seed in 0..3u64 {
         let data = bytes(8_000 + seed as usize * 100, 40 + seed);
         shards.push((
-            store(&client, &addr, &data, repairer).await,
+            store(&client, &addr, &data, &repairer_key).await,
             data.len() as u64,
         ));
     }

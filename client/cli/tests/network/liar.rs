@@ -52,7 +52,7 @@ async fn start_liar() -> NodeAddr {
                 continue;
             };
             let answer = match request.header {
-                Some(Request::Store(s)) => ShardResponse::new(Response::Stored {
+                Some(Request::StoreV2(s)) => ShardResponse::new(Response::Stored {
                     id: s.id,
                     existed: false,
                 }),
