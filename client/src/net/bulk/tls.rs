@@ -71,7 +71,10 @@ impl TlsIdentity {
         let provider = Arc::new(provider());
         let signing = provider.key_provider.load_private_key(key)?;
         Ok(Self {
-            key: Arc::new(SingleCertAndKey::from(CertifiedKey::new(vec![cert], signing))),
+            key: Arc::new(SingleCertAndKey::from(CertifiedKey::new(
+                vec![cert],
+                signing,
+            ))),
             provider,
         })
     }
