@@ -44,7 +44,7 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
 use super::bulk::route::{bulk_addr, Known, Routes};
-use super::bulk::BulkClient;
+use super::bulk::{BulkClient, BulkError};
 use super::chain::ChainRequest;
 use super::codec::{ShardRequest, ShardResponse};
 use super::{build_swarm, split_peer, CairnBehaviourEvent, Role, SwarmSettings};
@@ -233,7 +233,7 @@ impl ShardClient {
 
     /// Sends one raw request and waits for the raw response: over the
     /// node's bulk listener if it has one, else (or if that fails short of
-    /// an answer) over libp2p.
+    /// an answer, but not by timing out) over libp2p.
     pub async fn request(
         &self,
         node: &NodeAddr,
@@ -245,6 +245,13 @@ impl ShardClient {
                 let request = ShardRequest::new(header.clone(), body.clone());
                 match bulk.request(node.peer, addr, request).await {
                     Ok(response) => return Ok(response),
+                    // The node may be working on it: never send it twice.
+                    Err(e @ BulkError::Timeout(_)) => {
+                        return Err(ClientError::Failed {
+                            peer: node.peer,
+                            reason: e.to_string(),
+                        })
+                    }
                     Err(e) => {
                         tracing::debug!(peer = %node.peer, %addr, error = %e, "bulk transport failed; using libp2p");
                         routes.failed(node.peer);

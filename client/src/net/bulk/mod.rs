@@ -52,6 +52,7 @@ pub enum BulkError {
     Handshake { addr: SocketAddr, source: io::Error },
     #[error("bulk connection failed: {0}")]
     Io(#[from] io::Error),
+    /// The request was sent and not answered in time.
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     #[error(transparent)]
@@ -93,9 +94,16 @@ pub async fn connect(
     config: Arc<rustls::ClientConfig>,
     addr: SocketAddr,
 ) -> Result<ClientStream, BulkError> {
+    // A connect or handshake that times out sent no request: it is a
+    // `Connect`/`Handshake` failure (the caller may fall back), never the
+    // `Timeout` of an exchange the node may be working on.
+    let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "timed out");
     let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(addr))
         .await
-        .map_err(|_| BulkError::Timeout(HANDSHAKE_TIMEOUT))?
+        .map_err(|_| BulkError::Connect {
+            addr,
+            source: timed_out(),
+        })?
         .map_err(|source| BulkError::Connect { addr, source })?;
     let _ = tune(&stream);
     // The name is not checked (the verifier checks the peer id); an IP
@@ -104,7 +112,10 @@ pub async fn connect(
     let handshake = TlsConnector::from(config).connect(name, stream.compat());
     tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
         .await
-        .map_err(|_| BulkError::Timeout(HANDSHAKE_TIMEOUT))?
+        .map_err(|_| BulkError::Handshake {
+            addr,
+            source: timed_out(),
+        })?
         .map_err(|source| BulkError::Handshake { addr, source })
 }
 
