@@ -1,6 +1,6 @@
 //! End-to-end node benchmark: raw puts (RocksDB alone, and the node's
-//! store alone) against shard ingest over loopback (QUIC and TCP), and
-//! serving over loopback QUIC. Each phase reports MiB/s and the CPU seconds
+//! store alone) against shard ingest and serving over loopback: libp2p's
+//! QUIC and TCP (noise + yamux), and the bulk transport (TLS 1.3 on TCP). Each phase reports MiB/s and the CPU seconds
 //! the whole process spent per GiB (client and node together), which varies
 //! far less between runs than wall-clock time on a shared machine.
 //!
@@ -141,6 +141,16 @@ async fn start_node(dir: &Path) -> (NodeAddr, tokio::sync::oneshot::Sender<()>) 
     }
 }
 
+/// A client that speaks libp2p only (`bulk: false`) or prefers the node's
+/// bulk listener.
+fn client(bulk: bool) -> ShardClient {
+    ShardClient::start(ClientSettings {
+        bulk,
+        ..ClientSettings::default()
+    })
+    .unwrap()
+}
+
 fn only(addr: &NodeAddr, transport: &str) -> NodeAddr {
     let mut a = addr.clone();
     a.addrs.retain(|m| m.to_string().contains(transport));
@@ -263,7 +273,7 @@ fn main() {
     let root = tempfile::tempdir().unwrap();
 
     // `CAIRN_BENCH_ONLY=quic,serve` (any of rocksdb, store, quic, tcp,
-    // serve) runs only those phases, to profile one at a time; serve
+    // bulk, serve) runs only those phases, to profile one at a time; serve
     // serves what the selected transports took in.
     let selected = std::env::var("CAIRN_BENCH_ONLY").ok();
     let wanted = |phase: &str| {
@@ -291,13 +301,14 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (quic_in, tcp_in, quic_out, tcp_out) = runtime.block_on(async {
+    let [quic_in, tcp_in, bulk_in, quic_out, tcp_out, bulk_out] = runtime.block_on(async {
         let (node, stop) = start_node(&root.path().join("node")).await;
         let quic = only(&node, "/quic-v1");
         let tcp = only(&node, "/tcp/");
         let (mut quic_in, mut tcp_in, mut quic_out, mut tcp_out) = (None, None, None, None);
+        let (mut bulk_in, mut bulk_out) = (None, None);
         if wanted("quic") {
-            let client = ShardClient::start(ClientSettings::default()).unwrap();
+            let client = client(false);
             client.info(&quic).await.unwrap();
             let a = shards(count, size, 2);
             quic_in = Some(ingest(&client, &quic, &a, concurrency).await);
@@ -310,7 +321,7 @@ fn main() {
             // A client of its own: libp2p sends a request over any
             // connection it has to the peer, so one that had dialed QUIC
             // would never use TCP.
-            let client = ShardClient::start(ClientSettings::default()).unwrap();
+            let client = client(false);
             client.info(&tcp).await.unwrap();
             let b = shards(count, size, 3);
             tcp_in = Some(ingest(&client, &tcp, &b, concurrency).await);
@@ -318,9 +329,20 @@ fn main() {
                 tcp_out = Some(serve(&client, &tcp, &b, concurrency).await);
             }
         }
+        if wanted("bulk") {
+            // The bulk listener's port comes from `Info` (over QUIC here).
+            let client = client(true);
+            let info = client.info(&quic).await.unwrap();
+            assert!(info.bulk_port.is_some(), "the node has no bulk listener");
+            let c = shards(count, size, 5);
+            bulk_in = Some(ingest(&client, &quic, &c, concurrency).await);
+            if wanted("serve") {
+                bulk_out = Some(serve(&client, &quic, &c, concurrency).await);
+            }
+        }
         let _ = stop.send(());
         tokio::time::sleep(Duration::from_millis(500)).await;
-        (quic_in, tcp_in, quic_out, tcp_out)
+        [quic_in, tcp_in, bulk_in, quic_out, tcp_out, bulk_out]
     });
 
     let phases: Vec<_> = [
@@ -328,8 +350,10 @@ fn main() {
         ("node store put (synced)", "store_put", store),
         ("ingest over QUIC", "ingest_quic", quic_in),
         ("ingest over TCP", "ingest_tcp", tcp_in),
+        ("ingest over bulk TLS", "ingest_bulk", bulk_in),
         ("serve over QUIC (verified)", "serve_quic", quic_out),
         ("serve over TCP (verified)", "serve_tcp", tcp_out),
+        ("serve over bulk TLS (verif.)", "serve_bulk", bulk_out),
     ]
     .into_iter()
     .filter_map(|(name, key, p)| Some((name, key, p?)))
@@ -354,7 +378,11 @@ fn main() {
             .map(|(_, _, p)| mib_s(total, p.wall))
     };
     for (base_name, base) in [("raw RocksDB", "raw_rocksdb_put"), ("store", "store_put")] {
-        for (name, key) in [("QUIC", "ingest_quic"), ("TCP", "ingest_tcp")] {
+        for (name, key) in [
+            ("QUIC", "ingest_quic"),
+            ("TCP", "ingest_tcp"),
+            ("bulk TLS", "ingest_bulk"),
+        ] {
             if let (Some(b), Some(r)) = (rate(base), rate(key)) {
                 println!(
                     "ingest over {name} / {base_name} put: {:.0} %",

@@ -70,6 +70,8 @@ struct RawNetwork {
     bootstrap: Vec<String>,
     #[serde(default)]
     external: Vec<String>,
+    /// `host:port` of the bulk listener, or "off".
+    bulk_listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -144,6 +146,9 @@ pub struct Config {
     pub bootstrap: Vec<Multiaddr>,
     /// Addresses to announce besides the ones we listen on (e.g. behind NAT).
     pub external: Vec<Multiaddr>,
+    /// Where the bulk listener (shard requests over TLS on TCP) accepts;
+    /// `None` turns it off. Its port is announced in `Info`.
+    pub bulk_listen: Option<SocketAddr>,
     /// Where `/metrics` and `/status` are served; `None` turns HTTP off.
     pub http: Option<SocketAddr>,
     /// Bounds on the HTTP endpoint.
@@ -386,6 +391,7 @@ impl Config {
             }
         }
         let external = addrs("network.external", &raw.network.external)?;
+        let bulk_listen = bulk_listen(raw.network.bulk_listen.as_deref(), &listen)?;
         let http = match raw.http.listen.as_deref() {
             None => Some(SocketAddr::from(([127, 0, 0, 1], 4100))),
             Some("off") | Some("") => None,
@@ -565,6 +571,7 @@ impl Config {
             listen,
             bootstrap,
             external,
+            bulk_listen,
             http,
             http_limits,
             scrub_interval,
@@ -694,6 +701,31 @@ fn positive(name: &str, value: Option<usize>, default: usize) -> Result<usize, C
     }
 }
 
+/// `network.bulk_listen`: absent, the host of the first IP listen address
+/// with a free port; "off", none; else a `host:port`.
+fn bulk_listen(
+    text: Option<&str>,
+    listen: &[Multiaddr],
+) -> Result<Option<SocketAddr>, ConfigError> {
+    use libp2p::multiaddr::Protocol;
+    match text {
+        Some("off") | Some("") => Ok(None),
+        Some(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|e| field("network.bulk_listen", format!("'{text}': {e}"))),
+        None => Ok(listen
+            .iter()
+            .flat_map(|a| a.iter())
+            .find_map(|p| match p {
+                Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
+                Protocol::Ip6(ip) => Some(std::net::IpAddr::V6(ip)),
+                _ => None,
+            })
+            .map(|ip| SocketAddr::new(ip, 0))),
+    }
+}
+
 fn addrs(name: &str, texts: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
     texts
         .iter()
@@ -753,6 +785,9 @@ listen = ["/{ip}/{host}/udp/{port}/quic-v1", "/{ip}/{host}/tcp/{port}"]
 bootstrap = [{bootstrap}]
 # Addresses to announce besides the listen addresses (e.g. a public IP).
 external = []
+# Shard bodies over TLS 1.3 on TCP, beside libp2p (docs/node.md#bulk-transport):
+# "host:port", or "off". Absent: the first listen address's host, a free port.
+# bulk_listen = "0.0.0.0:4002"
 
 [http]
 # /metrics, /status and the status page. Keep it on loopback; "off" disables it.

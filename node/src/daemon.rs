@@ -34,11 +34,12 @@ use crate::config::Config;
 use crate::http::StatusSource;
 use crate::maintenance::{self, ScrubStatus};
 use crate::metrics::Metrics;
+use crate::net::bulk::{BulkLimits, BulkServer};
 use crate::net::chain_service::{error_response, ChainService};
 use crate::net::server::ShardService;
 use crate::net::{
-    build_swarm, is_dialable, split_peer, CairnBehaviour, CairnBehaviourEvent, Role, ShardResponse,
-    SwarmSettings, KAD_PROTOCOL,
+    build_swarm_with_codec, is_dialable, split_peer, CairnBehaviour, CairnBehaviourEvent, Role,
+    ShardResponse, SwarmSettings, KAD_PROTOCOL,
 };
 use crate::prover::Prover;
 use crate::registration::{self, RegistrationState};
@@ -66,6 +67,8 @@ pub enum DaemonError {
     },
     #[error(transparent)]
     Net(#[from] net::NetError),
+    #[error(transparent)]
+    Bulk(#[from] net::bulk::BulkListenError),
     #[error("cannot serve HTTP on {addr}: {source}")]
     Http {
         addr: SocketAddr,
@@ -139,7 +142,27 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     tracing::info!(%peer_id, chain_address = %chain_key.address(), shards = usage.shards, used = usage.used, capacity = usage.capacity, orphans_deleted = cleaned.orphans, lost = cleaned.lost, "shard store open");
     let metrics = Metrics::new();
 
-    let mut swarm = build_swarm(
+    // One request-body budget for libp2p and the bulk listener.
+    let codec = net::ShardCodec::new(
+        config.limits.inbound_buffer,
+        config.limits.request_timeout * 3 / 4,
+    );
+    let bulk = match config.bulk_listen {
+        Some(addr) => {
+            let server = BulkServer::bind(
+                addr,
+                &keypair,
+                codec.clone(),
+                metrics.clone(),
+                BulkLimits::from(&config.limits),
+            )
+            .await?;
+            tracing::info!(addr = %server.local_addr(), "bulk listener (shard requests over TLS)");
+            Some(server)
+        }
+        None => None,
+    };
+    let mut swarm = build_swarm_with_codec(
         keypair,
         &SwarmSettings {
             role: Role::Node,
@@ -148,6 +171,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             inbound_buffer: config.limits.inbound_buffer,
             connection_limits: connection_limits(&config.limits),
         },
+        codec,
     )?;
     let mut listeners = Vec::new();
     for addr in &config.listen {
@@ -238,6 +262,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     // Registration stops as soon as shutdown begins: the listeners close
     // then, and their addresses must not reach the chain as "gone".
     let (draining, draining_rx) = watch::channel(false);
+    let bulk_stop = draining_rx.clone();
     // The validators' APIs this node talks to: configured, or (a validator)
     // its own, where the server actually bound.
     let chain_api: Vec<String> = match config.chain.as_ref() {
@@ -332,15 +357,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         },
         None => None,
     };
+    let mut service = ShardService::new(
+        store.clone(),
+        metrics.clone(),
+        peer_id,
+        chain_key,
+        terms,
+        &config.limits,
+    );
+    if let Some(server) = bulk {
+        service.set_bulk_port(Some(server.local_addr().port()));
+        tokio::spawn(server.run(service.clone(), bulk_stop));
+    }
     let mut node = EventLoop {
-        service: ShardService::new(
-            store.clone(),
-            metrics.clone(),
-            peer_id,
-            chain_key,
-            terms,
-            &config.limits,
-        ),
+        service,
         chain: ChainService::new(
             ledger
                 .as_ref()

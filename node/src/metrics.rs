@@ -49,6 +49,10 @@ pub struct Metrics {
     /// Open connections (a peer may hold several).
     pub connections: Gauge,
     pub rejected_streams: Counter,
+    /// Requests answered over the bulk listener (TLS on TCP).
+    pub bulk_requests: Counter,
+    /// Bulk connections open now (handshake done).
+    pub bulk_connections: Gauge,
     /// Bytes of response bodies reserved (read, or about to be) and not yet
     /// sent, over all peers; at most `limits.response_buffer`.
     pub response_bytes_in_flight: Gauge,
@@ -200,6 +204,18 @@ impl Metrics {
             "Inbound streams refused for breaking limits (size, budget, per-peer)",
             rejected_streams.clone(),
         );
+        let bulk_requests = Counter::default();
+        registry.register(
+            "bulk_requests",
+            "Shard requests answered over the bulk listener (TLS on TCP)",
+            bulk_requests.clone(),
+        );
+        let bulk_connections = Gauge::default();
+        registry.register(
+            "bulk_connections",
+            "Bulk connections open now (TLS handshake done)",
+            bulk_connections.clone(),
+        );
         let chain_registered = Gauge::default();
         registry.register(
             "chain_registered",
@@ -267,6 +283,8 @@ impl Metrics {
             connected_peers,
             connections,
             rejected_streams,
+            bulk_requests,
+            bulk_connections,
             response_bytes_in_flight,
             busy,
             chain_registered,

@@ -426,6 +426,10 @@ pub struct NodeInfo {
     /// The node's account on the chain: the public half of its libp2p
     /// ed25519 identity, which also signs its deal receipts.
     pub chain_address: Address,
+    /// The TCP port of the node's bulk listener (shard requests over TLS
+    /// with libp2p identity certificates), on the host of its libp2p
+    /// address; `None` when it has none.
+    pub bulk_port: Option<u16>,
 }
 
 /// A refusal, with a kind a program can act on and text a person can read.

@@ -20,8 +20,10 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::ops::Range;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -41,6 +43,8 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{mpsc, oneshot};
 
+use super::bulk::route::{bulk_addr, Known, Routes};
+use super::bulk::{BulkClient, BulkError};
 use super::chain::ChainRequest;
 use super::codec::{ShardRequest, ShardResponse};
 use super::{build_swarm, split_peer, CairnBehaviourEvent, Role, SwarmSettings};
@@ -119,6 +123,9 @@ pub struct ClientSettings {
     pub request_timeout: Duration,
     /// Streams per connection (requests in flight to one node).
     pub streams_per_connection: usize,
+    /// Send requests over a node's bulk listener when it has one
+    /// ([`super::bulk`]); libp2p otherwise.
+    pub bulk: bool,
 }
 
 impl Default for ClientSettings {
@@ -126,10 +133,14 @@ impl Default for ClientSettings {
         Self {
             request_timeout: Duration::from_secs(60),
             streams_per_connection: 64,
+            bulk: true,
         }
     }
 }
 
+/// Bulk connections (requests in flight) a client keeps to one node;
+/// within a node's `limits.connections_per_peer` default.
+const BULK_PER_NODE: usize = 8;
 /// Pause before retrying a failed request (times the attempt).
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 /// Attempts of a request that failed short of an answer.
@@ -176,6 +187,7 @@ impl AnyReply {
 pub struct ShardClient {
     commands: mpsc::Sender<Command>,
     peer_id: PeerId,
+    bulk: Option<Arc<(BulkClient, Routes)>>,
 }
 
 impl ShardClient {
@@ -187,6 +199,13 @@ impl ShardClient {
     /// Starts a client with the given identity.
     pub fn with_identity(keypair: Keypair, settings: ClientSettings) -> Result<Self, ClientError> {
         let peer_id = keypair.public().to_peer_id();
+        let bulk = if settings.bulk {
+            let client = BulkClient::new(&keypair, BULK_PER_NODE, settings.request_timeout)
+                .map_err(|e| ClientError::Setup(e.to_string()))?;
+            Some(Arc::new((client, Routes::default())))
+        } else {
+            None
+        };
         let swarm = build_swarm(
             keypair,
             &SwarmSettings {
@@ -201,17 +220,80 @@ impl ShardClient {
         .map_err(|e| ClientError::Setup(e.to_string()))?;
         let (commands, rx) = mpsc::channel(256);
         tokio::spawn(run(swarm, rx));
-        Ok(Self { commands, peer_id })
+        Ok(Self {
+            commands,
+            peer_id,
+            bulk,
+        })
     }
 
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
     }
 
-    /// Sends one raw request and waits for the raw response. A request
-    /// whose connection broke or whose dial failed (the node restarted, say)
-    /// is tried again, up to three times, on a fresh connection.
+    /// Sends one raw request and waits for the raw response: over the
+    /// node's bulk listener if it has one, else (or if that fails short of
+    /// an answer, but not by timing out) over libp2p.
     pub async fn request(
+        &self,
+        node: &NodeAddr,
+        header: Request,
+        body: Bytes,
+    ) -> Result<ShardResponse, ClientError> {
+        if let Some(addr) = self.bulk_route(node, &header).await {
+            if let Some((bulk, routes)) = self.bulk.as_deref() {
+                let request = ShardRequest::new(header.clone(), body.clone());
+                match bulk.request(node.peer, addr, request).await {
+                    Ok(response) => return Ok(response),
+                    // The node may be working on it: never send it twice.
+                    Err(e @ BulkError::Timeout(_)) => {
+                        return Err(ClientError::Failed {
+                            peer: node.peer,
+                            reason: e.to_string(),
+                        })
+                    }
+                    Err(e) => {
+                        tracing::debug!(peer = %node.peer, %addr, error = %e, "bulk transport failed; using libp2p");
+                        routes.failed(node.peer);
+                    }
+                }
+            }
+        }
+        self.libp2p_request(node, header, body).await
+    }
+
+    /// Where `node`'s bulk listener is, asking the node (`Info`, over
+    /// libp2p) the first time. `None`: send `header` over libp2p.
+    async fn bulk_route(&self, node: &NodeAddr, header: &Request) -> Option<SocketAddr> {
+        let (_, routes) = self.bulk.as_deref()?;
+        if matches!(header, Request::Info) {
+            return None;
+        }
+        match routes.get(&node.peer) {
+            Known::Bulk(addr) => return Some(addr),
+            Known::Libp2p => return None,
+            Known::Unknown => {}
+        }
+        let port = match self
+            .libp2p_request(node, Request::Info, Bytes::new())
+            .await
+            .map(|r| r.header)
+        {
+            Ok(Response::Info(info)) => info.bulk_port,
+            _ => None,
+        };
+        let addr = match port {
+            Some(port) => bulk_addr(&node.addrs, port).await,
+            None => None,
+        };
+        routes.learn(node.peer, addr);
+        addr
+    }
+
+    /// Sends one request over libp2p. A request whose connection broke or
+    /// whose dial failed (the node restarted, say) is tried again, up to
+    /// three times, on a fresh connection.
+    async fn libp2p_request(
         &self,
         node: &NodeAddr,
         header: Request,

@@ -2,11 +2,12 @@
 //!
 //! One behaviour for both roles: identify (who is this, where does it
 //! listen), Kademlia (find peers), `/cairn/shards/1` request–response
-//! for shards, and `/cairn/chain/1` request–response for the chain's API
+//! for shards (their bodies over [`bulk`] where a node offers it), and `/cairn/chain/1` request–response for the chain's API
 //! ([`chain`]). Transports are QUIC (quinn) and TCP with noise and yamux.
 //! A client only asks ([`client::ShardClient`]); a node builds the same
 //! swarm and answers (its serving side is `cairn_node::net`).
 
+pub mod bulk;
 pub mod chain;
 pub mod client;
 pub mod codec;
@@ -97,6 +98,19 @@ pub fn build_swarm(
     keypair: Keypair,
     settings: &SwarmSettings,
 ) -> Result<Swarm<CairnBehaviour>, NetError> {
+    // Leave the behaviour's own deadline (the whole exchange) room to
+    // deliver the codec's timeout refusal.
+    let codec = ShardCodec::new(settings.inbound_buffer, settings.request_timeout * 3 / 4);
+    build_swarm_with_codec(keypair, settings, codec)
+}
+
+/// Like [`build_swarm`], with the shard codec given: a node shares its
+/// request-body budget with its bulk listener this way.
+pub fn build_swarm_with_codec(
+    keypair: Keypair,
+    settings: &SwarmSettings,
+    codec: ShardCodec,
+) -> Result<Swarm<CairnBehaviour>, NetError> {
     let transport = |e: &dyn std::fmt::Display| NetError::Transport(e.to_string());
     let settings = settings.clone();
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -135,9 +149,7 @@ pub fn build_swarm(
                 Role::Client => ProtocolSupport::Outbound,
             };
             let shards = request_response::Behaviour::with_codec(
-                // Leave the behaviour's own deadline (the whole exchange)
-                // room to deliver the codec's timeout refusal.
-                ShardCodec::new(settings.inbound_buffer, settings.request_timeout * 3 / 4),
+                codec,
                 [(ShardCodec::protocol(), support.clone())],
                 request_response::Config::default()
                     .with_request_timeout(settings.request_timeout)

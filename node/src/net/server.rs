@@ -40,6 +40,8 @@ pub struct ShardService {
     budget: ResponseBudget,
     /// Blocking threads store work may take at once.
     store_threads: Arc<Semaphore>,
+    /// The bulk listener's port, announced in `Info`.
+    bulk_port: Option<u16>,
 }
 
 impl ShardService {
@@ -63,7 +65,13 @@ impl ShardService {
             local_peer,
             chain_key,
             terms,
+            bulk_port: None,
         }
+    }
+
+    /// Announces a bulk listener on `port` in `Info`.
+    pub fn set_bulk_port(&mut self, port: Option<u16>) {
+        self.bulk_port = port;
     }
 
     /// Handles one request and counts it.
@@ -240,6 +248,7 @@ impl ShardService {
             shards: usage.shards,
             max_shard_size: cairn_protocol::params::MAX_SHARD_SIZE as u64,
             chain_address: self.chain_key.address(),
+            bulk_port: self.bulk_port,
         }))
     }
 

@@ -2,6 +2,7 @@
 //! 127.0.0.1 and real RocksDB stores.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bulk;
 mod chain;
 mod chain_p2p;
 mod cli;
