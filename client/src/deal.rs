@@ -310,7 +310,7 @@ pub async fn open(
                 // (the epoch may have moved on meanwhile: plan afresh).
                 let gone = errors.iter().map(|(peer, _)| *peer).collect();
                 let (moved_placement, moved) =
-                    crate::replace::move_off(network, owner, &placement, segments, &gone)
+                    crate::replace::move_off(network, key, &placement, segments, &gone)
                         .await
                         .map_err(|e| DealError::Replace(e.to_string()))?;
                 placement = moved_placement;

@@ -19,9 +19,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use cairn_protocol::chain::Address;
 use cairn_protocol::erasure::ErasureCoder;
 use cairn_protocol::{CodingParams, ContentId};
+use ed25519_dalek::SigningKey;
 use libp2p::PeerId;
 
 use crate::deal::Segments;
@@ -54,7 +54,7 @@ pub enum ReplaceError {
 /// moved.
 pub async fn move_off(
     network: &Network,
-    owner: Address,
+    owner: &SigningKey,
     placement: &[PlacedShard],
     segments: Segments<'_>,
     gone: &HashSet<PeerId>,
@@ -206,7 +206,7 @@ async fn rebuild_all(
 /// ones that failed otherwise.
 async fn store_on_spare(
     network: &Network,
-    owner: Address,
+    owner: &SigningKey,
     id: ContentId,
     bytes: Bytes,
     in_segment: &HashSet<PeerId>,
@@ -222,7 +222,7 @@ async fn store_on_spare(
         })
         .collect();
     for i in candidates {
-        match network.store(i, id, bytes.clone(), Some(owner)).await {
+        match network.store(i, id, bytes.clone(), owner).await {
             Ok(_) => return Ok(network.nodes()[i].peer),
             Err(e) => reasons.push(crate::network::reason(network, i, &e)),
         }

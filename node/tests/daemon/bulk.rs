@@ -10,23 +10,27 @@ use bytes::Bytes;
 use cairn_client::net::bulk::{self, BulkClient, TlsIdentity};
 use cairn_client::net::client::{ClientSettings, ShardClient};
 use cairn_client::net::ShardRequest;
-use cairn_protocol::wire::{
-    decode_header, encode_header, ErrorKind, Request, Response, StoreRequest,
-};
+use cairn_protocol::chain::Address;
+use cairn_protocol::wire::{decode_header, encode_header, ErrorKind, Request, Response};
 use cairn_protocol::ContentId;
 use libp2p::futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::identity::Keypair;
 use libp2p::PeerId;
 
-use crate::common::{bytes, edit_config, init, TestNode};
+use crate::common::{bytes, edit_config, init, owner_key, signed_store, unix_now, TestNode};
 
-fn store(id: ContentId, size: usize) -> Request {
-    Request::Store(StoreRequest {
+/// A store for `node`, signed by the tests' owner.
+fn store(node: &PeerId, id: ContentId, size: usize) -> Request {
+    let owner = owner_key();
+    let address = Address::of(&owner.verifying_key());
+    Request::StoreV2(signed_store(
         id,
-        size: size as u64,
-        expires_at: None,
-        owner: None,
-    })
+        size as u64,
+        address,
+        &owner,
+        node,
+        unix_now(),
+    ))
 }
 
 /// The node's bulk listener, from its `Info`.
@@ -52,7 +56,7 @@ async fn shards_are_stored_and_fetched_over_the_bulk_listener() {
         .request(
             peer,
             addr,
-            ShardRequest::new(store(id_a, a.len()), Bytes::from(a.clone())),
+            ShardRequest::new(store(&peer, id_a, a.len()), Bytes::from(a.clone())),
         )
         .await
         .unwrap();
@@ -69,7 +73,13 @@ async fn shards_are_stored_and_fetched_over_the_bulk_listener() {
     let b = bytes(1 << 20, 2);
     let id_b = ContentId::of(&b);
     assert!(!client
-        .store(&node.quic(), id_b, Bytes::from(b.clone()), None, None)
+        .store(
+            &node.quic(),
+            id_b,
+            Bytes::from(b.clone()),
+            None,
+            &owner_key()
+        )
         .await
         .unwrap());
     let size = a.len() as u64;
@@ -91,7 +101,7 @@ async fn shards_are_stored_and_fetched_over_the_bulk_listener() {
             peer,
             addr,
             ShardRequest::new(
-                store(ContentId::of(b"other"), 4096),
+                store(&peer, ContentId::of(b"other"), 4096),
                 Bytes::from(vec![1u8; 4096]),
             ),
         )
@@ -152,7 +162,7 @@ async fn the_bulk_listener_refuses_impostors_plaintext_and_hostile_frames() {
 
     // A store of more than a shard may be: refused before any body is read.
     let mut conn = bulk::connect(config.clone(), addr).await.unwrap();
-    let huge = store(ContentId::of(b"x"), 64 << 20);
+    let huge = store(&peer, ContentId::of(b"x"), 64 << 20);
     conn.write_all(&encode_header(&huge)).await.unwrap();
     conn.flush().await.unwrap();
     let error = read_refusal(&mut conn).await;
@@ -160,7 +170,7 @@ async fn the_bulk_listener_refuses_impostors_plaintext_and_hostile_frames() {
 
     // A body cut short: refused, nothing kept.
     let mut conn = bulk::connect(config, addr).await.unwrap();
-    let mut frame = encode_header(&store(ContentId::of(b"y"), 1 << 20));
+    let mut frame = encode_header(&store(&peer, ContentId::of(b"y"), 1 << 20));
     frame.extend_from_slice(&[7u8; 1000]);
     conn.write_all(&frame).await.unwrap();
     conn.flush().await.unwrap();
@@ -170,7 +180,13 @@ async fn the_bulk_listener_refuses_impostors_plaintext_and_hostile_frames() {
     let data = bytes(100_000, 9);
     let id = ContentId::of(&data);
     client
-        .store(&node.quic(), id, Bytes::from(data.clone()), None, None)
+        .store(
+            &node.quic(),
+            id,
+            Bytes::from(data.clone()),
+            None,
+            &owner_key(),
+        )
         .await
         .unwrap();
     let got = client
@@ -212,7 +228,13 @@ async fn a_node_without_a_bulk_listener_is_reached_over_libp2p() {
     let data = bytes(500_000, 3);
     let id = ContentId::of(&data);
     client
-        .store(&node.tcp(), id, Bytes::from(data.clone()), None, None)
+        .store(
+            &node.tcp(),
+            id,
+            Bytes::from(data.clone()),
+            None,
+            &owner_key(),
+        )
         .await
         .unwrap();
     let got = client

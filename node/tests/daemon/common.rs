@@ -228,12 +228,44 @@ pub fn wait_until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Deterministic pseudo-random bytes.
 /// The account the tests' stores are signed by.
 pub fn owner_key() -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(&[0x42; 32])
 }
 
+/// Seconds since the Unix epoch, as a store's `issued_at`.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A store of `size` bytes of `id` naming `owner`, signed by `signer` for
+/// the node whose peer id is `for_node`, at `issued_at`.
+pub fn signed_store(
+    id: cairn_protocol::ContentId,
+    size: u64,
+    owner: cairn_protocol::chain::Address,
+    signer: &ed25519_dalek::SigningKey,
+    for_node: &libp2p::PeerId,
+    issued_at: u64,
+) -> cairn_protocol::wire::SignedStoreRequest {
+    use ed25519_dalek::Signer;
+    let mut r = cairn_protocol::wire::SignedStoreRequest {
+        id,
+        size,
+        expires_at: None,
+        owner,
+        issued_at,
+        signature: cairn_protocol::chain::Sig([0; 64]),
+    };
+    r.signature =
+        cairn_protocol::chain::Sig(signer.sign(&r.message(&for_node.to_bytes())).to_bytes());
+    r
+}
+
+/// Deterministic pseudo-random bytes.
 pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)

@@ -3,24 +3,15 @@
 //! after its grace; strangers cannot pin a shard or block its owner's
 //! delete.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use bytes::Bytes;
 use cairn_client::net::client::{ClientSettings, NodeAddr, ShardClient};
-use cairn_protocol::chain::{Address, Sig};
+use cairn_protocol::chain::Address;
 use cairn_protocol::wire::{encode_header, ErrorKind, Request, SignedStoreRequest, StoreRequest};
 use cairn_protocol::ContentId;
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 
-use crate::common::{bytes, edit_config, init, wait_until, TestNode};
+use crate::common::{bytes, edit_config, init, signed_store, unix_now, wait_until, TestNode};
 use crate::hostile::{error_kind, hostile_peer, send, Raw};
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
 
 /// A store of `data` naming `owner`, signed by `signer` for the node
 /// whose peer id is `for_node`, at `issued_at`.
@@ -31,16 +22,14 @@ fn signed(
     for_node: &libp2p::PeerId,
     issued_at: u64,
 ) -> SignedStoreRequest {
-    let mut r = SignedStoreRequest {
-        id: ContentId::of(data),
-        size: data.len() as u64,
-        expires_at: None,
+    signed_store(
+        ContentId::of(data),
+        data.len() as u64,
         owner,
+        signer,
+        for_node,
         issued_at,
-        signature: Sig([0; 64]),
-    };
-    r.signature = Sig(signer.sign(&r.message(&for_node.to_bytes())).to_bytes());
-    r
+    )
 }
 
 fn refused_kind(e: &cairn_client::net::client::ClientError) -> Option<ErrorKind> {
