@@ -21,6 +21,7 @@ use libp2p::futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::body_pool::BodyPool;
 use super::invalid;
 
 /// How long a request waits for room in the body budget before it is
@@ -28,6 +29,9 @@ use super::invalid;
 const BUDGET_WAIT: Duration = Duration::from_secs(2);
 /// Piece size for draining refused bodies.
 const DRAIN_PIECE: usize = 64 * 1024;
+/// Idle body buffers kept for reuse, per codec and its clones: sixteen
+/// bodies of a MiB, the common shard size.
+const IDLE_BODY_BYTES: usize = 16 << 20;
 
 /// A request on the wire: header and body, plus, on the receiving side,
 /// a refusal decided while reading and the budget it holds.
@@ -93,6 +97,7 @@ impl ShardResponse {
 pub struct ShardCodec {
     budget: Arc<Semaphore>,
     read_timeout: Duration,
+    bodies: BodyPool,
 }
 
 impl ShardCodec {
@@ -104,6 +109,7 @@ impl ShardCodec {
         Self {
             budget: Arc::new(Semaphore::new(permits)),
             read_timeout,
+            bodies: BodyPool::new(IDLE_BODY_BYTES),
         }
     }
 
@@ -142,7 +148,7 @@ impl ShardCodec {
             ),
         };
         let body = match permit {
-            Some(_) => read_body(io, len).await,
+            Some(_) => read_body(io, len, &self.bodies).await,
             None => drain(io, len).await.map(|()| Bytes::new()),
         };
         match body {
@@ -182,11 +188,15 @@ where
     decode_header(&header).map_err(invalid)
 }
 
-async fn read_body<T: AsyncRead + Unpin + Send>(io: &mut T, len: u64) -> io::Result<Bytes> {
+async fn read_body<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    len: u64,
+    bodies: &BodyPool,
+) -> io::Result<Bytes> {
     // `len` is checked against the protocol's limits before this is called.
-    let mut body = vec![0u8; len as usize];
-    io.read_exact(&mut body).await?;
-    Ok(Bytes::from(body))
+    let mut body = bodies.take(len as usize);
+    io.read_exact(body.as_mut()).await?;
+    Ok(body.freeze())
 }
 
 async fn drain<T: AsyncRead + Unpin + Send>(io: &mut T, mut len: u64) -> io::Result<()> {
@@ -245,7 +255,7 @@ impl libp2p::request_response::Codec for ShardCodec {
         header.check().map_err(invalid)?;
         let body = match header.body_len() {
             0 => Bytes::new(),
-            len => read_body(io, len).await?,
+            len => read_body(io, len, &self.bodies).await?,
         };
         Ok(ShardResponse { header, body })
     }

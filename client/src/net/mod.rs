@@ -7,6 +7,7 @@
 //! A client only asks ([`client::ShardClient`]); a node builds the same
 //! swarm and answers (its serving side is `cairn_node::net`).
 
+pub mod body_pool;
 pub mod bulk;
 pub mod chain;
 pub mod client;
