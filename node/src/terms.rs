@@ -66,6 +66,33 @@ impl TermsPolicy {
         self.facts.read().ok().and_then(|f| f.clone())
     }
 
+    /// The chain's facts if the node is on one and `genesis` is its chain;
+    /// `None` for a node on no chain (any genesis passes: no chain of its
+    /// own can hold it to a receipt). A node on a chain refuses every
+    /// receipt, deal or repair, until it knows its chain, and refuses
+    /// other chains' receipts always.
+    pub fn chain(&self, genesis: &GenesisHash) -> Result<Option<ChainFacts>, WireError> {
+        if !self.on_chain {
+            return Ok(None);
+        }
+        let Some(facts) = self.facts() else {
+            return Err(WireError::new(
+                ErrorKind::Internal,
+                "this node does not know its chain yet; try again shortly".to_string(),
+            ));
+        };
+        if *genesis != facts.genesis {
+            return Err(WireError::new(
+                ErrorKind::Unauthorized,
+                format!(
+                    "this node serves the chain with genesis {}, not {}",
+                    facts.genesis, genesis
+                ),
+            ));
+        }
+        Ok(Some(facts))
+    }
+
     /// Whether the node signs a receipt for `request`.
     pub fn check(&self, request: &ReceiptRequest) -> Result<(), WireError> {
         let refuse = |message: String| Err(WireError::new(ErrorKind::Unauthorized, message));
@@ -86,21 +113,9 @@ impl TermsPolicy {
                 self.ask_per_gib_epoch
             ));
         }
-        if !self.on_chain {
+        let Some(facts) = self.chain(&request.genesis)? else {
             return Ok(());
-        }
-        let Some(facts) = self.facts() else {
-            return Err(WireError::new(
-                ErrorKind::Internal,
-                "this node does not know its chain yet; try again shortly".to_string(),
-            ));
         };
-        if request.genesis != facts.genesis {
-            return refuse(format!(
-                "this node serves the chain with genesis {}, not {}",
-                facts.genesis, request.genesis
-            ));
-        }
         if request.start_epoch <= facts.epoch
             || request.start_epoch > facts.epoch.saturating_add(facts.max_start_ahead)
         {
@@ -173,5 +188,24 @@ mod tests {
         let mut r = request();
         r.genesis = GenesisHash([9; 32]);
         assert!(TermsPolicy::off_chain().check(&r).is_ok());
+    }
+
+    #[test]
+    fn repair_receipts_wait_for_the_chain_and_name_only_this_one() {
+        let policy = TermsPolicy::new(1_000, 100, true);
+        let ours = GenesisHash([1; 32]);
+        let theirs = GenesisHash([2; 32]);
+        assert_eq!(policy.chain(&ours).unwrap_err().kind, ErrorKind::Internal);
+        policy.learn(ChainFacts {
+            genesis: ours,
+            epoch: 10,
+            max_start_ahead: 4,
+        });
+        assert_eq!(policy.chain(&ours).unwrap().map(|f| f.epoch), Some(10));
+        assert_eq!(
+            policy.chain(&theirs).unwrap_err().kind,
+            ErrorKind::Unauthorized
+        );
+        assert_eq!(TermsPolicy::off_chain().chain(&theirs).unwrap(), None);
     }
 }

@@ -335,16 +335,8 @@ impl ShardService {
         if let Err(e) = request.check_shards(&shards) {
             return ShardResponse::new(Response::Error(e));
         }
-        if let Some(facts) = self.terms.facts() {
-            if facts.genesis != request.genesis {
-                return refuse(
-                    ErrorKind::Unauthorized,
-                    format!(
-                        "this node serves the chain with genesis {}, not {}",
-                        facts.genesis, request.genesis
-                    ),
-                );
-            }
+        if let Err(e) = self.terms.chain(&request.genesis) {
+            return ShardResponse::new(Response::Error(e));
         }
         for (id, size) in &shards {
             match self.store.meta(id) {
