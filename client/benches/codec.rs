@@ -11,19 +11,23 @@ use cairn_client::net::codec::{ShardCodec, ShardRequest};
 use cairn_protocol::wire::{Request, StoreRequest};
 use cairn_protocol::ContentId;
 use criterion::{Criterion, Throughput};
-use futures::executor::block_on;
 use futures::io::{AsyncReadExt, Cursor};
 use libp2p::request_response::Codec;
 
 const BODY: usize = 1 << 20;
 
 fn bodies(c: &mut Criterion) {
+    // The codec's read timeout needs tokio's timer.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
     let wire = vec![5u8; BODY];
     let mut group = c.benchmark_group("body read, 1 MiB");
     group.throughput(Throughput::Bytes(BODY as u64));
     group.bench_function("fresh zeroed Vec (old)", |b| {
         b.iter(|| {
-            block_on(async {
+            rt.block_on(async {
                 let mut io = Cursor::new(&wire[..]);
                 let mut body = vec![0u8; BODY];
                 io.read_exact(&mut body).await.unwrap();
@@ -34,7 +38,7 @@ fn bodies(c: &mut Criterion) {
     let pool = BodyPool::new(16 << 20);
     group.bench_function("pooled buffer", |b| {
         b.iter(|| {
-            block_on(async {
+            rt.block_on(async {
                 let mut io = Cursor::new(&wire[..]);
                 let mut body = pool.take(BODY);
                 io.read_exact(body.as_mut()).await.unwrap();
@@ -53,7 +57,7 @@ fn bodies(c: &mut Criterion) {
     });
     let mut codec = ShardCodec::new(64 << 20, Duration::from_secs(5));
     let mut frame = Vec::new();
-    block_on(codec.write_request(
+    rt.block_on(codec.write_request(
         &ShardCodec::protocol(),
         &mut frame,
         ShardRequest::new(header, body),
@@ -64,7 +68,8 @@ fn bodies(c: &mut Criterion) {
     group.bench_function("read a 1 MiB store request", |b| {
         b.iter(|| {
             let mut io = Cursor::new(&frame[..]);
-            block_on(codec.read_request(&ShardCodec::protocol(), &mut io)).unwrap()
+            rt.block_on(codec.read_request(&ShardCodec::protocol(), &mut io))
+                .unwrap()
         })
     });
     group.finish();
