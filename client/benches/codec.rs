@@ -41,7 +41,7 @@ fn bodies(c: &mut Criterion) {
             rt.block_on(async {
                 let mut io = Cursor::new(&wire[..]);
                 let mut body = pool.take(BODY);
-                io.read_exact(body.as_mut()).await.unwrap();
+                io.read_exact(body.bytes_mut()).await.unwrap();
                 body.freeze()
             })
         })

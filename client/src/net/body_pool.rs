@@ -129,7 +129,7 @@ pub struct PooledBody {
 
 impl PooledBody {
     /// The bytes to fill.
-    pub fn as_mut(&mut self) -> &mut [u8] {
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
         &mut self.buf[..self.len]
     }
 
@@ -166,7 +166,7 @@ mod tests {
     fn a_body_reads_back_and_its_buffer_is_reused_without_growing() {
         let pool = BodyPool::new(8 << 20);
         let mut body = pool.take(1 << 20);
-        body.as_mut().fill(7);
+        body.bytes_mut().fill(7);
         let first = body.freeze();
         assert_eq!(first.len(), 1 << 20);
         assert!(first.iter().all(|&b| b == 7));
@@ -180,7 +180,7 @@ mod tests {
         // A smaller body takes the same buffer: nothing new is allocated.
         let mut body = pool.take(1000);
         assert_eq!(pool.idle_bytes(), 0);
-        body.as_mut().fill(9);
+        body.bytes_mut().fill(9);
         let second = body.freeze();
         assert_eq!(&second[..], &[9; 1000][..]);
         drop(second);
@@ -208,8 +208,8 @@ mod tests {
         assert_eq!(pool.idle_bytes(), 100);
         // Grown past the idle buffer: all of it is the new length.
         let mut body = pool.take(5000);
-        assert_eq!(body.as_mut().len(), 5000);
-        body.as_mut().fill(1);
+        assert_eq!(body.bytes_mut().len(), 5000);
+        body.bytes_mut().fill(1);
         assert!(body.freeze().iter().all(|&b| b == 1));
         assert_eq!(pool.idle_bytes(), 5000);
     }

@@ -195,7 +195,7 @@ async fn read_body<T: AsyncRead + Unpin + Send>(
 ) -> io::Result<Bytes> {
     // `len` is checked against the protocol's limits before this is called.
     let mut body = bodies.take(len as usize);
-    io.read_exact(body.as_mut()).await?;
+    io.read_exact(body.bytes_mut()).await?;
     Ok(body.freeze())
 }
 
