@@ -8,7 +8,8 @@
 //! |---|---|
 //! | [`devnet`] | a local network of real `cairn-node` processes |
 //! | [`mount`] | `cairn mount`: the namespace as a read-write FUSE file system |
-//! | [`bench`] | `cairn bench`: MiB/s and peak memory against a devnet |
+//! | [`bench`] | `cairn bench`: MiB/s, peak memory and CPU s/GiB against a devnet |
+//! | [`cpu`] | CPU seconds of processes and threads, for the bench |
 //! | [`quickstart`] | the guided tour: devnet, store, lose nodes, read back |
 //! | [`bar`] | progress bars (indicatif) as the library's progress reports |
 //! | [`report`] | an error on one line, each cause said once |
@@ -20,6 +21,7 @@
 
 pub mod bar;
 pub mod bench;
+pub mod cpu;
 pub mod devnet;
 pub mod mount;
 pub mod quickstart;

@@ -424,6 +424,25 @@ fn bench(
                     .map_or("n/a".to_string(), |m| format!("{m:.0} MiB"))
             );
         }
+        println!();
+        println!("CPU seconds per GiB of file: all = client + nodes; min = the data path's least on this machine");
+        println!(
+            "{:>10}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}",
+            "size", "up all", "up min", "up cli", "down all", "down min", "down cli"
+        );
+        let s = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.2}"));
+        for r in &runs {
+            println!(
+                "{:>10}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}  {:>8}",
+                format_size(r.size_bytes),
+                s(r.upload_cpu_s_per_gib),
+                s(r.upload_min_cpu_s_per_gib),
+                s(r.upload_client_cpu_s_per_gib),
+                s(r.download_cpu_s_per_gib),
+                s(r.download_min_cpu_s_per_gib),
+                s(r.download_client_cpu_s_per_gib),
+            );
+        }
     }
     Ok(())
 }
