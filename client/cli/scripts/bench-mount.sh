@@ -49,6 +49,8 @@ C=("$CAIRN" --config "$W/devnet/client.toml")
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$(now)"; }
 mib_s() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.1f}')" "$1" "$2"; }
+# Shard files on every node of the devnet (a shard held twice counts twice).
+shards() { find "$W/devnet" -path '*/shards/*' -name '*.shard' -type f | wc -l; }
 deals() { "${C[@]}" --json deals | python3 -c "import json,sys; d=json.load(sys.stdin); print(len(d if isinstance(d, list) else d['deals']))"; }
 mount_up() {
   "${C[@]}" mount "$MNT" --cache-dir "$W/cache" --commit-interval 5 ${MOUNT_ARGS[@]+"${MOUNT_ARGS[@]}"} 2>>"$W/mount.log" &
@@ -107,11 +109,13 @@ for i in range(n):
 PY
 small_bytes=$(du -sb "$W/small" | cut -f1)
 deals_before=$(deals)
+shards_before=$(shards)
 t=$(now)
 cp -a "$W/small" "$MNT/small"
 python3 -c "import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd)" "$MNT/small"
 cp_s=$(since "$t")
 deals_cp=$(( $(deals) - deals_before ))
+shards_cp=$(( $(shards) - shards_before ))
 
 lat=$(python3 - "$MNT" <<'PY'
 import os, sys, time
@@ -144,7 +148,7 @@ t=$(now); n=$(ls -l "$MNT/many/many" | wc -l); ls_cold=$(since "$t")
 t=$(now); ls -l "$MNT/many/many" >/dev/null; ls_warm=$(since "$t")
 mount_down
 
-echo "cp -a:      $FILES files, $((small_bytes >> 20)) MiB in ${cp_s} s = $(python3 -c "print(f'{$FILES / $cp_s:.0f}')") files/s, $deals_cp deals"
+echo "cp -a:      $FILES files, $((small_bytes >> 20)) MiB in ${cp_s} s = $(python3 -c "print(f'{$FILES / $cp_s:.0f}')") files/s, $deals_cp deals, $shards_cp shards"
 echo "fsync of a 100-byte file (commit latency): median/min/max ${lat// //} s"
 echo "ls -l of $((n - 1)) entries: cold ${ls_cold} s, warm ${ls_warm} s"
 echo "mount peak RSS: $((rss_big >> 10)) MiB after the big file, $((rss >> 10)) MiB after cp -a"

@@ -78,6 +78,10 @@ const BLOCK_INTERVAL_MS: u64 = 1000;
 
 /// The UDP (QUIC) and TCP port a node on a [`NodeHost`] listens on.
 pub const HOST_P2P_PORT: u16 = 4001;
+/// The TCP port of the bulk transport (shard bodies over TLS) of a node on
+/// a [`NodeHost`]: fixed, as the others, so a relay in front of the host
+/// can pass it.
+pub const HOST_BULK_PORT: u16 = 4002;
 /// The HTTP port of a node on a [`NodeHost`] (on every address).
 pub const HOST_HTTP_PORT: u16 = 4100;
 /// The consensus port of a validator on a [`NodeHost`].
@@ -1101,8 +1105,9 @@ fn set_ports(
     Ok(())
 }
 
-/// A node on `host`: libp2p on its own IP, its public IP announced
-/// (`network.external`), HTTP on every address at [`HOST_HTTP_PORT`]
+/// A node on `host`: libp2p and the bulk transport on its own IP, its
+/// public IP announced (`network.external`; clients reach the bulk port at
+/// the host of that address), HTTP on every address at [`HOST_HTTP_PORT`]
 /// (so [`NodeHost::probe_http`] can reach it from inside the host);
 /// `bootstrap` replaces the bootstrap peers unless `None`.
 fn set_host_ports(
@@ -1123,6 +1128,10 @@ fn set_host_ports(
     network.insert(
         "external".into(),
         strings(&NodeHost::multiaddrs(host.public_ip)),
+    );
+    network.insert(
+        "bulk_listen".into(),
+        toml::Value::String(format!("{}:{HOST_BULK_PORT}", host.listen_ip)),
     );
     if let Some(bootstrap) = bootstrap {
         network.insert("bootstrap".into(), strings(bootstrap));
@@ -1329,6 +1338,7 @@ mod tests {
             t["network"]["external"][1].as_str(),
             Some("/ip4/10.0.2.1/tcp/4001")
         );
+        assert_eq!(t["network"]["bulk_listen"].as_str(), Some("10.0.2.2:4002"));
         assert_eq!(t["network"]["bootstrap"][0].as_str(), Some("x"));
         assert_eq!(t["http"]["listen"].as_str(), Some("0.0.0.0:4100"));
         set_host_chain(&mut t, &b, &[&a, &b]).unwrap();

@@ -6,7 +6,7 @@ use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use cairn_cli::devnet::{
-    Devnet, DevnetOptions, NodeHost, HOST_CHAIN_PORT, HOST_HTTP_PORT, HOST_P2P_PORT,
+    Devnet, DevnetOptions, NodeHost, HOST_BULK_PORT, HOST_CHAIN_PORT, HOST_HTTP_PORT, HOST_P2P_PORT,
 };
 use cairn_client::chain::ChainClient;
 use cairn_client::ClientConfig;
@@ -38,6 +38,11 @@ pub struct NetOptions {
     pub validators: usize,
     /// Per-host link rate (tc tbf), if any.
     pub rate_mbit: Option<u32>,
+    /// Whether the relay passes the nodes' bulk port. Without it a client
+    /// finds the bulk listener refusing and moves shards over libp2p's
+    /// QUIC, whose datagrams the relay can drop; TCP streams it can only
+    /// delay (each leg retransmits on its own).
+    pub bulk: bool,
 }
 
 impl Net {
@@ -55,11 +60,11 @@ impl Net {
                 lab.limit_rate(i, mbit);
             }
         }
-        let relay = Relay::start(
-            &lab,
-            &[HOST_P2P_PORT],
-            &[HOST_P2P_PORT, HOST_HTTP_PORT, HOST_CHAIN_PORT],
-        );
+        let mut tcp = vec![HOST_P2P_PORT, HOST_HTTP_PORT, HOST_CHAIN_PORT];
+        if options.bulk {
+            tcp.push(HOST_BULK_PORT);
+        }
+        let relay = Relay::start(&lab, &[HOST_P2P_PORT], &tcp);
         let probes: Vec<Forward> = (0..options.nodes)
             .map(|i| {
                 Forward::new(

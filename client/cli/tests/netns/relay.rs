@@ -42,6 +42,8 @@ pub struct Impairment {
     loss_ppm: AtomicU32,
     /// Bytes passed on (UDP payloads and TCP stream bytes, both ways).
     relayed: AtomicU64,
+    /// Of those, TCP stream bytes.
+    relayed_tcp: AtomicU64,
     /// Datagrams dropped as loss.
     dropped: AtomicU64,
 }
@@ -60,6 +62,12 @@ impl Impairment {
     /// Bytes the relay has passed on so far.
     pub fn relayed(&self) -> u64 {
         self.relayed.load(Ordering::Relaxed)
+    }
+
+    /// TCP stream bytes the relay has passed on so far (the bulk
+    /// transport's shard bodies travel here, QUIC's in datagrams).
+    pub fn relayed_tcp(&self) -> u64 {
+        self.relayed_tcp.load(Ordering::Relaxed)
     }
 
     /// Datagrams dropped as loss so far.
@@ -297,6 +305,7 @@ async fn tcp_pipe(
             Ok(0) | Err(_) => None,
             Ok(n) => {
                 imp.count(n);
+                imp.relayed_tcp.fetch_add(n as u64, Ordering::Relaxed);
                 Some(buf[..n].to_vec())
             }
         };
