@@ -17,7 +17,9 @@ use libp2p::futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::identity::Keypair;
 use libp2p::PeerId;
 
-use crate::common::{bytes, edit_config, init, owner_key, signed_store, unix_now, TestNode};
+use crate::common::{
+    bytes, edit_config, init, owner_key, signed_store, store_and_read_back, unix_now, TestNode,
+};
 
 /// A store for `node`, signed by the tests' owner.
 fn store(node: &PeerId, id: ContentId, size: usize) -> Request {
@@ -177,23 +179,7 @@ async fn the_bulk_listener_refuses_impostors_plaintext_and_hostile_frames() {
     conn.close().await.unwrap();
 
     // The node still serves everyone else, over both paths.
-    let data = bytes(100_000, 9);
-    let id = ContentId::of(&data);
-    client
-        .store(
-            &node.quic(),
-            id,
-            Bytes::from(data.clone()),
-            None,
-            &owner_key(),
-        )
-        .await
-        .unwrap();
-    let got = client
-        .fetch(&node.quic(), id, data.len() as u64, 0..data.len() as u64)
-        .await
-        .unwrap();
-    assert_eq!(got, data);
+    store_and_read_back(&client, &node.quic(), &bytes(100_000, 9)).await;
     crate::common::wait_until(10, "the bad frames counted", || {
         node.metric("cairn_node_rejected_streams_total") >= 3.0
     });
@@ -225,22 +211,6 @@ async fn a_node_without_a_bulk_listener_is_reached_over_libp2p() {
     let node = TestNode::start(&dir);
     let client = ShardClient::start(ClientSettings::default()).unwrap();
     assert_eq!(client.info(&node.quic()).await.unwrap().bulk_port, None);
-    let data = bytes(500_000, 3);
-    let id = ContentId::of(&data);
-    client
-        .store(
-            &node.tcp(),
-            id,
-            Bytes::from(data.clone()),
-            None,
-            &owner_key(),
-        )
-        .await
-        .unwrap();
-    let got = client
-        .fetch(&node.tcp(), id, data.len() as u64, 0..data.len() as u64)
-        .await
-        .unwrap();
-    assert_eq!(got, data);
+    store_and_read_back(&client, &node.tcp(), &bytes(500_000, 3)).await;
     assert_eq!(node.metric("cairn_node_bulk_requests_total"), 0.0);
 }

@@ -265,6 +265,31 @@ pub fn signed_store(
     r
 }
 
+/// Stores `data` at `node` (signed by [`owner_key`]), reads it whole back
+/// and checks it is the same.
+pub async fn store_and_read_back(
+    client: &cairn_client::net::client::ShardClient,
+    node: &NodeAddr,
+    data: &[u8],
+) {
+    let id = cairn_protocol::ContentId::of(data);
+    client
+        .store(
+            node,
+            id,
+            ::bytes::Bytes::copy_from_slice(data),
+            None,
+            &owner_key(),
+        )
+        .await
+        .unwrap();
+    let got = client
+        .fetch(node, id, data.len() as u64, 0..data.len() as u64)
+        .await
+        .unwrap();
+    assert!(got == data, "{} bytes read back differ", data.len());
+}
+
 /// Deterministic pseudo-random bytes.
 pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;

@@ -213,6 +213,11 @@ impl Libp2pVerifier {
     }
 }
 
+/// Both ends offer TLS 1.3 only, so a TLS 1.2 signature is never checked.
+fn tls12_refused() -> rustls::Error {
+    rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered)
+}
+
 fn other(e: impl std::error::Error + Send + Sync + 'static) -> CertificateError {
     CertificateError::Other(OtherError(Arc::new(e)))
 }
@@ -236,9 +241,7 @@ impl ServerCertVerifier for Libp2pVerifier {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls12NotOffered,
-        ))
+        Err(tls12_refused())
     }
 
     fn verify_tls13_signature(
@@ -284,9 +287,7 @@ impl ClientCertVerifier for Libp2pVerifier {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::PeerIncompatible(
-            rustls::PeerIncompatible::Tls12NotOffered,
-        ))
+        Err(tls12_refused())
     }
 
     fn verify_tls13_signature(

@@ -23,6 +23,33 @@ fn signed(from: u8, nonce: u64, body: TxBody) -> SignedTx {
     .sign(&key(from))
 }
 
+/// Key 1 opens a deal of one 4 KiB shard on key 2's node, with key 2's
+/// receipt, at `nonce`.
+fn open_deal(nonce: u64, price_per_epoch: u64, start_epoch: u64, end_epoch: u64) -> SignedTx {
+    let mut terms = DealTerms {
+        size: 4096,
+        price_per_epoch,
+        start_epoch,
+        end_epoch,
+        commitments: vec![Commitment {
+            node: addr(2),
+            root: [5; 32],
+            shards: 1,
+            bytes: 4096,
+            receipt: Sig([0; 64]),
+        }],
+    };
+    let message = receipt_message(
+        &genesis().hash(),
+        &addr(1),
+        nonce,
+        &terms,
+        &terms.commitments[0],
+    );
+    terms.commitments[0].receipt = Sig(key(2).sign(&message).to_bytes());
+    signed(1, nonce, TxBody::OpenDeal(terms))
+}
+
 /// Key 2 registers as a node in block 1; key 1 opens a deal on it in
 /// block 2 (and pays key 3).
 fn ledger_with_history(dir: &std::path::Path) -> (Arc<Ledger>, SignedTx, DealId) {
@@ -44,28 +71,7 @@ fn ledger_with_history(dir: &std::path::Path) -> (Arc<Ledger>, SignedTx, DealId)
             block(1, vec![register, pay.clone()]),
         ))
         .unwrap();
-    let mut terms = DealTerms {
-        size: 4096,
-        price_per_epoch: 10,
-        start_epoch: 1,
-        end_epoch: 50,
-        commitments: vec![Commitment {
-            node: addr(2),
-            root: [5; 32],
-            shards: 1,
-            bytes: 4096,
-            receipt: Sig([0; 64]),
-        }],
-    };
-    let message = receipt_message(
-        &genesis().hash(),
-        &addr(1),
-        1,
-        &terms,
-        &terms.commitments[0],
-    );
-    terms.commitments[0].receipt = Sig(key(2).sign(&message).to_bytes());
-    let open = signed(1, 1, TxBody::OpenDeal(terms));
+    let open = open_deal(1, 10, 1, 50);
     let outcome = ledger
         .commit(rooted(ledger.store(), block(2, vec![open])))
         .unwrap();
@@ -139,30 +145,7 @@ async fn open_deals_are_paged_and_a_client_reads_every_page() {
     let (ledger, _, _) = ledger_with_history(dir.path());
     // Key 1 opened one deal at nonce 1; open MAX_LIST + 4 more.
     let count = MAX_LIST + 5;
-    let deal = |nonce: u64| {
-        let mut terms = DealTerms {
-            size: 4096,
-            price_per_epoch: 1,
-            start_epoch: 3,
-            end_epoch: 60,
-            commitments: vec![Commitment {
-                node: addr(2),
-                root: [5; 32],
-                shards: 1,
-                bytes: 4096,
-                receipt: Sig([0; 64]),
-            }],
-        };
-        let m = receipt_message(
-            &genesis().hash(),
-            &addr(1),
-            nonce,
-            &terms,
-            &terms.commitments[0],
-        );
-        terms.commitments[0].receipt = Sig(key(2).sign(&m).to_bytes());
-        signed(1, nonce, TxBody::OpenDeal(terms))
-    };
+    let deal = |nonce: u64| open_deal(nonce, 1, 3, 60);
     let nonces: Vec<u64> = (2..=count as u64).collect();
     for (i, chunk) in nonces.chunks(256).enumerate() {
         let txs = chunk.iter().map(|&n| deal(n)).collect();
