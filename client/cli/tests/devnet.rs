@@ -1131,7 +1131,22 @@ fn killed_nodes_are_repaired_around_without_the_owner() {
         let why = r["last"]["error"].as_str().unwrap_or_default();
         assert!(why.contains("already moved by an earlier repair"), "{r}");
     }
-    assert!(refused >= 1, "no two workers raced: {stats:?}");
+    // Whether a second worker reaches the deal before the first claim is
+    // in a block is a matter of timing (each polls the chain on its own,
+    // and the first claim can land in under a second): the race is
+    // checked whenever it happened; that exactly one claim was accepted
+    // and paid once is checked always.
+    let racers = stats
+        .iter()
+        .filter(|r| r["checked"].as_u64().unwrap_or(0) >= 1)
+        .count();
+    eprintln!("repair: {racers} workers reached the deal, {refused} claims refused");
+    if racers >= 2 {
+        assert!(
+            refused >= 1,
+            "{racers} workers raced and none was refused: {stats:?}"
+        );
+    }
     let winner = addresses
         .iter()
         .position(|a| *a == claim["repairer"].as_str().unwrap())
