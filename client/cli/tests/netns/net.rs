@@ -38,10 +38,11 @@ pub struct NetOptions {
     pub validators: usize,
     /// Per-host link rate (tc tbf), if any.
     pub rate_mbit: Option<u32>,
-    /// Whether the relay passes the nodes' bulk port. Without it a client
-    /// finds the bulk listener refusing and moves shards over libp2p's
-    /// QUIC, whose datagrams the relay can drop; TCP streams it can only
-    /// delay (each leg retransmits on its own).
+    /// Whether the relay passes TCP for shards: the nodes' bulk port and
+    /// libp2p's TCP port. Without it a client finds both refusing and
+    /// moves shards over libp2p's QUIC, whose datagrams the relay can
+    /// drop; TCP streams it can only delay (each leg retransmits on its
+    /// own).
     pub bulk: bool,
 }
 
@@ -60,9 +61,9 @@ impl Net {
                 lab.limit_rate(i, mbit);
             }
         }
-        let mut tcp = vec![HOST_P2P_PORT, HOST_HTTP_PORT, HOST_CHAIN_PORT];
+        let mut tcp = vec![HOST_HTTP_PORT, HOST_CHAIN_PORT];
         if options.bulk {
-            tcp.push(HOST_BULK_PORT);
+            tcp.extend([HOST_P2P_PORT, HOST_BULK_PORT]);
         }
         let relay = Relay::start(&lab, &[HOST_P2P_PORT], &tcp);
         let probes: Vec<Forward> = (0..options.nodes)
