@@ -85,8 +85,7 @@ fn a_partitioned_validator_stops_deciding_and_catches_up_without_a_fork() {
 #[test]
 fn upload_and_download_across_latency_and_loss_are_exact() {
     // Shards over QUIC (the relay passes neither the bulk port nor
-    // libp2p's TCP): datagrams
-    // are what the relay can lose.
+    // libp2p's TCP): datagrams are what the relay can lose.
     let Some(net) = Net::start(NetOptions {
         nodes: 5,
         validators: 4,
