@@ -40,6 +40,8 @@ pub enum NsError {
     VersionMismatch { stored: u64, published: u64 },
     #[error("the chain refused the namespace update: {0}")]
     Refused(String),
+    #[error("a shared directory is a snapshot: it has no newer version to follow")]
+    Shared,
     #[error("another device kept committing: gave up after {0} attempts (run the command again)")]
     Contended(usize),
     #[error("{context}: {source}")]

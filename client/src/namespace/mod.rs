@@ -8,7 +8,8 @@
 //! the next version, a compare-and-swap: a device that lost the race
 //! re-reads the tree, replays its changes by the rules of
 //! [`cairn_protocol::namespace::merge`] and tries again. One commit opens
-//! one storage deal for everything it added.
+//! one storage deal for everything it added. A namespace kept open follows
+//! other devices' commits with [`Namespace::refresh`].
 //!
 //! Small files cost no deal of their own: below [`NsOptions::inline_max`]
 //! they live inside their directory object; below
@@ -22,6 +23,7 @@
 //! | [`publish`] | the commit: store, `SetNamespaceRoot`, retry, deal |
 //! | [`objects`] | directory and commit objects on the network |
 //! | [`pack`] | small files packed into shared objects |
+//! | [`refresh`] | adopting a newer tree another device published |
 
 pub mod batch;
 pub mod error;
@@ -29,6 +31,7 @@ pub mod objects;
 pub mod pack;
 pub mod publish;
 pub mod read;
+pub mod refresh;
 pub(crate) mod stored;
 pub mod tree;
 
@@ -40,6 +43,7 @@ use cairn_protocol::ContentId;
 
 pub use error::NsError;
 pub use publish::CommitReport;
+pub use refresh::{chain_version, Head, Refresh};
 
 use crate::chain::ChainClient;
 use crate::Client;

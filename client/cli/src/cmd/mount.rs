@@ -37,6 +37,11 @@ pub struct MountArgs {
     /// order, over all open files (memory the mount may use for it; 0: none).
     #[arg(long, default_value = "32MiB", value_parser = parse_size_arg)]
     pub read_ahead: u64,
+    /// Look for other devices' commits this often (seconds) and show them
+    /// while mounted, once nothing of this mount's own is pending (0: never;
+    /// the tree stays as read at mount time plus this mount's commits).
+    #[arg(long, default_value_t = 30)]
+    pub poll_interval: u64,
     /// Print the status of the mount using the cache (queue, commits) and exit.
     #[arg(long)]
     pub status: bool,
@@ -75,6 +80,16 @@ fn print_status(global: &Global, dir: &Path) -> anyhow::Result<()> {
         "version:         {} ({} commits)",
         status.version, status.commits
     );
+    if status.checked > 0 {
+        println!(
+            "chain:           version {} (looked {}s ago, {} newer trees adopted)",
+            status.chain_version,
+            cairn_protocol::namespace::Timestamp::now()
+                .secs
+                .saturating_sub(i64::try_from(status.checked).unwrap_or(0)),
+            status.refreshes
+        );
+    }
     println!("files staged:    {}", status.staged);
     println!("pending changes: {}", status.pending_changes);
     println!(
@@ -116,6 +131,7 @@ pub fn run(global: &Global, args: &MountArgs) -> anyhow::Result<()> {
         cache_max: args.cache_max,
         share,
         read_ahead: args.read_ahead,
+        poll_interval: Duration::from_secs(args.poll_interval),
     };
     if !global.json {
         eprintln!(

@@ -20,8 +20,10 @@ use tokio::runtime::Handle;
 
 use super::state::State;
 
-/// How long the kernel may trust an answer. The tree changes only through
-/// this mount while it runs (another device's commits show at remount).
+/// How long the kernel may trust an answer. Another device's commits
+/// reach the tree through [`super::poll`], which also tells the kernel to
+/// drop what it cached of the names that changed, so this bounds only how
+/// stale an attribute of this mount's own making can be.
 const TTL: Duration = Duration::from_secs(1);
 
 /// The mounted file system.
@@ -192,7 +194,12 @@ impl Filesystem for CairnFs {
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let mut st = self.lock();
         let Some(path) = st.inodes.path(ino.0).cloned() else {
-            return reply.error(Errno::ENOENT);
+            // Replaced or removed by another device while open: the
+            // handle still reads what it opened.
+            return match st.pinned.get(&ino.0) {
+                Some(entry) => reply.attr(&TTL, &self.attr(&st, ino.0, entry)),
+                None => reply.error(Errno::ENOENT),
+            };
         };
         match self.rt.block_on(st.ns.stat(&path)) {
             Ok(Some(entry)) => reply.attr(&TTL, &self.attr(&st, ino.0, &entry)),

@@ -33,6 +33,16 @@ impl Inodes {
         self.by_ino.get(&ino)
     }
 
+    /// The inode of `path` if it has one (assigns none).
+    pub fn find(&self, path: &NsPath) -> Option<u64> {
+        self.by_path.get(path).copied()
+    }
+
+    /// Every path with an inode, and its inode.
+    pub fn all(&self) -> Vec<(u64, NsPath)> {
+        self.by_ino.iter().map(|(i, p)| (*i, p.clone())).collect()
+    }
+
     /// The inode of `path`, assigned on first sight.
     pub fn ino(&mut self, path: &NsPath) -> u64 {
         if let Some(i) = self.by_path.get(path) {

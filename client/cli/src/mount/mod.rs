@@ -14,7 +14,10 @@
 //! that finds files a crashed one closed but had not committed puts them
 //! back first. The cache is bounded by `cache_max` bytes of local disk:
 //! a writer waits while streamed bytes leave it, and once closed files
-//! waiting for a commit hold more, closing one more commits.
+//! waiting for a commit hold more, closing one more commits. Every
+//! `poll_interval` the mount asks the chain whether another device of the
+//! account committed, and adopts that tree when nothing is pending here
+//! ([`poll`]).
 //!
 //! | module | holds |
 //! |---|---|
@@ -22,6 +25,7 @@
 //! | [`state`] | the batch, inodes and cache, and what each request does to them |
 //! | [`cache`] | the write-back cache on local disk and its crash records |
 //! | [`inodes`] | inode numbers for paths |
+//! | [`poll`] | following other devices' commits while mounted |
 //! | [`readahead`] | range reads fetched ahead of a reader that reads in order |
 //! | [`status`] | the status file `cairn mount status` reads |
 //! | [`stream`] | a file uploaded while it is written |
@@ -29,6 +33,7 @@
 pub mod cache;
 pub mod fs;
 pub mod inodes;
+mod poll;
 pub mod readahead;
 pub(crate) mod state;
 pub mod status;
@@ -62,6 +67,9 @@ pub struct MountOptions {
     /// Bytes of file contents fetched ahead of readers that read in order
     /// (held or in flight, over all files); 0: none.
     pub read_ahead: u64,
+    /// How often to look for other devices' commits; zero: never (the
+    /// tree is the one read at mount time, plus this mount's commits).
+    pub poll_interval: Duration,
 }
 
 /// What a mount did, at unmount.
@@ -78,6 +86,7 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 }
 
 fn write_status(state: &mut State, cache_dir: &Path) {
+    state.status.version = state.ns.version();
     state.status.pending_changes = usize::from(state.ns.has_changes());
     state.status.cached_files = state.cache.inodes().len();
     state.status.cached_bytes = state.cache.bytes();
@@ -158,6 +167,7 @@ pub fn run(
         },
         times: Default::default(),
         ahead: readahead::ReadAhead::new(options.read_ahead, rt.handle().clone()),
+        pinned: Default::default(),
     };
     state.status.version = state.ns.version();
     let recovered = if leftovers.is_empty() {
@@ -189,6 +199,7 @@ pub fn run(
     let mut session = fuser::Session::new(fs, mountpoint, &config)
         .with_context(|| format!("cannot mount on {}", mountpoint.display()))?;
     let mut unmounter = session.unmount_callable();
+    let notifier = session.notifier();
 
     // SIGTERM or ctrl-c: unmount, which ends `session.run()` below.
     rt.spawn(async move {
@@ -233,9 +244,24 @@ pub fn run(
         })
     };
 
+    // Other devices' commits (a shared directory is a snapshot: none).
+    let poller = (!read_only && !options.poll_interval.is_zero()).then(|| {
+        poll::spawn(
+            state.clone(),
+            stop.clone(),
+            rt.handle().clone(),
+            options.poll_interval,
+            options.cache_dir.clone(),
+            notifier,
+        )
+    });
+
     let ran = session.run();
     stop.store(true, Ordering::Relaxed);
     let _ = committer.join();
+    if let Some(poller) = poller {
+        let _ = poller.join();
+    }
     ran.context("the FUSE session failed")?;
 
     let mut st = lock(&state);

@@ -226,6 +226,11 @@ impl ReadAhead {
         *self.handles.entry(ino).or_default() += 1;
     }
 
+    /// Whether a handle of `ino` is open.
+    pub fn is_open(&self, ino: u64) -> bool {
+        self.handles.get(&ino).is_some_and(|n| *n > 0)
+    }
+
     /// A handle of `ino` was closed: the last one drops its window.
     pub fn closed(&mut self, ino: u64) {
         let open = self.handles.entry(ino).or_default();

@@ -37,6 +37,11 @@ pub(crate) struct State {
     pub times: std::collections::HashMap<u64, Timestamp>,
     /// Read-ahead of files read in order.
     pub ahead: ReadAhead,
+    /// Files another device replaced or removed while a handle had them
+    /// open: their inode left the path (a new lookup gets a new one) and
+    /// reads through it go on from the entry it had, until the last close
+    /// ([`super::poll`]).
+    pub pinned: std::collections::HashMap<u64, Entry>,
 }
 
 fn io(e: std::io::Error) -> Errno {
@@ -80,6 +85,15 @@ impl State {
     /// being written wins over the tree's.
     pub fn mtime(&self, ino: u64, entry: &Entry) -> Timestamp {
         self.times.get(&ino).copied().unwrap_or(entry.mtime)
+    }
+
+    /// Whether nothing local waits for a commit: no recorded change, and
+    /// no file in the write-back cache (open for writing, or closed and
+    /// not committed). Only then may the tree be swapped for a newer one:
+    /// a cached file was copied from the tree as it was, and its put must
+    /// be recorded against that tree for the commit to see a conflict.
+    pub fn idle(&self) -> bool {
+        !self.ns.has_changes() && self.cache.inodes().is_empty()
     }
 
     fn writable(&self) -> Result<(), Errno> {
@@ -276,9 +290,14 @@ impl State {
             }
             return self.read_uploaded(ino, offset, size).await.map(Bytes::from);
         }
-        let path = self.path(ino)?;
-        // The tree is loaded up to this file (the kernel looked it up).
-        let entry = self.ns.peek(&path).ok_or(libc::ENOENT)?;
+        let entry = match self.pinned.get(&ino) {
+            Some(e) => e.clone(),
+            None => {
+                let path = self.path(ino)?;
+                // The tree is loaded up to this file (the kernel looked it up).
+                self.ns.peek(&path).ok_or(libc::ENOENT)?
+            }
+        };
         let end = offset.saturating_add(u64::from(size)).min(entry.size());
         if offset >= end {
             return Ok(Bytes::new());
@@ -562,6 +581,9 @@ impl State {
 
     pub async fn release(&mut self, ino: u64) -> Result<(), Errno> {
         self.ahead.closed(ino);
+        if !self.ahead.is_open(ino) {
+            self.pinned.remove(&ino);
+        }
         let Some(c) = self.cache.get_mut(ino) else {
             return Ok(());
         };

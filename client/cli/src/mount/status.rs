@@ -12,9 +12,20 @@ use cairn_client::namespace::CommitReport;
 pub struct Status {
     pub mountpoint: String,
     pub pid: u32,
-    /// Namespace version of the last commit.
+    /// Namespace version of the tree the mount has: read at mount time,
+    /// its own last commit, or another device's it adopted.
     pub version: u64,
     pub commits: u64,
+    /// The namespace version the chain had when the mount last looked.
+    #[serde(default)]
+    pub chain_version: u64,
+    /// Unix seconds of that look (0: never; polling is off, or the mount
+    /// had something pending every time).
+    #[serde(default)]
+    pub checked: u64,
+    /// Times the mount adopted another device's newer tree.
+    #[serde(default)]
+    pub refreshes: u64,
     /// Files put into batches so far.
     pub staged: u64,
     /// Changes waiting for the next commit.

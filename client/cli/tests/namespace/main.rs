@@ -1,7 +1,7 @@
 //! The namespace on a devnet of real node and validator processes: the
 //! path commands, sharing, recovery from the phrase alone, what nodes get
-//! to see, two devices of one account committing at once, and `cairn
-//! mount` as a real FUSE mount.
+//! to see, two devices of one account committing at once, following
+//! another device's commits, and `cairn mount` as a real FUSE mount.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../network/common.rs"]
@@ -10,4 +10,5 @@ mod common;
 
 mod cli;
 mod concurrent;
+mod follow;
 mod mount;

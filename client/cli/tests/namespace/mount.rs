@@ -29,13 +29,19 @@ fn is_mounted(dir: &Path) -> bool {
 }
 
 /// A running `cairn mount`.
-struct Mounted {
+pub(crate) struct Mounted {
     child: Option<Child>,
     dir: PathBuf,
     log: PathBuf,
 }
 
-fn mount(config: &Path, home: &Path, dir: &Path, cache: &Path, extra: &[&str]) -> Mounted {
+pub(crate) fn mount(
+    config: &Path,
+    home: &Path,
+    dir: &Path,
+    cache: &Path,
+    extra: &[&str],
+) -> Mounted {
     std::fs::create_dir_all(dir).unwrap();
     let log = cache.with_extension("log");
     let child = Command::new(env!("CARGO_BIN_EXE_cairn"))
@@ -82,7 +88,7 @@ impl Mounted {
     }
 
     /// SIGTERM: the mount unmounts, commits what is left and exits 0.
-    fn unmount(mut self) {
+    pub(crate) fn unmount(mut self) {
         let mut child = self.child.take().unwrap();
         run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
         let status = child.wait().unwrap();
