@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use cairn_chain::relay::{push_frame, relay_frames, FRAME_HEADER, MAX_RELAY_BATCH};
 use cairn_chain::threshold::{self, ValidatorShare};
 use cairn_chain::{Block, ChainApp, Channels, Head, LedgerError as EngineLedgerError, Timing};
 use cairn_protocol::chain::{Address, ChainState, Genesis, GenesisHash, SignedTx};
@@ -52,8 +53,6 @@ pub const RELAY_CHANNEL: u64 = 5;
 /// Transactions waiting to be relayed; more are not relayed (they still
 /// commit when this validator proposes).
 const RELAY_QUEUE: usize = 8192;
-/// Largest relay message: length-prefixed transactions back to back.
-const MAX_RELAY_BATCH: usize = 4 << 20;
 /// Relayed transactions one validator's messages may carry per second into
 /// this mempool, after a burst of [`RELAY_BURST`]: every relayed
 /// transaction costs a decode and a signature check here, so a Byzantine
@@ -458,50 +457,36 @@ pub fn spawn(
 }
 
 /// Sends the transactions this validator's clients submitted to every
-/// other validator, batched: whatever queued up while the last batch went
-/// out goes in the next one.
+/// other validator, batched ([`cairn_chain::relay`]'s framing): whatever
+/// queued up while the last batch went out goes in the next one.
 async fn relay_outbound(
     mut queue: futures::channel::mpsc::Receiver<Vec<u8>>,
     mut sender: impl commonware_p2p::Sender<PublicKey = ed25519::PublicKey>,
 ) {
     use futures::StreamExt;
+    // The queue holds transactions the ledger accepted, which decoded
+    // within MAX_TX_BYTES; one that does not frame is skipped rather than
+    // sent, since a receiver would drop it and everything after it.
+    let push = |batch: &mut Vec<u8>, tx: &[u8]| {
+        if let Err(e) = push_frame(batch, tx) {
+            tracing::warn!(error = %e, "transaction not relayed");
+        }
+    };
     while let Some(first) = queue.next().await {
-        let mut batch = Vec::with_capacity(first.len() + 4);
-        push_frame(&mut batch, &first);
+        let mut batch = Vec::with_capacity(first.len() + FRAME_HEADER);
+        push(&mut batch, &first);
         while batch.len() < MAX_RELAY_BATCH / 2 {
             match queue.try_recv() {
-                Ok(tx) => push_frame(&mut batch, &tx),
+                Ok(tx) => push(&mut batch, &tx),
                 Err(_) => break,
             }
         }
-        if batch.len() <= MAX_RELAY_BATCH {
+        if !batch.is_empty() && batch.len() <= MAX_RELAY_BATCH {
             let _ = sender.send(commonware_p2p::Recipients::All, batch, false);
         }
     }
     // Only when the ledger is gone; the node is stopping.
     std::future::pending::<()>().await;
-}
-
-fn push_frame(batch: &mut Vec<u8>, tx: &[u8]) {
-    batch.extend_from_slice(&(tx.len() as u32).to_le_bytes());
-    batch.extend_from_slice(tx);
-}
-
-/// The transactions in a relay message; stops at the first malformed
-/// frame (a frame longer than the rest of the message or than any
-/// transaction can be).
-pub fn relay_frames(mut message: &[u8]) -> impl Iterator<Item = &[u8]> {
-    std::iter::from_fn(move || {
-        let (len, rest) = message.split_first_chunk::<4>()?;
-        let len = u32::from_le_bytes(*len) as usize;
-        if len > cairn_protocol::chain::MAX_TX_BYTES || len > rest.len() {
-            message = &[];
-            return None;
-        }
-        let (tx, rest) = rest.split_at(len);
-        message = rest;
-        Some(tx)
-    })
 }
 
 /// The relay's budget per sending validator ([`RELAY_TXS_PER_PEER`]).
@@ -691,26 +676,5 @@ mod tests {
         assert_eq!(passed, 5, "a burst of 5, then one a second");
         // Another validator's budget is its own.
         assert_eq!((0..100).filter(|_| limit.allow(&b)).count(), 5);
-    }
-
-    #[test]
-    fn relay_frames_round_trip_and_stop_at_garbage() {
-        let txs: Vec<Vec<u8>> = vec![vec![1, 2, 3], vec![], vec![9; 1000]];
-        let mut batch = Vec::new();
-        for tx in &txs {
-            push_frame(&mut batch, tx);
-        }
-        let back: Vec<&[u8]> = relay_frames(&batch).collect();
-        assert_eq!(back, txs.iter().map(Vec::as_slice).collect::<Vec<_>>());
-        // Truncated: the whole frames before the cut survive.
-        let cut: Vec<&[u8]> = relay_frames(&batch[..batch.len() - 1]).collect();
-        assert_eq!(cut.len(), 2);
-        // A length past the end or past any transaction ends the message.
-        let mut lying = Vec::new();
-        lying.extend_from_slice(&u32::MAX.to_le_bytes());
-        lying.extend_from_slice(&[0; 16]);
-        assert_eq!(relay_frames(&lying).count(), 0);
-        assert_eq!(relay_frames(&[1, 0]).count(), 0);
-        assert_eq!(relay_frames(&[]).count(), 0);
     }
 }

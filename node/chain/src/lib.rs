@@ -15,8 +15,9 @@
 //! (`bls12381_threshold::vrf`), whose per-view seed is each block's
 //! beacon ([`threshold`], [`seeds`]). This crate supplies only the block format
 //! ([`block`]), the application that builds and verifies blocks ([`app`]),
-//! the boundary to the node's ledger and mempool ([`ledger`]) and the
-//! wiring ([`engine`]). It is generic over commonware's runtime, so the
+//! the boundary to the node's ledger and mempool ([`ledger`]), the framing
+//! of the validators' transaction relay ([`relay`]) and the wiring
+//! ([`engine`]). It is generic over commonware's runtime, so the
 //! same code runs in the deterministic simulator (tests: crashes, loss,
 //! partitions) and on tokio with real sockets.
 //!
@@ -27,6 +28,7 @@ pub mod app;
 pub mod block;
 pub mod engine;
 pub mod ledger;
+pub mod relay;
 pub mod seeds;
 pub mod threshold;
 

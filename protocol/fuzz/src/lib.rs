@@ -1,7 +1,10 @@
 //! A small fixed chain the fuzz targets start from: a cast of keys, a genesis
 //! with short periods, registered storage nodes and one open deal whose
 //! shards the harness can read, so that honest proofs can be built and then
-//! bent.
+//! bent. [`namespace`] holds what the `namespace` target builds directories
+//! and commits from.
+
+pub mod namespace;
 
 use arbitrary::Arbitrary;
 use cairn_protocol::chain::merkle::Sibling;

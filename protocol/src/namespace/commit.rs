@@ -9,7 +9,8 @@
 //! is deterministic, and two different commits never share a nonce, so one
 //! key serves every commit of the account. The chain holds the sealed
 //! record's content id; the record itself is stored on nodes like a
-//! manifest copy.
+//! manifest copy. Opening is canonical, as directory decoding is: a body
+//! opens only if it is exactly the one its commit seals to.
 
 use chacha20poly1305::aead::{Aead, Payload};
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
@@ -106,7 +107,7 @@ impl Commit {
         if rest.iter().any(|b| *b != 0) {
             return Err(NamespaceError::Malformed("non-zero commit padding".into()));
         }
-        Ok(Self {
+        let commit = Self {
             version: wire.version,
             root: DirRef {
                 object: wire.root,
@@ -115,7 +116,16 @@ impl Commit {
             },
             previous: wire.previous,
             time: wire.time,
-        })
+        };
+        // postcard reads an overlong varint (`ff 00` for 127) as the
+        // number; as with directories, one commit has one encoding, so a
+        // record opens only if it is the one its writer seals.
+        if commit.body() != body {
+            return Err(NamespaceError::Malformed(
+                "commit not in canonical form (an overlong number?)".into(),
+            ));
+        }
+        Ok(commit)
     }
 
     /// Seals the commit: its content id (what the chain points at) and bytes.
@@ -242,5 +252,21 @@ mod tests {
         ));
         assert_eq!(commit(4, 2, None).seal(&keys), (id, bytes), "deterministic");
         assert_ne!(commit(5, 2, None).seal(&keys).0, id);
+    }
+
+    /// A body its writer would never seal, sealed under the right key:
+    /// the parser refuses it rather than read the number.
+    #[test]
+    fn an_overlong_number_is_refused() {
+        let mut body = commit(127, 2, None).body();
+        assert_eq!(&body[..2], &[COMMIT_VERSION, 0x7f]);
+        Commit::parse(&body).unwrap();
+        // 127 as `ff 00`: the same number in one byte more.
+        body.splice(1..2, [0xff, 0x00]);
+        body.truncate(COMMIT_BODY_LEN);
+        assert!(matches!(
+            Commit::parse(&body),
+            Err(NamespaceError::Malformed(m)) if m.contains("canonical")
+        ));
     }
 }
