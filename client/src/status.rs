@@ -144,7 +144,7 @@ async fn deal_view(
     if deal.repair.as_ref().map(|r| r.data.root) != root {
         return Err(bad("its repair data is not this file's"));
     }
-    let data = repair_data::fetch(network, deal)
+    let data = repair_data::fetch(network, &deal)
         .await
         .map_err(|e| e.to_string())?;
     let params = CodingParams::new(data.k, data.m).map_err(|e| bad(&e.to_string()))?;
@@ -157,7 +157,7 @@ async fn deal_view(
     };
     let segments = statuses
         .iter()
-        .map(|st| segment_on_chain(st, &state, deal, moved))
+        .map(|st| segment_on_chain(st, &state, &deal, moved))
         .collect();
     Ok(ChainView {
         deal: first.id.clone(),

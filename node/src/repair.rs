@@ -483,7 +483,7 @@ impl Repairer {
                 Ok(Some(view)) => view.decode().ok().is_some_and(|state| {
                     state
                         .deal(deal)
-                        .and_then(|d| d.repair.as_ref())
+                        .and_then(|d| d.repair)
                         .and_then(|r| r.moved_to(segment, index).copied())
                         .is_some_and(|m| (m.commitment, m.leaf) != (from, leaf))
                 }),
@@ -542,7 +542,7 @@ impl Repairer {
             match self.shards.fetch(node, object, size, 0..size).await {
                 Ok(bytes) => {
                     let data = RepairData::decode(&bytes).map_err(failed)?;
-                    data.check_against(deal).map_err(failed)?;
+                    data.check_against(&deal).map_err(failed)?;
                     return Ok(data);
                 }
                 Err(e) => reasons.push(e.to_string()),

@@ -4,7 +4,8 @@
 //! entries to store) beside the way it did before the state was committed
 //! incrementally (a deep copy of every map, and the whole state encoded
 //! twice: once hashed for the root, once written to the store). Then the
-//! epoch block, which settles every deal, at both sizes.
+//! epoch blocks at both sizes: the one where every deal starts, and a
+//! steady one, which settles the period without touching a deal.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::collections::BTreeMap;
@@ -98,6 +99,7 @@ fn state(n: u32) -> ChainState {
                 since: 1,
                 moved: Vec::new(),
                 slashed: 0,
+                counted: (0, 0),
             })
             .collect();
         let deal = Deal {
@@ -176,16 +178,32 @@ fn bench(c: &mut Criterion) {
                 (copied.len(), root, stored.len())
             })
         });
-        // The epoch block settles the period for every node and walks every
-        // deal (ending those whose last period it was).
-        let mut before_epoch = base.clone();
+        // Epoch blocks. At the first, every deal starts: each is written
+        // once (an event its OpenDeal paid for). At the next, nothing starts
+        // or ends: the period is settled node by node, and no deal is
+        // touched ([`ChainState`]'s lazy settlement).
+        let mut before_start = base.clone();
         for h in 1..EPOCH_BLOCKS {
+            before_start.apply_block(h, [2; 32], &[]).unwrap();
+        }
+        g.bench_function(format!("epoch_block_every_deal_starts/{n}"), |b| {
+            b.iter_batched(
+                || before_start.clone(),
+                |mut s| s.apply_block(EPOCH_BLOCKS, [3; 32], &[]).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+        let mut before_epoch = before_start.clone();
+        for h in EPOCH_BLOCKS..2 * EPOCH_BLOCKS {
             before_epoch.apply_block(h, [2; 32], &[]).unwrap();
         }
         g.bench_function(format!("new_epoch_block/{n}"), |b| {
             b.iter_batched(
                 || before_epoch.clone(),
-                |mut s| s.apply_block(EPOCH_BLOCKS, [3; 32], &[]).unwrap(),
+                |mut s| {
+                    let out = s.apply_block(2 * EPOCH_BLOCKS, [3; 32], &[]).unwrap();
+                    (out, s.take_changes())
+                },
                 BatchSize::SmallInput,
             )
         });

@@ -454,7 +454,7 @@ fn build(state: &ChainState, (signer, fee, kind, amount): (u8, u64, u8, u64)) ->
         10 => {
             let own = state.deals().find_map(|(id, d)| {
                 (d.owner == addr(signer) && d.repair.is_none())
-                    .then(|| Some((*id, test_repair_data(d, 1, &SIZES)?)))
+                    .then(|| Some((*id, test_repair_data(&d, 1, &SIZES)?)))
                     .flatten()
             });
             match own {
@@ -515,7 +515,7 @@ fn repair_claim(state: &ChainState, signer: u8, pick: u64) -> Option<RepairClaim
     let with_data: Vec<(DealId, RepairData)> = state
         .deals()
         .filter(|(_, d)| d.repair.is_some())
-        .filter_map(|(id, d)| Some((*id, test_repair_data(d, 1, &SIZES)?)))
+        .filter_map(|(id, d)| Some((*id, test_repair_data(&d, 1, &SIZES)?)))
         .collect();
     let (deal, data) = with_data.get(pick as usize % with_data.len().max(1))?;
     let policy = RepairPolicy::new(CodingParams::new(data.k, data.m).ok()?, data.n() - 1);
@@ -589,6 +589,7 @@ proptest! {
                 height += 1;
                 let out = s.apply_block(height, [height as u8; 32], &[]).unwrap();
                 prop_assert_eq!(out.state_root, s.root_from_scratch());
+                prop_assert!(s.indexes_consistent());
                 for e in s.take_changes() {
                     match e.value {
                         Some(v) => stored.insert((e.map, e.key), v),

@@ -248,8 +248,42 @@ fn history(v: &mut BTreeMap<String, String>) {
             format!("state.block{height:02}.root"),
             hex::encode(out.state_root),
         );
+        v.insert(format!("state.block{height:02}.settled"), settled(&s));
     }
     assert!(!first_proof, "the history holds proofs");
+}
+
+/// What the state owes whom, however it is kept: every account's balance,
+/// each node's earnings and proof counts, each deal settled (escrow,
+/// withheld pay, and per commitment what it was paid and proved). Pins the
+/// economics apart from the encoding the root pins.
+fn settled(s: &ChainState) -> String {
+    let accounts: Vec<(u64, u64)> = [1u8, 2, 3]
+        .iter()
+        .chain(&NODES)
+        .map(|&i| {
+            let a = s.account(&addr(i));
+            (a.balance, a.nonce)
+        })
+        .collect();
+    let nodes: Vec<(u64, u64, u64, u64)> = NODES
+        .iter()
+        .filter_map(|&n| s.node(&addr(n)))
+        .map(|n| (n.earned, n.stake, n.proofs.accepted, n.proofs.missed))
+        .collect();
+    let deals: Vec<_> = s
+        .deals()
+        .map(|(id, d)| {
+            let commitments: Vec<(u64, u64, u64, bool)> = d
+                .commitments
+                .iter()
+                .map(|c| (c.paid, c.proofs_accepted, c.proofs_missed, c.orphaned))
+                .collect();
+            (*id, d.escrow, d.withheld, d.end_epoch, commitments)
+        })
+        .collect();
+    let bytes = postcard::to_stdvec(&(accounts, nodes, deals)).unwrap();
+    blake3::hash(&bytes).to_hex().to_string()
 }
 
 fn compute() -> BTreeMap<String, String> {

@@ -118,7 +118,7 @@ proptest! {
             if net.s.deal(&net.deal).is_some() {
                 prop_assert_eq!(now + fees, start + paid);
             }
-            if let Some(r) = net.s.deal(&net.deal).and_then(|d| d.repair.as_ref()) {
+            if let Some(r) = net.s.deal(&net.deal).and_then(|d| d.repair) {
                 let mut places: Vec<(u32, u16)> = r.moved.iter().map(|m| (m.segment, m.index)).collect();
                 places.dedup();
                 prop_assert_eq!(places.len(), r.moved.len(), "a shard has one place");
@@ -203,11 +203,11 @@ fn repair_data_round_trips_and_proves_each_shard_against_its_reference() {
         })
     );
     // It matches its deal; another deal's data, or a changed leaf, does not.
-    data.check_against(net.s.deal(&net.deal).unwrap()).unwrap();
+    data.check_against(&net.s.deal(&net.deal).unwrap()).unwrap();
     let mut changed = data.clone();
     changed.commitments[0][0].1 += 1;
     assert!(matches!(
-        changed.check_against(net.s.deal(&net.deal).unwrap()),
+        changed.check_against(&net.s.deal(&net.deal).unwrap()),
         Err(RepairDataError::Mismatch(_))
     ));
     let shards = [(ContentId::of(b"x"), 10)];

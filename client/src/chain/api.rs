@@ -432,7 +432,8 @@ impl ProofTaskView {
             .committed_space(address, period)
             .iter()
             .filter_map(|(id, ci)| {
-                let c = state.deal(id)?.commitments.get(*ci)?;
+                let deal = state.deal(id)?;
+                let c = deal.commitments.get(*ci)?;
                 let space = c.space(window.open);
                 Some(SpaceView {
                     deal: hex::encode(id.0),

@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use cairn_protocol::chain::{Address, DealId, MAX_TX_BYTES};
+use cairn_protocol::chain::{Address, Deal, DealId, MAX_TX_BYTES};
 use serde::Deserialize;
 
 use cairn_client::chain::api::{
@@ -245,7 +245,7 @@ async fn deal(State(ledger): State<Arc<Ledger>>, Path(id): Path<String>) -> ApiR
             hex::encode(id.0)
         ))
     })?;
-    Ok(Json(DealView::new(&id, deal, &state)))
+    Ok(Json(DealView::new(&id, &deal, &state)))
 }
 
 /// Deals a repairer should look at: repair data named, and bytes lost
@@ -308,17 +308,15 @@ async fn deals(
     let owner = query.owner.as_deref().map(parse_address).transpose()?;
     let after = parse_deal_after(query.after.as_deref())?;
     let state = ledger.store().state();
-    let matching = |after: Option<&DealId>| {
-        state
-            .deals_after(after)
-            .filter(move |(_, d)| owner.is_none_or(|o| d.owner == o))
-    };
+    let keep = move |d: &Deal| owner.is_none_or(|o| d.owner == o);
     let (deals, next) = page(
-        matching(after.as_ref()).map(|(id, d)| (*id, DealView::new(id, d, &state))),
+        state
+            .deals_where(after.as_ref(), keep)
+            .map(|(id, d)| (*id, DealView::new(id, &d, &state))),
         page_limit(query.limit),
     );
     Ok(Json(DealList {
-        total: matching(None).count(),
+        total: state.count_deals(keep),
         deals,
         next: next.map(|id| hex::encode(id.0)),
     }))
@@ -333,16 +331,13 @@ async fn deals_by_repair_root(
 ) -> ApiResult<DealList> {
     let root = parse_id("repair tree root", &root)?;
     let state = ledger.store().state();
-    let matching = || {
-        state
-            .deals()
-            .filter(move |(_, d)| d.repair.as_ref().is_some_and(|r| r.data.root == root))
-    };
+    let keep = move |d: &Deal| d.repair.as_ref().is_some_and(|r| r.data.root == root);
     Ok(Json(DealList {
-        total: matching().count(),
-        deals: matching()
+        total: state.count_deals(keep),
+        deals: state
+            .deals_where(None, keep)
             .take(MAX_LIST)
-            .map(|(id, d)| DealView::new(id, d, &state))
+            .map(|(id, d)| DealView::new(id, &d, &state))
             .collect(),
         next: None,
     }))

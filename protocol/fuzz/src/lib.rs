@@ -299,7 +299,7 @@ pub fn repair_claim(
     repairer: u8,
     holder: u8,
 ) -> Option<RepairClaim> {
-    let data = repair_data(state.deal(deal)?)?;
+    let data = repair_data(&state.deal(deal)?)?;
     let policy = RepairPolicy::new(CodingParams::new(data.k, data.m).ok()?, data.n() - 1);
     let statuses = repair::assess(state, deal, &data, &policy).ok()?;
     let mut cols = repair::columns(&statuses, 1);

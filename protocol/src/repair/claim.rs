@@ -43,7 +43,7 @@ pub fn prepare(
     holders: &[Address],
 ) -> Result<RepairClaim, RepairError> {
     let d = state.deal(deal).ok_or(RepairError::UnknownDeal(*deal))?;
-    data.check_against(d)?;
+    data.check_against(&d)?;
     let repair = d.repair.as_ref().ok_or(RepairError::NoRepairData(*deal))?;
     let tree = data.tree_leaves();
     let mut shards = Vec::new();
@@ -55,7 +55,7 @@ pub fn prepare(
                 Some(m) => (m.commitment, m.leaf),
                 None => data.holder(segment, index).ok_or(missing.clone())?,
             };
-            let leaves = leaves_of(d, repair, data, from).ok_or(missing.clone())?;
+            let leaves = leaves_of(&d, repair, data, from).ok_or(missing.clone())?;
             let from_path = merkle::prove(&leaves, leaf as usize).ok_or(missing.clone())?;
             let at = segment as usize * data.n() + usize::from(index);
             let repair_path = merkle::prove(&tree, at).ok_or(missing)?;

@@ -82,7 +82,7 @@ pub fn assess(
     policy: &RepairPolicy,
 ) -> Result<Vec<SegmentStatus>, RepairError> {
     let d = state.deal(deal).ok_or(RepairError::UnknownDeal(*deal))?;
-    data.check_against(d)?;
+    data.check_against(&d)?;
     let repair = d.repair.as_ref().ok_or(RepairError::NoRepairData(*deal))?;
     let mut out = Vec::with_capacity(data.segments.len());
     for g in 0..data.segments.len() as u32 {

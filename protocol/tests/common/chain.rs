@@ -240,9 +240,9 @@ pub fn test_leaves(
         return vec![];
     };
     let c = &d.commitments[ci];
-    match (&d.repair, test_repair_data(d, k, sizes)) {
+    match (&d.repair, test_repair_data(&d, k, sizes)) {
         (Some(r), Some(data)) if ci >= r.data.commitments as usize => {
-            leaves_of(d, r, &data, ci as u32).unwrap_or_default()
+            leaves_of(&d, r, &data, ci as u32).unwrap_or_default()
         }
         _ => node_number(&c.node).map_or(vec![], |n| held_shards(n, sizes)),
     }

@@ -41,7 +41,7 @@ pub fn repairable() -> Net {
     let terms = deal_terms_sized(&s, 1, &NODES, PRICE, (1, 12), &SIZES);
     s.apply_tx(&tx(&s, 1, 10, TxBody::OpenDeal(terms))).unwrap();
     let deal = DealId::new(&addr(1), nonce);
-    let data = test_repair_data(s.deal(&deal).unwrap(), K, &SIZES).unwrap();
+    let data = test_repair_data(&s.deal(&deal).unwrap(), K, &SIZES).unwrap();
     let set = TxBody::SetRepairData {
         deal,
         repair: data.reference(),

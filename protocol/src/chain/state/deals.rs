@@ -118,7 +118,6 @@ impl ChainState {
                 node.used += c.bytes;
                 node.active_deals += 1;
             }
-            self.node_deals.insert((c.node, id));
         }
         let deal = Deal {
             owner,
@@ -142,6 +141,7 @@ impl ChainState {
                     since: terms.start_epoch,
                     moved: Vec::new(),
                     slashed: 0,
+                    counted: (0, 0),
                 })
                 .collect(),
             escrow,
@@ -149,6 +149,8 @@ impl ChainState {
             opened_at: self.height,
             repair: None,
         };
+        // It starts after the current epoch: nothing counts yet.
+        self.index(&id, &deal);
         self.deals.insert(id, deal);
     }
 
@@ -158,7 +160,7 @@ impl ChainState {
     /// the current period's price (the nodes still prove it and are paid as
     /// usual) and ends with it; every later period is refunded now.
     pub(super) fn check_close(&self, owner: Address, deal: &DealId) -> Result<u64, Rejection> {
-        let d = self.deals.get(deal).ok_or(Rejection::UnknownDeal(*deal))?;
+        let d = self.settled(deal).ok_or(Rejection::UnknownDeal(*deal))?;
         if d.owner != owner {
             return Err(Rejection::NotDealOwner);
         }
@@ -172,18 +174,22 @@ impl ChainState {
     /// Closes a deal checked by [`Self::check_close`], crediting the refund.
     pub(super) fn close_deal(&mut self, id: &DealId) {
         let epoch = self.epoch;
-        let Some(deal) = self.deals.get_mut(id) else {
-            return;
-        };
-        if epoch < deal.start_epoch {
+        if self.deals.get(id).is_some_and(|d| epoch < d.start_epoch) {
             self.end_deal(id);
             return;
         }
+        let Some(before) = self.begin_change(id) else {
+            return;
+        };
+        let Some(deal) = self.deals.get_mut(id) else {
+            return;
+        };
         let kept = deal.price_per_epoch.min(deal.escrow);
         let refund = deal.escrow - kept;
         deal.escrow = kept;
         deal.end_epoch = epoch + 1;
         let owner = deal.owner;
+        self.end_change(id, before);
         let account = self.accounts.entry(owner).or_default();
         account.balance = account.balance.saturating_add(refund);
     }
@@ -193,7 +199,7 @@ impl ChainState {
     /// pending) goes back to the owner, the pool's part of pending bounties
     /// back to the repair pool, and its nodes get their capacity back.
     pub(super) fn end_deal(&mut self, id: &DealId) {
-        let Some(deal) = self.deals.remove(id) else {
+        let Some(deal) = self.take_deal(id) else {
             return;
         };
         let (from_deal, from_pool) = deal.repair.as_ref().map_or((0, 0), |r| {
@@ -208,7 +214,6 @@ impl ChainState {
             .saturating_add(deal.escrow)
             .saturating_add(from_deal);
         for c in &deal.commitments {
-            self.node_deals.remove(&(c.node, *id));
             if c.orphaned {
                 continue;
             }

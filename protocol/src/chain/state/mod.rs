@@ -2,7 +2,9 @@
 //!
 //! One file per concern: this one holds the state, accounts, nodes and the
 //! transaction dispatch; [`deals`] opens, closes and pays deals;
-//! [`proving`] checks storage proofs and settles each period; [`repairing`]
+//! [`proving`] checks storage proofs and settles each period; [`settling`]
+//! moves what a period paid out of a deal's escrow when the deal is next
+//! changed; [`repairing`]
 //! checks repair claims and pays their bounties; [`committed`] and
 //! [`trie`] hold the maps and their Merkle commitment; [`stored`] is the
 //! state as a store keeps it, entry by entry.
@@ -11,16 +13,16 @@ mod committed;
 mod deals;
 mod proving;
 mod repairing;
+mod settling;
 mod stored;
 mod trie;
 
 pub use committed::CommittedMap;
 pub use repairing::{DealRepair, MovedRecord, PendingRepair};
+pub use settling::NodeSpace;
 pub use stored::{StateEntry, StateHeader, StateMap};
 
 use std::collections::BTreeMap;
-
-use imbl::OrdSet;
 
 use serde::{Deserialize, Serialize};
 
@@ -111,6 +113,10 @@ pub struct DealCommitment {
     /// disqualified (less what repairs of it took), plus the pool's part of
     /// a failed repair that moved shards to it.
     pub slashed: u64,
+    /// The node's proof counters (periods proven; periods missed or failed)
+    /// this commitment was last settled at: its pay and withheld pay for the
+    /// periods since are still in the deal's escrow ([`settling`]).
+    pub counted: (u64, u64),
 }
 
 impl DealCommitment {
@@ -254,10 +260,10 @@ pub struct ChainState {
     accounts: CommittedMap<Address, Account>,
     nodes: CommittedMap<Address, NodeRecord>,
     deals: CommittedMap<DealId, Deal>,
-    /// Which deals each node has a commitment in: its committed space, in
-    /// deal-id order. An index of `deals` (a pair for every commitment), so
+    /// Indexes of `deals` (which deals each node is in, each node's space
+    /// this period, the deals starting, ending and being repaired), so
     /// neither committed to nor stored: rebuilt when a state is loaded.
-    node_deals: OrdSet<(Address, DealId)>,
+    derived: settling::Derived,
     namespaces: CommittedMap<Address, NamespaceRoot>,
     /// Slashed stake, waiting to pay for repairs.
     repair_pool: u64,
@@ -306,7 +312,7 @@ impl ChainState {
             accounts: accounts.into_iter().collect(),
             nodes: CommittedMap::new(),
             deals: CommittedMap::new(),
-            node_deals: OrdSet::new(),
+            derived: settling::Derived::default(),
             namespaces: CommittedMap::new(),
             repair_pool: 0,
             genesis_supply: supply,
@@ -390,12 +396,21 @@ impl ChainState {
         self.nodes.iter()
     }
 
-    pub fn deal(&self, id: &DealId) -> Option<&Deal> {
-        self.deals.get(id)
+    /// Deal `id`, settled: its escrow, withheld pay and commitments as if
+    /// every period so far had been paid out ([`settling`]).
+    pub fn deal(&self, id: &DealId) -> Option<Deal> {
+        self.settled(id)
     }
 
-    pub fn deals(&self) -> impl Iterator<Item = (&DealId, &Deal)> {
-        self.deals.iter()
+    /// Every deal, settled, in id order.
+    pub fn deals(&self) -> impl Iterator<Item = (&DealId, Deal)> {
+        self.deals_after(None)
+    }
+
+    /// What a node's commitments that count in the current period add up
+    /// to (none: it has nothing to prove).
+    pub fn node_space(&self, node: &Address) -> NodeSpace {
+        self.derived.spaces.get(node).copied().unwrap_or_default()
     }
 
     /// Nodes with addresses after `after`, in address order (a registry page).
@@ -407,8 +422,33 @@ impl ChainState {
     }
 
     /// Deals with ids after `after`, in id order (a page of deals).
-    pub fn deals_after(&self, after: Option<&DealId>) -> impl Iterator<Item = (&DealId, &Deal)> {
-        self.deals.iter_after(after)
+    pub fn deals_after(&self, after: Option<&DealId>) -> impl Iterator<Item = (&DealId, Deal)> {
+        self.deals_where(after, |_| true)
+    }
+
+    /// Deals with ids after `after` whose record passes `keep`, settled.
+    /// `keep` sees the deal unsettled, so it may look only at what
+    /// settlement does not change (owner, terms, commitments' nodes and
+    /// roots, repair data); only the deals kept are settled (copied).
+    pub fn deals_where<'a>(
+        &'a self,
+        after: Option<&DealId>,
+        keep: impl Fn(&Deal) -> bool + 'a,
+    ) -> impl Iterator<Item = (&'a DealId, Deal)> + 'a {
+        self.deals
+            .iter_after(after)
+            .filter(move |(_, d)| keep(d))
+            .map(|(id, d)| {
+                let mut d = d.clone();
+                settling::settle_deal(&mut d, &self.nodes, self.epoch);
+                (id, d)
+            })
+    }
+
+    /// How many deals pass `keep` (see [`Self::deals_where`]), without
+    /// settling any.
+    pub fn count_deals(&self, keep: impl Fn(&Deal) -> bool) -> usize {
+        self.deals.values().filter(|d| keep(d)).count()
     }
 
     /// What a repairer needs of the state to repair `deal` by the rules of
@@ -418,8 +458,8 @@ impl ChainState {
     /// give the same answers on it as on the whole state; a validator
     /// serves it so a repairer need not hold the chain.
     pub fn repair_view(&self, deal: &DealId) -> Option<ChainState> {
-        let d = self.deals.get(deal)?;
-        Some(ChainState {
+        let d = self.settled(deal)?;
+        let mut view = ChainState {
             chain_id: self.chain_id.clone(),
             genesis: self.genesis,
             params: self.params.clone(),
@@ -430,14 +470,16 @@ impl ChainState {
             beacons: BTreeMap::new(),
             accounts: CommittedMap::new(),
             nodes: self.nodes.clone(),
-            deals: [(*deal, d.clone())].into_iter().collect(),
-            node_deals: d.commitments.iter().map(|c| (c.node, *deal)).collect(),
+            deals: [(*deal, d)].into_iter().collect(),
+            derived: settling::Derived::default(),
             namespaces: CommittedMap::new(),
             repair_pool: self.repair_pool,
             genesis_supply: self.genesis_supply,
             minted: self.minted,
             burned: self.burned,
-        })
+        };
+        view.derived = view.derive();
+        Some(view)
     }
 
     pub fn namespace(&self, address: &Address) -> Option<NamespaceRoot> {
@@ -485,7 +527,8 @@ impl ChainState {
     pub fn held(&self) -> u128 {
         let balances: u128 = self.accounts.values().map(|a| a.balance as u128).sum();
         let stakes: u128 = self.nodes.values().map(|n| n.stake as u128).sum();
-        let escrow: u128 = self.deals.values().map(|d| d.escrow as u128).sum();
+        // Settled: what a period paid a node has left the escrow.
+        let escrow: u128 = self.deals().map(|(_, d)| d.escrow as u128).sum();
         let bounties: u128 = self
             .deals
             .values()
@@ -527,8 +570,12 @@ impl ChainState {
         self.beacons = self.beacons.split_off(&keep_from);
         let new_epoch = height % self.params.epoch_blocks == 0;
         if new_epoch {
+            // The period that ended is settled in its own epoch (the deals
+            // it was the last period of end with it); then the commitments
+            // that start counting in the new one join their nodes' spaces.
+            self.settle_period(self.epoch);
             self.epoch = height / self.params.epoch_blocks;
-            self.settle_period(self.epoch - 1);
+            self.start_commitments();
         }
         // Every signature of the block in one batch (the answer is the
         // same, tx by tx, as checking each alone: see `sig`).

@@ -5,7 +5,7 @@ use super::{ChainState, DealId, LostRecord};
 use crate::chain::merkle;
 use crate::chain::rejection::Rejection;
 use crate::chain::tx::{Address, LostLeaf};
-use crate::proofs::accounting::{period_share, Health, PeriodOutcome};
+use crate::proofs::accounting::{Health, PeriodOutcome};
 use crate::proofs::{self, challenge, Space, StorageProof};
 
 /// A proof that passed every check, and what it found.
@@ -28,7 +28,8 @@ impl ChainState {
     /// `period` on (a holder added by repair starts the period after its
     /// claim), in deal-id order, with the index of the node's commitment.
     pub fn committed_space(&self, node: &Address, period: u64) -> Vec<(DealId, usize)> {
-        self.node_deals
+        self.derived
+            .node_deals
             .range((*node, DealId([0; 32]))..=(*node, DealId([0xff; 32])))
             .filter_map(|(_, id)| {
                 let deal = self.deals.get(id)?;
@@ -206,8 +207,13 @@ impl ChainState {
         Ok(out)
     }
 
+    /// Records lost shards. A loss lowers what its commitment earns from
+    /// now on, so each deal is settled first ([`Self::begin_change`]).
     pub(super) fn record_lost(&mut self, records: Vec<(DealId, usize, LostRecord)>) {
         for (id, ci, record) in records {
+            let Some(before) = self.begin_change(&id) else {
+                continue;
+            };
             if let Some(c) = self
                 .deals
                 .get_mut(&id)
@@ -216,12 +222,17 @@ impl ChainState {
                 let at = c.lost.partition_point(|r| r.leaf < record.leaf);
                 c.lost.insert(at, record);
             }
+            self.end_change(&id, before);
         }
     }
 
-    /// Settles `period` for every node that had bytes to prove in it: pays
-    /// the proven, withholds the rest, updates health, slashes and orphans
-    /// the disqualified; then ends the deals whose last period it was.
+    /// Settles `period` (the epoch still current) for every node that had
+    /// bytes to prove in it: pays the proven what their space pays, counts
+    /// the period in their proof record (which is what settles their
+    /// deals, lazily: [`super::settling`]), updates health, slashes and
+    /// orphans the disqualified; then ends the deals whose last period it
+    /// was. Walks the nodes, never the deals, but for the deals that end
+    /// and the nodes that did not prove.
     pub(super) fn settle_period(&mut self, period: u64) {
         let params = self.params.proof;
         let addresses: Vec<Address> = self.nodes.keys().copied().collect();
@@ -229,44 +240,19 @@ impl ChainState {
         // of them fails.
         let mut unproven: Vec<Address> = Vec::new();
         for address in addresses {
-            let space = self.committed_space(&address, period);
+            let space = self.node_space(&address);
             let Some(node) = self.nodes.get_mut(&address) else {
                 continue;
             };
             let proven = node.proven.take();
-            if space.is_empty() {
+            if space.commitments == 0 {
                 continue;
             }
             let outcome = match proven {
                 Some((p, false)) if p == period => PeriodOutcome::Proven,
                 Some((p, true)) if p == period => PeriodOutcome::Failed,
-                _ => {
-                    // Nothing left to sample: a node that declared all its
-                    // losses is skipped (and not paid); one whose losses were
-                    // found cannot prove what it claimed, and misses.
-                    let open = challenge::window(&params, &address, period).open;
-                    let live: u64 = space
-                        .iter()
-                        .filter_map(|(id, ci)| {
-                            Some(self.deals.get(id)?.commitments.get(*ci)?.space(open).live())
-                        })
-                        .sum();
-                    let found = space.iter().any(|(id, ci)| {
-                        self.deals
-                            .get(id)
-                            .and_then(|d| d.commitments.get(*ci))
-                            .is_some_and(|c| {
-                                // Until repair moved them away.
-                                c.lost
-                                    .iter()
-                                    .any(|l| l.found && !c.moved.iter().any(|m| m.0 == l.leaf))
-                            })
-                    });
-                    if live == 0 && !found {
-                        continue;
-                    }
-                    PeriodOutcome::Missed
-                }
+                _ if self.nothing_to_prove(&address, period) => continue,
+                _ => PeriodOutcome::Missed,
             };
             let Some(node) = self.nodes.get_mut(&address) else {
                 continue;
@@ -275,48 +261,45 @@ impl ChainState {
                 unproven.push(address);
             }
             let change = node.proofs.settle(&params, period, outcome);
-            let mut earned = 0u64;
-            for (id, ci) in &space {
-                let Some(deal) = self.deals.get_mut(id) else {
-                    continue;
-                };
-                let (price, size) = (deal.price_per_epoch, deal.size);
-                let c = &mut deal.commitments[*ci];
-                // Bytes repair moved to another holder are paid there, not
-                // withheld here.
-                let owed = c.bytes.saturating_sub(c.moved_bytes());
-                let full = period_share(price, owed, size).min(deal.escrow);
-                let pay = if outcome == PeriodOutcome::Proven {
-                    c.proofs_accepted += 1;
-                    period_share(price, c.live_bytes(), size).min(full)
-                } else {
-                    c.proofs_missed += 1;
-                    0
-                };
-                c.paid = c.paid.saturating_add(pay);
-                deal.escrow -= pay;
-                deal.withheld = deal.withheld.saturating_add(full - pay).min(deal.escrow);
-                earned = earned.saturating_add(pay);
-            }
-            let account = self.accounts.entry(address).or_default();
-            account.balance = account.balance.saturating_add(earned);
-            if let Some(node) = self.nodes.get_mut(&address) {
-                node.earned = node.earned.saturating_add(earned);
+            if outcome == PeriodOutcome::Proven {
+                node.earned = node.earned.saturating_add(space.pay);
+                let account = self.accounts.entry(address).or_default();
+                account.balance = account.balance.saturating_add(space.pay);
             }
             if change == Some(Health::Disqualified) {
                 self.disqualify(address);
             }
         }
         self.settle_repairs(period, &unproven);
-        let ended: Vec<DealId> = self
-            .deals
-            .iter()
-            .filter(|(_, d)| period + 1 >= d.end_epoch)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ended {
+        for id in self.ending_by(period + 1) {
             self.end_deal(&id);
         }
+    }
+
+    /// Whether a node that sent no proof for `period` had nothing left to
+    /// sample: one that declared all its losses is skipped (and not paid);
+    /// one whose losses were found cannot prove what it claimed, and misses.
+    fn nothing_to_prove(&self, address: &Address, period: u64) -> bool {
+        let open = challenge::window(&self.params.proof, address, period).open;
+        let space = self.committed_space(address, period);
+        let live: u64 = space
+            .iter()
+            .filter_map(|(id, ci)| {
+                Some(self.deals.get(id)?.commitments.get(*ci)?.space(open).live())
+            })
+            .sum();
+        let found = space.iter().any(|(id, ci)| {
+            self.deals
+                .get(id)
+                .and_then(|d| d.commitments.get(*ci))
+                .is_some_and(|c| {
+                    // Until repair moved them away.
+                    c.lost
+                        .iter()
+                        .any(|l| l.found && !c.moved.iter().any(|m| m.0 == l.leaf))
+                })
+        });
+        live == 0 && !found
     }
 
     /// Slashes a node's whole stake into the repair pool and orphans every
@@ -329,6 +312,7 @@ impl ChainState {
         node.slashed = node.slashed.saturating_add(stake);
         self.repair_pool = self.repair_pool.saturating_add(stake);
         let deals: Vec<DealId> = self
+            .derived
             .node_deals
             .range((address, DealId([0; 32]))..=(address, DealId([0xff; 32])))
             .map(|(_, id)| *id)
@@ -344,20 +328,25 @@ impl ChainState {
             .fold(0u64, u64::saturating_add);
         let mut released = (0u64, 0u32);
         for id in deals {
-            let Some(deal) = self.deals.get_mut(&id) else {
+            // Settled first: the node is paid for what it proved until now.
+            let Some(before) = self.begin_change(&id) else {
                 continue;
             };
-            for c in deal
-                .commitments
-                .iter_mut()
-                .filter(|c| c.node == address && !c.orphaned)
-            {
-                c.orphaned = true;
-                let share = u128::from(stake) * u128::from(c.bytes) / u128::from(committed.max(1));
-                c.slashed = c.slashed.saturating_add(share as u64);
-                released.0 = released.0.saturating_add(c.bytes);
-                released.1 = released.1.saturating_add(1);
+            if let Some(deal) = self.deals.get_mut(&id) {
+                for c in deal
+                    .commitments
+                    .iter_mut()
+                    .filter(|c| c.node == address && !c.orphaned)
+                {
+                    c.orphaned = true;
+                    let share =
+                        u128::from(stake) * u128::from(c.bytes) / u128::from(committed.max(1));
+                    c.slashed = c.slashed.saturating_add(share as u64);
+                    released.0 = released.0.saturating_add(c.bytes);
+                    released.1 = released.1.saturating_add(1);
+                }
             }
+            self.end_change(&id, before);
         }
         if let Some(node) = self.nodes.get_mut(&address) {
             node.used = node.used.saturating_sub(released.0);

@@ -274,7 +274,10 @@ impl ChainState {
             deal: id,
             holders,
             moves,
-            from_deal: bounty_from_deal(deal, claimed),
+            // Settled: the withheld pay of every period so far.
+            from_deal: self
+                .settled(&id)
+                .map_or(0, |settled| bounty_from_deal(&settled, claimed)),
             from_pool,
             draws,
         })
@@ -286,15 +289,30 @@ impl ChainState {
         let since = self.epoch + 1;
         let height = self.height;
         let id = checked.deal;
+        // Settled first: the bounty comes out of the withheld pay.
+        let Some(before) = self.begin_change(&id) else {
+            return;
+        };
         for c in &checked.holders {
             if let Some(node) = self.nodes.get_mut(&c.node) {
                 node.used = node.used.saturating_add(c.bytes);
                 node.active_deals = node.active_deals.saturating_add(1);
             }
-            self.node_deals.insert((c.node, id));
         }
         self.repair_pool -= checked.from_pool;
-        let Some(deal) = self.deals.get_mut(&id) else {
+        self.change_for_repair(repairer, height, since, checked);
+        self.end_change(&id, before);
+    }
+
+    /// The deal's side of [`Self::record_repair`].
+    fn change_for_repair(
+        &mut self,
+        repairer: Address,
+        height: u64,
+        since: u64,
+        checked: CheckedRepair,
+    ) {
+        let Some(deal) = self.deals.get_mut(&checked.deal) else {
             return;
         };
         let first = deal.commitments.len();
@@ -312,6 +330,7 @@ impl ChainState {
                 since,
                 moved: Vec::new(),
                 slashed: 0,
+                counted: (0, 0),
             }));
         deal.escrow -= checked.from_deal;
         deal.withheld -= checked.from_deal;
@@ -372,54 +391,68 @@ impl ChainState {
     /// new commitment in, lost any of it, or was disqualified (the deal's
     /// part back to the deal's withheld pay, the pool's back to the pool).
     pub(super) fn settle_repairs(&mut self, period: u64, unproven: &[Address]) {
-        let ids: Vec<DealId> = self
-            .deals
-            .iter()
-            .filter(|(_, d)| d.repair.as_ref().is_some_and(|r| !r.pending.is_empty()))
-            .map(|(id, _)| *id)
-            .collect();
+        let ids: Vec<DealId> = self.derived.repairing.iter().copied().collect();
         let mut payouts: Vec<(Address, u64)> = Vec::new();
         for id in ids {
-            let Some(deal) = self.deals.get_mut(&id) else {
+            // Settled first: a failed claim's bounty goes back to the
+            // withheld pay.
+            let Some(before) = self.begin_change(&id) else {
                 continue;
             };
-            let Some(mut repair) = deal.repair.take() else {
-                continue;
-            };
-            let mut keep = Vec::with_capacity(repair.pending.len());
-            for p in std::mem::take(&mut repair.pending) {
-                let failed = p.holders.iter().any(|(ci, _)| {
-                    deal.commitments.get(*ci as usize).is_none_or(|c| {
-                        c.orphaned
-                            || !c.lost.is_empty()
-                            || (c.since <= period && unproven.contains(&c.node))
-                    })
-                });
-                if failed {
-                    // Back where it came from, and still earmarked for these
-                    // shards: the pool's part follows them to the new
-                    // holders' commitments, which the next repair moves from.
-                    deal.escrow = deal.escrow.saturating_add(p.from_deal);
-                    deal.withheld = deal.withheld.saturating_add(p.from_deal);
-                    self.repair_pool = self.repair_pool.saturating_add(p.from_pool);
-                    carry_slashed(&mut deal.commitments, &p.holders, p.from_pool);
-                    repair.failed = repair.failed.saturating_add(1);
-                } else if p.holders.iter().all(|h| h.1) {
-                    payouts.push((p.repairer, p.bounty()));
-                    repair.paid = repair.paid.saturating_add(p.bounty());
-                    repair.done = repair.done.saturating_add(1);
-                } else {
-                    keep.push(p);
-                }
+            let pool = self.repair_pool;
+            if let Some(deal) = self.deals.get_mut(&id) {
+                self.repair_pool = settle_pending(deal, period, unproven, pool, &mut payouts);
             }
-            repair.pending = keep;
-            deal.repair = Some(repair);
+            self.end_change(&id, before);
         }
         for (repairer, amount) in payouts {
             let account = self.accounts.entry(repairer).or_default();
             account.balance = account.balance.saturating_add(amount);
         }
     }
+}
+
+/// Settles the pending repairs of `deal` at the end of `period` (see
+/// [`ChainState::settle_repairs`]); returns the repair pool after it.
+fn settle_pending(
+    deal: &mut super::Deal,
+    period: u64,
+    unproven: &[Address],
+    mut pool: u64,
+    payouts: &mut Vec<(Address, u64)>,
+) -> u64 {
+    let Some(mut repair) = deal.repair.take() else {
+        return pool;
+    };
+    let mut keep = Vec::with_capacity(repair.pending.len());
+    for p in std::mem::take(&mut repair.pending) {
+        let failed = p.holders.iter().any(|(ci, _)| {
+            deal.commitments.get(*ci as usize).is_none_or(|c| {
+                c.orphaned
+                    || !c.lost.is_empty()
+                    || (c.since <= period && unproven.contains(&c.node))
+            })
+        });
+        if failed {
+            // Back where it came from, and still earmarked for these
+            // shards: the pool's part follows them to the new holders'
+            // commitments, which the next repair moves from.
+            deal.escrow = deal.escrow.saturating_add(p.from_deal);
+            deal.withheld = deal.withheld.saturating_add(p.from_deal);
+            pool = pool.saturating_add(p.from_pool);
+            carry_slashed(&mut deal.commitments, &p.holders, p.from_pool);
+            repair.failed = repair.failed.saturating_add(1);
+        } else if p.holders.iter().all(|h| h.1) {
+            payouts.push((p.repairer, p.bounty()));
+            repair.paid = repair.paid.saturating_add(p.bounty());
+            repair.done = repair.done.saturating_add(1);
+        } else {
+            keep.push(p);
+        }
+    }
+    repair.pending = keep;
+    deal.repair = Some(repair);
+    pool
 }
 
 /// Earmarks `amount` of the pool for the commitments `holders` (pro rata

@@ -182,12 +182,8 @@ impl ChainState {
                 )),
             }
         }
-        let node_deals = deals
-            .iter()
-            .flat_map(|(id, d)| d.commitments.iter().map(move |c| (c.node, *id)))
-            .collect();
         let h = header;
-        Ok(Self {
+        let mut state = Self {
             chain_id: h.chain_id,
             genesis: h.genesis,
             params: h.params,
@@ -199,12 +195,14 @@ impl ChainState {
             accounts: accounts.into_iter().collect(),
             nodes: nodes.into_iter().collect(),
             deals: deals.into_iter().collect(),
-            node_deals,
+            derived: Default::default(),
             namespaces: namespaces.into_iter().collect(),
             repair_pool: h.repair_pool,
             genesis_supply: h.genesis_supply,
             minted: h.minted,
             burned: h.burned,
-        })
+        };
+        state.derived = state.derive();
+        Ok(state)
     }
 }
