@@ -9,6 +9,13 @@
 //! `CAIRN_BENCH_CONCURRENCY` requests in flight (default 8). Prints a table
 //! and one JSON line. The node runs in this process on real sockets; the
 //! client shares the machine's cores with it, as on a one-box deployment.
+//!
+//! Stores and nodes live in a temporary directory under `CAIRN_BENCH_DIR`
+//! (default: the system temp dir; put it on the disk being measured, not a
+//! tmpfs). Shard files use direct I/O unless the filesystem refuses it;
+//! the `store_buffered` and `bulk_buffered` phases repeat the store put and
+//! the bulk ingest and serve with `[store] direct_io = false`, so the two
+//! modes are compared in one run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -18,7 +25,7 @@ use bytes::Bytes;
 use cairn_client::net::client::{ClientSettings, NodeAddr, ShardClient};
 use cairn_node::config::{render, Config, InitOptions};
 use cairn_node::daemon::{node_addr, RuntimeInfo};
-use cairn_node::store::{PutOptions, ShardStore};
+use cairn_node::store::{PutOptions, ShardStore, StoreOptions};
 use cairn_protocol::shard::Outboard;
 use cairn_protocol::ContentId;
 use libp2p::futures::StreamExt;
@@ -88,8 +95,9 @@ fn raw_rocksdb_put(dir: &Path, data: &[(ContentId, Bytes)], writers: usize) -> P
 /// The node's store alone: the node's own [`ShardStore`] (shard file written, synced and
 /// renamed, metadata committed in a synced batch) with the same number of
 /// writers; outboards computed before the clock starts, no network.
-fn raw_put(dir: &Path, data: &[(ContentId, Bytes)], writers: usize) -> Phase {
-    let store = ShardStore::open(dir, 1 << 40).unwrap();
+fn raw_put(dir: &Path, data: &[(ContentId, Bytes)], writers: usize, direct_io: bool) -> Phase {
+    let store = ShardStore::open_with(dir, 1 << 40, &StoreOptions { direct_io }).unwrap();
+    assert!(direct_io || !store.direct_io());
     let outboards: Vec<Outboard> = data.iter().map(|(_, b)| Outboard::compute(b)).collect();
     in_parallel(data.len(), writers, |i| {
         store
@@ -111,8 +119,8 @@ fn in_parallel(count: usize, writers: usize, put: impl Fn(usize) + Sync) -> Phas
     clock.stop()
 }
 
-async fn start_node(dir: &Path) -> (NodeAddr, tokio::sync::oneshot::Sender<()>) {
-    let text = render(&InitOptions {
+async fn start_node(dir: &Path, direct_io: bool) -> (NodeAddr, tokio::sync::oneshot::Sender<()>) {
+    let mut text = render(&InitOptions {
         data_dir: dir.to_path_buf(),
         capacity: 1 << 40,
         port: 0,
@@ -120,7 +128,11 @@ async fn start_node(dir: &Path) -> (NodeAddr, tokio::sync::oneshot::Sender<()>) 
         http: None,
         bootstrap: vec![],
     });
+    if !direct_io {
+        text = text.replace("direct_io = true", "direct_io = false");
+    }
     let config = Config::parse(&text).unwrap();
+    assert_eq!(config.store.direct_io, direct_io);
     std::fs::create_dir_all(dir).unwrap();
     cairn_node::identity::create(&config.identity_path()).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -270,10 +282,14 @@ fn main() {
     let size = env("CAIRN_BENCH_SHARD_KIB", 1024) * 1024;
     let concurrency = env("CAIRN_BENCH_CONCURRENCY", 8);
     let total = count * size;
-    let root = tempfile::tempdir().unwrap();
+    let root = match std::env::var_os("CAIRN_BENCH_DIR") {
+        Some(dir) => tempfile::tempdir_in(dir).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
 
-    // `CAIRN_BENCH_ONLY=quic,serve` (any of rocksdb, store, quic, tcp,
-    // bulk, serve) runs only those phases, to profile one at a time; serve
+    // `CAIRN_BENCH_ONLY=quic,serve` (any of rocksdb, store,
+    // store_buffered, quic, tcp, bulk, bulk_buffered, serve) runs only
+    // those phases, to profile one at a time; serve
     // serves what the selected transports took in.
     let selected = std::env::var("CAIRN_BENCH_ONLY").ok();
     let wanted = |phase: &str| {
@@ -294,6 +310,15 @@ fn main() {
             &root.path().join("store"),
             &shards(count, size, 1),
             concurrency,
+            true,
+        )
+    });
+    let store_buffered = wanted("store_buffered").then(|| {
+        raw_put(
+            &root.path().join("store-buffered"),
+            &shards(count, size, 7),
+            concurrency,
+            false,
         )
     });
 
@@ -301,59 +326,99 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let [quic_in, tcp_in, bulk_in, quic_out, tcp_out, bulk_out] = runtime.block_on(async {
-        let (node, stop) = start_node(&root.path().join("node")).await;
-        let quic = only(&node, "/quic-v1");
-        let tcp = only(&node, "/tcp/");
-        let (mut quic_in, mut tcp_in, mut quic_out, mut tcp_out) = (None, None, None, None);
-        let (mut bulk_in, mut bulk_out) = (None, None);
-        if wanted("quic") {
-            let client = client(false);
-            client.info(&quic).await.unwrap();
-            let a = shards(count, size, 2);
-            quic_in = Some(ingest(&client, &quic, &a, concurrency).await);
-            if wanted("serve") {
-                // Serving reads shards the node just took in: its caches are warm.
-                quic_out = Some(serve(&client, &quic, &a, concurrency).await);
+    let [quic_in, tcp_in, bulk_in, buffered_in, quic_out, tcp_out, bulk_out, buffered_out] =
+        runtime.block_on(async {
+            let (node, stop) = start_node(&root.path().join("node"), true).await;
+            let quic = only(&node, "/quic-v1");
+            let tcp = only(&node, "/tcp/");
+            let (mut quic_in, mut tcp_in, mut quic_out, mut tcp_out) = (None, None, None, None);
+            let (mut bulk_in, mut bulk_out) = (None, None);
+            if wanted("quic") {
+                let client = client(false);
+                client.info(&quic).await.unwrap();
+                let a = shards(count, size, 2);
+                quic_in = Some(ingest(&client, &quic, &a, concurrency).await);
+                if wanted("serve") {
+                    // Serving reads shards the node just took in: its caches are warm.
+                    quic_out = Some(serve(&client, &quic, &a, concurrency).await);
+                }
             }
-        }
-        if wanted("tcp") {
-            // A client of its own: libp2p sends a request over any
-            // connection it has to the peer, so one that had dialed QUIC
-            // would never use TCP.
-            let client = client(false);
-            client.info(&tcp).await.unwrap();
-            let b = shards(count, size, 3);
-            tcp_in = Some(ingest(&client, &tcp, &b, concurrency).await);
-            if wanted("serve") {
-                tcp_out = Some(serve(&client, &tcp, &b, concurrency).await);
+            if wanted("tcp") {
+                // A client of its own: libp2p sends a request over any
+                // connection it has to the peer, so one that had dialed QUIC
+                // would never use TCP.
+                let client = client(false);
+                client.info(&tcp).await.unwrap();
+                let b = shards(count, size, 3);
+                tcp_in = Some(ingest(&client, &tcp, &b, concurrency).await);
+                if wanted("serve") {
+                    tcp_out = Some(serve(&client, &tcp, &b, concurrency).await);
+                }
             }
-        }
-        if wanted("bulk") {
-            // The bulk listener's port comes from `Info` (over QUIC here).
-            let client = client(true);
-            let info = client.info(&quic).await.unwrap();
-            assert!(info.bulk_port.is_some(), "the node has no bulk listener");
-            let c = shards(count, size, 5);
-            bulk_in = Some(ingest(&client, &quic, &c, concurrency).await);
-            if wanted("serve") {
-                bulk_out = Some(serve(&client, &quic, &c, concurrency).await);
+            if wanted("bulk") {
+                // The bulk listener's port comes from `Info` (over QUIC here).
+                let client = client(true);
+                let info = client.info(&quic).await.unwrap();
+                assert!(info.bulk_port.is_some(), "the node has no bulk listener");
+                let c = shards(count, size, 5);
+                bulk_in = Some(ingest(&client, &quic, &c, concurrency).await);
+                if wanted("serve") {
+                    bulk_out = Some(serve(&client, &quic, &c, concurrency).await);
+                }
             }
-        }
-        let _ = stop.send(());
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        [quic_in, tcp_in, bulk_in, quic_out, tcp_out, bulk_out]
-    });
+            let _ = stop.send(());
+            let (mut buffered_in, mut buffered_out) = (None, None);
+            if wanted("bulk_buffered") {
+                // The bulk phases again, on a node of its own with buffered I/O.
+                let (node, stop) = start_node(&root.path().join("node-buffered"), false).await;
+                let quic = only(&node, "/quic-v1");
+                let client = client(true);
+                let info = client.info(&quic).await.unwrap();
+                assert!(info.bulk_port.is_some(), "the node has no bulk listener");
+                let d = shards(count, size, 6);
+                buffered_in = Some(ingest(&client, &quic, &d, concurrency).await);
+                if wanted("serve") {
+                    buffered_out = Some(serve(&client, &quic, &d, concurrency).await);
+                }
+                let _ = stop.send(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            [
+                quic_in,
+                tcp_in,
+                bulk_in,
+                buffered_in,
+                quic_out,
+                tcp_out,
+                bulk_out,
+                buffered_out,
+            ]
+        });
 
     let phases: Vec<_> = [
         ("raw RocksDB put (synced)", "raw_rocksdb_put", rocksdb),
         ("node store put (synced)", "store_put", store),
+        (
+            "store put, buffered I/O",
+            "store_put_buffered",
+            store_buffered,
+        ),
         ("ingest over QUIC", "ingest_quic", quic_in),
         ("ingest over TCP", "ingest_tcp", tcp_in),
         ("ingest over bulk TLS", "ingest_bulk", bulk_in),
+        (
+            "ingest bulk, buffered I/O",
+            "ingest_bulk_buffered",
+            buffered_in,
+        ),
         ("serve over QUIC (verified)", "serve_quic", quic_out),
         ("serve over TCP (verified)", "serve_tcp", tcp_out),
         ("serve over bulk TLS (verif.)", "serve_bulk", bulk_out),
+        (
+            "serve bulk, buffered I/O",
+            "serve_bulk_buffered",
+            buffered_out,
+        ),
     ]
     .into_iter()
     .filter_map(|(name, key, p)| Some((name, key, p?)))

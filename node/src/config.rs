@@ -57,6 +57,8 @@ struct RawConfig {
     #[serde(default)]
     scrub: RawScrub,
     #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
     chain: Option<RawChain>,
@@ -116,6 +118,12 @@ struct RawScrub {
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
+struct RawStore {
+    direct_io: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct RawLimits {
     inbound_buffer: Option<String>,
     requests_per_peer: Option<usize>,
@@ -156,6 +164,8 @@ pub struct Config {
     pub scrub_interval: Duration,
     /// Bytes per second the scrubber may read.
     pub scrub_rate: u64,
+    /// How the shard store is opened (`[store]`).
+    pub store: crate::store::StoreOptions,
     pub limits: Limits,
     /// The chain this node follows, if any.
     pub chain: Option<ChainConfig>,
@@ -576,6 +586,9 @@ impl Config {
             http_limits,
             scrub_interval,
             scrub_rate,
+            store: crate::store::StoreOptions {
+                direct_io: raw.store.direct_io.unwrap_or(true),
+            },
             limits,
         })
     }
@@ -806,6 +819,12 @@ max_body = "1MiB"
 interval_secs = 3600
 rate = "64MiB"
 
+[store]
+# Shard files bypass the page cache (O_DIRECT) where the filesystem allows
+# it; false: buffered I/O. A filesystem that refuses O_DIRECT gets buffered
+# I/O either way (logged when the store opens).
+direct_io = true
+
 [limits]
 # Request bodies buffered at once over all peers.
 inbound_buffer = "256MiB"
@@ -875,6 +894,18 @@ mod tests {
         assert_eq!(c.limits.requests_per_peer, 32);
         assert_eq!(c.limits.response_buffer, Limits::default().response_buffer);
         assert_eq!(c.limits.store_threads, 16);
+        assert!(c.store.direct_io);
+    }
+
+    #[test]
+    fn direct_io_can_be_turned_off_and_defaults_on() {
+        let s = sample();
+        let off = Config::parse(&s.replace("direct_io = true", "direct_io = false")).unwrap();
+        assert!(!off.store.direct_io);
+        let absent = Config::parse(&s.replace("direct_io = true", "")).unwrap();
+        assert!(absent.store.direct_io);
+        let e = Config::parse(&s.replace("direct_io = true", "direct_io = 1")).unwrap_err();
+        assert!(e.to_string().contains("direct_io"), "{e}");
     }
 
     #[test]

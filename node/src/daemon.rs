@@ -114,6 +114,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let store = {
         let dir = store_dir.clone();
         let capacity = config.capacity;
+        let options = config.store.clone();
         // Payment is tracked where the proof worker can see the deals that
         // pay (a node of a chain that proves); a private node keeps shards
         // as their stores asked.
@@ -123,7 +124,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             .filter(|c| c.prove)
             .map(|_| config.limits.unpaid());
         tokio::task::spawn_blocking(move || {
-            let mut store = ShardStore::open(&dir, capacity)?;
+            let mut store = ShardStore::open_with(&dir, capacity, &options)?;
             if let Some(limits) = unpaid {
                 store.track_unpaid(limits)?;
             }

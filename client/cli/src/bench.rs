@@ -44,6 +44,8 @@ pub struct BenchOptions {
     pub dir: PathBuf,
     /// Segments in flight (the client config's `parallelism`).
     pub parallelism: usize,
+    /// The nodes' `[store] direct_io` (`None`: their default, on).
+    pub direct_io: Option<bool>,
 }
 
 /// One run.
@@ -97,6 +99,7 @@ pub async fn run(
             nodes: opts.nodes,
             capacity: (largest * 2).max(1 << 30),
             validators: 0, // no consensus traffic in the measurements
+            direct_io: opts.direct_io,
             ..DevnetOptions::default()
         },
     )?

@@ -190,6 +190,8 @@ pub struct DevnetOptions {
     pub repair_stagger_blocks: Option<u64>,
     /// Node `i` runs on `hosts[i]`; empty: every node on 127.0.0.1.
     pub hosts: Vec<NodeHost>,
+    /// `[store] direct_io` for every new node (`None`: the node's default).
+    pub direct_io: Option<bool>,
 }
 
 impl Default for DevnetOptions {
@@ -203,6 +205,7 @@ impl Default for DevnetOptions {
             validators: DEFAULT_VALIDATORS,
             repair_stagger_blocks: None,
             hosts: Vec::new(),
+            direct_io: None,
         }
     }
 }
@@ -366,7 +369,13 @@ impl Devnet {
                 .iter()
                 .map(|d| {
                     let bin = &net.node_bin;
-                    s.spawn(move || init_node(bin, d, options.capacity))
+                    s.spawn(move || {
+                        init_node(bin, d, options.capacity)?;
+                        match options.direct_io {
+                            Some(on) => edit_node_config(d, |t| set_direct_io(t, on)),
+                            None => Ok(()),
+                        }
+                    })
                 })
                 .collect();
             handles
@@ -1056,6 +1065,17 @@ fn set_chain_api(table: &mut toml::Table, urls: &[String]) {
 }
 
 /// Sets `[chain] key = value`, creating the section if need be.
+fn set_direct_io(table: &mut toml::Table, on: bool) -> Result<(), String> {
+    let store = table
+        .entry("store")
+        .or_insert_with(|| toml::Value::Table(Default::default()));
+    let toml::Value::Table(store) = store else {
+        return Err("[store] is not a table".into());
+    };
+    store.insert("direct_io".into(), toml::Value::Boolean(on));
+    Ok(())
+}
+
 fn set_chain_key(table: &mut toml::Table, key: &str, value: u64) -> Result<(), String> {
     let chain = table
         .entry("chain")

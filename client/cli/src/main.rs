@@ -159,6 +159,10 @@ enum Command {
         /// Working directory (default: a new one under the system temp dir).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Nodes write and read shard files through the page cache
+        /// (`[store] direct_io = false`), to compare with direct I/O.
+        #[arg(long)]
+        buffered_io: bool,
     },
     /// Start a local network, store a generated file on it, kill as many
     /// nodes as the redundancy allows, read the file back and verify it.
@@ -297,14 +301,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             size,
             parallelism,
             dir,
+            buffered_io,
         } => bench(
             json,
             nodes,
-            data_shards,
-            total_shards,
+            (data_shards, total_shards),
             size,
             parallelism,
             dir,
+            buffered_io,
         ),
         Command::Quickstart {
             size,
@@ -362,11 +367,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn bench(
     json: bool,
     nodes: usize,
-    k: u16,
-    n: u16,
+    (k, n): (u16, u16),
     sizes: Vec<u64>,
     parallelism: usize,
     dir: Option<PathBuf>,
+    buffered_io: bool,
 ) -> anyhow::Result<()> {
     if n <= k {
         anyhow::bail!("--total-shards ({n}) must exceed --data-shards ({k})");
@@ -387,6 +392,7 @@ fn bench(
             std::env::temp_dir().join(format!("cairn-bench-{}", quickstart::random_suffix()))
         }),
         parallelism,
+        direct_io: buffered_io.then_some(false),
     };
     let multi = MultiProgress::new();
     if json {

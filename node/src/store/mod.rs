@@ -15,6 +15,9 @@
 //!   directory entry and the metadata are on disk; a SIGKILL or power cut
 //!   after that loses nothing. Concurrent puts share the metadata fsync
 //!   (RocksDB group commit).
+//! * **Shard bodies bypass the page cache.** They are written and read
+//!   with `O_DIRECT` ([`direct`]) where the filesystem allows it, decided
+//!   once when the store opens; [`StoreOptions::direct_io`] turns it off.
 //! * **Never served as good when rotten.** Every read goes through the
 //!   outboard, which is checked against the id; a mismatch (or a missing or
 //!   short file, or a RocksDB checksum failure) quarantines the shard: it is
@@ -57,6 +60,7 @@
 //! [`crate::maintenance`]); this module is synchronous and is called from
 //! blocking threads.
 
+mod direct;
 mod format;
 mod leaves;
 mod unpaid;
@@ -210,10 +214,27 @@ pub struct OpenReport {
     pub temporaries: u64,
 }
 
+/// How a store is opened.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Read and write shard files with `O_DIRECT` (bypassing the page
+    /// cache) if the filesystem allows it; `false`: buffered I/O.
+    pub direct_io: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { direct_io: true }
+    }
+}
+
 /// The shard store. Cheap to share behind an `Arc`.
 pub struct ShardStore {
     db: Db,
     shards_dir: PathBuf,
+    /// Shard files use direct I/O ([`direct`]): asked for, and the
+    /// filesystem took it when the store opened.
+    direct: bool,
     capacity: u64,
     usage: Mutex<(u64, u64)>,
     stripes: Vec<Mutex<()>>,
@@ -227,6 +248,15 @@ impl ShardStore {
     /// Opens (or creates) the store at `path` with room for `capacity` bytes.
     /// A store of another format is refused, never misread.
     pub fn open(path: &Path, capacity: u64) -> Result<Self, StoreError> {
+        Self::open_with(path, capacity, &StoreOptions::default())
+    }
+
+    /// [`Self::open`] with `options`.
+    pub fn open_with(
+        path: &Path,
+        capacity: u64,
+        options: &StoreOptions,
+    ) -> Result<Self, StoreError> {
         let convert = check_format(path)? == Found::Format2;
         let mut opts = Options::default();
         opts.create_if_missing(true);
@@ -257,9 +287,23 @@ impl ShardStore {
         if convert {
             convert_from_format_2(path, &shards_dir)?;
         }
+        let direct =
+            options.direct_io && direct::probe(&shards_dir).map_err(io_error(&shards_dir))?;
+        match (options.direct_io, direct) {
+            (true, true) => {
+                tracing::info!(dir = %shards_dir.display(), "shard files use direct I/O (O_DIRECT)")
+            }
+            (true, false) => {
+                tracing::info!(dir = %shards_dir.display(), "the filesystem refuses O_DIRECT; shard files use buffered I/O")
+            }
+            (false, _) => {
+                tracing::info!(dir = %shards_dir.display(), "direct I/O turned off; shard files use buffered I/O")
+            }
+        }
         let mut store = Self {
             db,
             shards_dir,
+            direct,
             capacity,
             usage: Mutex::new((0, 0)),
             stripes: (0..PUT_STRIPES).map(|_| Mutex::new(())).collect(),
@@ -348,6 +392,11 @@ impl ShardStore {
     /// What opening the store cleaned up.
     pub fn open_report(&self) -> OpenReport {
         self.open_report
+    }
+
+    /// Whether shard files are read and written with direct I/O.
+    pub fn direct_io(&self) -> bool {
+        self.direct
     }
 
     fn cf(&self, name: &str) -> std::sync::Arc<BoundColumnFamily<'_>> {
@@ -525,12 +574,19 @@ impl ShardStore {
         };
         let tmp = dir.join(format!("{}{TMP_SUFFIX}", hex::encode(id.digest())));
         let written = (|| {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
-            file.write_all(data)?;
+            let file = if self.direct {
+                let file = direct::create_write(&tmp)?;
+                direct::write_file(&file, data)?;
+                file
+            } else {
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .open(&tmp)?;
+                file.write_all(data)?;
+                file
+            };
             file.sync_all()?;
             drop(file);
             fs::rename(&tmp, &path)
@@ -578,7 +634,17 @@ impl ShardStore {
         // the whole shard. The file was checked to be the stored size, so a
         // read that fails now is a failing disk: quarantined like rot.
         let file = self.open_shard(id, &meta)?;
-        match outboard.encode_range_from(file, range) {
+        let encoded = if self.direct {
+            // Spans end at the range's last chunk group: nothing past it.
+            let limit = range
+                .end
+                .next_multiple_of(cairn_protocol::shard::GROUP_BYTES);
+            direct::with_reader(&file, limit, |r| outboard.encode_range_from(r, range))
+                .map_err(io_error(&self.shard_path(id)))?
+        } else {
+            outboard.encode_range_from(file, range)
+        };
+        match encoded {
             Ok(encoded) => Ok((meta.size, encoded)),
             Err(e @ VerifyError::OutOfRange { .. }) => Err(StoreError::Range(e)),
             Err(e) => Err(self.quarantine(id, &e.to_string())),
@@ -620,7 +686,12 @@ impl ShardStore {
         offset: u64,
     ) -> Result<(), StoreError> {
         let file = self.open_shard(id, meta)?;
-        match file.read_exact_at(buf, offset) {
+        let read = if self.direct {
+            direct::read_exact_at(&file, buf, offset)
+        } else {
+            file.read_exact_at(buf, offset)
+        };
+        match read {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 Err(self.quarantine(id, "shard file shorter than its metadata says"))
@@ -634,7 +705,12 @@ impl ShardStore {
     /// quarantines the shard.
     fn open_shard(&self, id: &ContentId, meta: &ShardMeta) -> Result<File, StoreError> {
         let path = self.shard_path(id);
-        let file = match File::open(&path) {
+        let opened = if self.direct {
+            direct::open_read(&path)
+        } else {
+            File::open(&path)
+        };
+        let file = match opened {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // Removed meanwhile (metadata goes first), or lost.

@@ -4,13 +4,32 @@
 use super::*;
 use cairn_protocol::shard::GROUP_BYTES;
 
+/// A temporary directory on a real disk: `/var/tmp` (where `/tmp` may be
+/// a tmpfs, which would not exercise direct I/O on a disk filesystem).
+pub(super) fn disk_tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("cairn-store-test-")
+        .tempdir_in("/var/tmp")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap()
+}
+
+/// A store in `dir` with direct I/O asked for or not; direct I/O is in use
+/// when asked for unless the filesystem refuses it.
+fn open_mode(dir: &Path, capacity: u64, direct_io: bool) -> ShardStore {
+    let store = ShardStore::open_with(dir, capacity, &StoreOptions { direct_io }).unwrap();
+    let works = direct::probe(&dir.join(SHARDS_DIR)).unwrap();
+    assert_eq!(store.direct_io(), direct_io && works);
+    store
+}
+
 fn shard(n: usize, seed: u8) -> Vec<u8> {
     (0..n).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
 }
 
 #[test]
 fn put_read_and_reopen() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = disk_tempdir();
     let data = shard(100_000, 1);
     let id = ContentId::of(&data);
     {
@@ -30,7 +49,7 @@ fn put_read_and_reopen() {
 
 #[test]
 fn wrong_bytes_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = disk_tempdir();
     let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
     let data = shard(5000, 2);
     let wrong = ContentId::of(b"something else");
@@ -42,7 +61,7 @@ fn wrong_bytes_are_refused() {
 
 #[test]
 fn capacity_is_enforced_and_nothing_is_lost() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = disk_tempdir();
     let store = ShardStore::open(dir.path(), 250_000).unwrap();
     let a = shard(100_000, 1);
     let b = shard(100_000, 2);
@@ -67,7 +86,7 @@ fn capacity_is_enforced_and_nothing_is_lost() {
 
 #[test]
 fn owners_release_and_expiry_collects() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = disk_tempdir();
     let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
     let data = shard(10_000, 4);
     let id = ContentId::of(&data);
@@ -93,7 +112,7 @@ fn owners_release_and_expiry_collects() {
 
 #[test]
 fn a_seventeenth_owner_is_refused_and_the_first_can_still_let_go() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = disk_tempdir();
     let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
     let data = shard(10_000, 6);
     let id = ContentId::of(&data);
@@ -124,7 +143,7 @@ fn a_seventeenth_owner_is_refused_and_the_first_can_still_let_go() {
 
 #[test]
 fn ids_are_walked_in_pieces() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = disk_tempdir();
     let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
     for s in 0..10 {
         let d = shard(1000, s);
@@ -147,8 +166,17 @@ fn ids_are_walked_in_pieces() {
 
 #[test]
 fn ranges_read_only_their_chunk_groups_and_verify() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
+    ranges_verify(true);
+}
+
+#[test]
+fn ranges_verify_with_buffered_io() {
+    ranges_verify(false);
+}
+
+fn ranges_verify(direct_io: bool) {
+    let dir = disk_tempdir();
+    let store = open_mode(dir.path(), 1 << 30, direct_io);
     let g = GROUP_BYTES;
     for size in [
         1u64,
@@ -202,8 +230,17 @@ fn flip(path: &Path, at: u64) {
 
 #[test]
 fn rot_is_found_where_it_is_read_and_quarantined() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
+    rot_is_quarantined(true);
+}
+
+#[test]
+fn rot_is_found_with_buffered_io_too() {
+    rot_is_quarantined(false);
+}
+
+fn rot_is_quarantined(direct_io: bool) {
+    let dir = disk_tempdir();
+    let store = open_mode(dir.path(), 1 << 30, direct_io);
     let data = shard(300_000, 9);
     let id = ContentId::of(&data);
     store.put(id, &data, PutOptions::default()).unwrap();
@@ -250,7 +287,7 @@ fn rot_is_found_where_it_is_read_and_quarantined() {
 
 #[test]
 fn remove_deletes_metadata_and_file() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = disk_tempdir();
     let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
     let data = shard(50_000, 5);
     let id = ContentId::of(&data);
@@ -268,7 +305,7 @@ fn remove_deletes_metadata_and_file() {
 
 #[test]
 fn open_deletes_orphans_and_drops_lost_shards() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = disk_tempdir();
     let (kept, lost, orphan) = (shard(20_000, 1), shard(30_000, 2), shard(40_000, 3));
     let ids = [&kept, &lost, &orphan].map(|d| ContentId::of(d));
     let (lost_path, orphan_path, tmp_path);
@@ -339,7 +376,7 @@ fn make_format_2(path: &Path, leave_in_place: usize) {
 
 #[test]
 fn a_format_2_store_is_converted_and_keeps_every_shard() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = disk_tempdir();
     let data: Vec<Vec<u8>> = (0..40).map(|i| shard(5_000 + i * 7, i as u8)).collect();
     {
         let store = ShardStore::open(dir.path(), 1 << 30).unwrap();
@@ -391,7 +428,7 @@ fn a_format_2_store_is_converted_and_keeps_every_shard() {
 #[test]
 fn a_store_of_another_format_is_refused() {
     // The old layout: RocksDB directly in the store directory.
-    let old = tempfile::tempdir().unwrap();
+    let old = disk_tempdir();
     {
         let mut o = Options::default();
         o.create_if_missing(true);
@@ -401,19 +438,19 @@ fn a_store_of_another_format_is_refused() {
     assert!(matches!(e, StoreError::Format { .. }), "{e}");
     assert!(e.to_string().contains("old format"), "{e}");
     // A marker of another version.
-    let other = tempfile::tempdir().unwrap();
+    let other = disk_tempdir();
     fs::write(other.path().join(FORMAT_FILE), "cairn-node store 4\n").unwrap();
     let e = ShardStore::open(other.path(), 1 << 30).unwrap_err();
     assert!(e.to_string().contains("cairn-node store 4"), "{e}");
     // Something else entirely.
-    let stray = tempfile::tempdir().unwrap();
+    let stray = disk_tempdir();
     fs::write(stray.path().join("notes.txt"), "hi").unwrap();
     assert!(matches!(
         ShardStore::open(stray.path(), 1 << 30),
         Err(StoreError::Format { .. })
     ));
     // A missing directory is created, and reopens.
-    let fresh = tempfile::tempdir().unwrap();
+    let fresh = disk_tempdir();
     let path = fresh.path().join("a/store");
     drop(ShardStore::open(&path, 1 << 30).unwrap());
     ShardStore::open(&path, 1 << 30).unwrap();
@@ -421,4 +458,80 @@ fn a_store_of_another_format_is_refused() {
         fs::read_to_string(path.join(FORMAT_FILE)).unwrap(),
         format!("{FORMAT}\n")
     );
+}
+
+/// Sizes around the alignment of direct transfers and of its buffer.
+const ODD_SIZES: [usize; 9] = [
+    0,
+    1,
+    4095,
+    4096,
+    4097,
+    direct::BUFFER_BYTES - 1,
+    direct::BUFFER_BYTES,
+    direct::BUFFER_BYTES + 3,
+    3 * direct::BUFFER_BYTES + 4097,
+];
+
+fn odd_sizes_round_trip(direct_io: bool) {
+    let dir = disk_tempdir();
+    let store = open_mode(dir.path(), 1 << 30, direct_io);
+    for (i, &size) in ODD_SIZES.iter().enumerate() {
+        let data = shard(size, i as u8 + 40);
+        let id = ContentId::of(&data);
+        store.put(id, &data, PutOptions::default()).unwrap();
+        // The padding of the last block is cut off again.
+        let path = store.shard_path(&id);
+        assert_eq!(fs::metadata(&path).unwrap().len(), size as u64, "{size}");
+        assert_eq!(fs::read(&path).unwrap(), data, "{size}");
+        let size = size as u64;
+        for range in [
+            0..size,
+            0..size.min(1),
+            size / 2..size,
+            size.saturating_sub(4097)..size,
+        ] {
+            let (got_size, enc) = store.read_range(&id, range.clone()).unwrap();
+            assert_eq!(got_size, size);
+            let got = cairn_protocol::shard::verify_range(id, size, range.clone(), &enc[..])
+                .unwrap_or_else(|e| panic!("size {size} range {range:?}: {e}"));
+            assert_eq!(got, &data[range.start as usize..range.end as usize]);
+        }
+        assert!(store.verify(&id).unwrap(), "{size}");
+        assert_eq!(store.read_all(&id).unwrap(), Some(data));
+    }
+    // Written one way, read the other: the files are the same files.
+    drop(store);
+    let store = open_mode(dir.path(), 1 << 30, !direct_io);
+    for (i, &size) in ODD_SIZES.iter().enumerate() {
+        let id = ContentId::of(&shard(size, i as u8 + 40));
+        assert!(store.verify(&id).unwrap(), "{size}");
+    }
+}
+
+#[test]
+fn odd_sizes_round_trip_with_direct_io() {
+    odd_sizes_round_trip(true);
+}
+
+#[test]
+fn odd_sizes_round_trip_with_buffered_io() {
+    odd_sizes_round_trip(false);
+}
+
+#[test]
+fn direct_io_is_used_on_a_disk_and_can_be_turned_off() {
+    let dir = disk_tempdir();
+    let works = direct::probe(dir.path()).unwrap();
+    assert_eq!(
+        ShardStore::open(dir.path(), 1 << 20).unwrap().direct_io(),
+        works
+    );
+    let off = StoreOptions { direct_io: false };
+    assert!(!ShardStore::open_with(dir.path(), 1 << 20, &off)
+        .unwrap()
+        .direct_io());
+    // The probe leaves nothing behind for the store to trip over.
+    assert!(!dir.path().join("direct-io.probe").exists());
+    assert!(!dir.path().join(SHARDS_DIR).join("direct-io.probe").exists());
 }
