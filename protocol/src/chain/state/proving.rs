@@ -232,7 +232,7 @@ impl ChainState {
     /// deals, lazily: [`super::settling`]), updates health, slashes and
     /// orphans the disqualified; then ends the deals whose last period it
     /// was. Walks the nodes, never the deals, but for the deals that end
-    /// and the nodes that did not prove.
+    /// and those of a node that did not prove and has lost shards.
     pub(super) fn settle_period(&mut self, period: u64) {
         let params = self.params.proof;
         let addresses: Vec<Address> = self.nodes.keys().copied().collect();
@@ -251,7 +251,9 @@ impl ChainState {
             let outcome = match proven {
                 Some((p, false)) if p == period => PeriodOutcome::Proven,
                 Some((p, true)) if p == period => PeriodOutcome::Failed,
-                _ if self.nothing_to_prove(&address, period) => continue,
+                // Every commitment holds bytes: with no loss known there is
+                // something to sample, so only a node with losses is looked at.
+                _ if space.lost > 0 && self.nothing_to_prove(&address, period) => continue,
                 _ => PeriodOutcome::Missed,
             };
             let Some(node) = self.nodes.get_mut(&address) else {

@@ -57,6 +57,9 @@ pub struct NodeSpace {
     pub commitments: u32,
     /// What they pay together for a proven period.
     pub pay: u64,
+    /// Shards known lost in them. None: a node that sent no proof missed
+    /// (it had bytes to prove), with no need to look at its deals.
+    pub lost: u32,
 }
 
 /// The indexes of the state that follow from its deals and epoch: kept up
@@ -191,13 +194,16 @@ impl ChainState {
                 continue;
             }
             let (pay, _) = rates(deal.price_per_epoch, deal.size, c);
+            let lost = u32::try_from(c.lost.len()).unwrap_or(u32::MAX);
             let space = self.derived.spaces.entry(c.node).or_default();
             if add {
                 space.commitments = space.commitments.saturating_add(1);
                 space.pay = space.pay.saturating_add(pay);
+                space.lost = space.lost.saturating_add(lost);
             } else {
                 space.commitments = space.commitments.saturating_sub(1);
                 space.pay = space.pay.saturating_sub(pay);
+                space.lost = space.lost.saturating_sub(lost);
             }
             if space.commitments == 0 {
                 self.derived.spaces.remove(&c.node);
@@ -275,9 +281,11 @@ impl ChainState {
                 };
                 c.counted = (node.proofs.accepted, node.proofs.missed);
                 let (pay, _) = rates(price, size, c);
+                let lost = u32::try_from(c.lost.len()).unwrap_or(u32::MAX);
                 let space = self.derived.spaces.entry(c.node).or_default();
                 space.commitments = space.commitments.saturating_add(1);
                 space.pay = space.pay.saturating_add(pay);
+                space.lost = space.lost.saturating_add(lost);
             }
         }
     }
