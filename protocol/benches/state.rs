@@ -121,13 +121,7 @@ fn state(n: u32) -> ChainState {
             postcard::to_stdvec(&deal).unwrap(),
         ));
     }
-    ChainState::from_stored(
-        s.header(),
-        entries
-            .iter()
-            .map(|(m, k, v)| (*m, k.as_slice(), v.as_slice())),
-    )
-    .unwrap()
+    load(&s, &entries)
 }
 
 /// `s` with every node's proof of `period` accepted, as its proofs in the
@@ -146,6 +140,11 @@ fn with_every_node_proven(s: &ChainState, period: u64) -> ChainState {
             (e.map, e.key, value)
         })
         .collect();
+    load(s, &entries)
+}
+
+/// A state with `s`'s header from stored entries, as a store loads it.
+fn load(s: &ChainState, entries: &[(StateMap, Vec<u8>, Vec<u8>)]) -> ChainState {
     ChainState::from_stored(
         s.header(),
         entries

@@ -7,10 +7,8 @@
 
 mod common;
 
-use cairn_protocol::chain::{merkle, LostLeaf, SignedTx, TxBody};
 use cairn_protocol::encoder::EncoderConfig;
 use cairn_protocol::erasure::ErasureCoder;
-use cairn_protocol::repair::{assess, choose_holders, columns, placement_seed, prepare};
 use cairn_protocol::repair::{RepairData, RepairDataError};
 use cairn_protocol::{CodingParams, ContentId, FileKey};
 use common::chain::*;
@@ -73,43 +71,8 @@ proptest! {
         let start: u64 = [2u8, 3].iter().map(|&r| net.s.account(&addr(r)).balance).sum();
         let mut fees = 0u64;
         for (kind, x) in steps {
-            match kind {
-                // A block in which the nodes of mask `x` prove.
-                0 | 1 => {
-                    let provers: Vec<u8> = (10..=14).filter(|n| x & (1 << (n - 10)) != 0).collect();
-                    step(&mut net.s, &provers, vec![]);
-                }
-                // A stranger's claim, by the rules or with one field bent.
-                2 => {
-                    let repairer = 2 + x % 2;
-                    if let Some(t) = some_claim(&net, repairer, x) {
-                        if step(&mut net.s, &[], vec![t]) == vec![Ok(())] {
-                            fees += 10;
-                        }
-                    }
-                }
-                // A node declares one of its leaves lost.
-                3 => {
-                    let node = NODES[usize::from(x) % 3];
-                    let shards = held_shards(node, &SIZES);
-                    let leaf = usize::from(x / 3) % 2;
-                    let body = TxBody::DeclareLost(vec![LostLeaf {
-                        deal: net.deal,
-                        leaf: leaf as u32,
-                        shard: shards[leaf].0,
-                        size: shards[leaf].1,
-                        path: merkle::prove(&shards, leaf).unwrap(),
-                    }]);
-                    let _ = net.s.apply_tx(&tx(&net.s, node, 10, body));
-                }
-                // Empty blocks, or the owner closes the deal.
-                _ if x < 240 => {
-                    let to = net.s.height() + 1 + u64::from(x % 6);
-                    run_until(&mut net.s, to, &[]);
-                }
-                _ => {
-                    let _ = net.s.apply_tx(&tx(&net.s, 1, 10, TxBody::CloseDeal { deal: net.deal }));
-                }
+            if history_step(&mut net, kind, x) {
+                fees += 10;
             }
             prop_assert_eq!(net.s.held(), net.s.expected_supply());
             let paid = net.s.deal(&net.deal).and_then(|d| d.repair.clone()).map_or(0, |r| r.paid);
@@ -125,31 +88,6 @@ proptest! {
             }
         }
     }
-}
-
-/// A claim of `repairer` on the current state: by the rules, or bent.
-fn some_claim(net: &Net, repairer: u8, x: u8) -> Option<SignedTx> {
-    let statuses = assess(&net.s, &net.deal, &net.data, &policy()).ok()?;
-    let mut cols = columns(&statuses, usize::from(K));
-    if cols.is_empty() {
-        cols = vec![vec![(u32::from(x) % 2, u16::from(x) % 3)]];
-    }
-    let bytes: Vec<u64> = cols
-        .iter()
-        .map(|c| 3048.min(2048 * c.len() as u64))
-        .collect();
-    let seed = placement_seed(&net.deal, usize::from(x));
-    let holders = choose_holders(&net.s, &net.deal, &seed, &bytes, |_, _| 0)
-        .unwrap_or_else(|_| vec![addr(13 + x % 2); cols.len()]);
-    let mut claim = prepare(&net.s, &net.deal, &net.data, &cols, &holders).ok()?;
-    if x % 5 == 0 {
-        claim.shards[0].id = ContentId::of(&[x]);
-    }
-    sign_receipts(&mut claim, repairer);
-    if x % 7 == 0 {
-        claim.holders[0].receipt.0[0] ^= 1;
-    }
-    Some(tx(&net.s, repairer, 10, TxBody::ClaimRepair(claim)))
 }
 
 #[test]

@@ -14,9 +14,7 @@
 
 mod common;
 
-use cairn_protocol::chain::{merkle, ChainState, LostLeaf, SignedTx, TxBody};
-use cairn_protocol::repair::{assess, choose_holders, columns, placement_seed, prepare};
-use cairn_protocol::ContentId;
+use cairn_protocol::chain::ChainState;
 use common::chain::*;
 use common::repair::*;
 
@@ -87,31 +85,6 @@ fn owed(s: &ChainState) -> Vec<u8> {
     postcard::to_stdvec(&(held, s.repair_pool(), accounts, nodes, deals)).unwrap()
 }
 
-/// A claim of `repairer` on the current state: by the rules, or bent.
-fn some_claim(net: &Net, repairer: u8, x: u8) -> Option<SignedTx> {
-    let statuses = assess(&net.s, &net.deal, &net.data, &policy()).ok()?;
-    let mut cols = columns(&statuses, usize::from(K));
-    if cols.is_empty() {
-        cols = vec![vec![(u32::from(x) % 2, u16::from(x) % 3)]];
-    }
-    let bytes: Vec<u64> = cols
-        .iter()
-        .map(|c| 3048.min(2048 * c.len() as u64))
-        .collect();
-    let seed = placement_seed(&net.deal, usize::from(x));
-    let holders = choose_holders(&net.s, &net.deal, &seed, &bytes, |_, _| 0)
-        .unwrap_or_else(|_| vec![addr(13 + x % 2); cols.len()]);
-    let mut claim = prepare(&net.s, &net.deal, &net.data, &cols, &holders).ok()?;
-    if x % 5 == 0 {
-        claim.shards[0].id = ContentId::of(&[x]);
-    }
-    sign_receipts(&mut claim, repairer);
-    if x % 7 == 0 {
-        claim.holders[0].receipt.0[0] ^= 1;
-    }
-    Some(tx(&net.s, repairer, 10, TxBody::ClaimRepair(claim)))
-}
-
 #[test]
 fn settlement_pays_what_period_by_period_settlement_paid() {
     let mut all = blake3::Hasher::new();
@@ -129,38 +102,7 @@ fn settlement_pays_what_period_by_period_settlement_paid() {
         for i in 0..80 {
             let v = next();
             let (kind, x) = ((v % 5) as u8, (v >> 8) as u8);
-            match kind {
-                0 | 1 => {
-                    let provers: Vec<u8> = (10..=14).filter(|n| x & (1 << (n - 10)) != 0).collect();
-                    step(&mut net.s, &provers, vec![]);
-                }
-                2 => {
-                    if let Some(t) = some_claim(&net, 2 + x % 2, x) {
-                        step(&mut net.s, &[], vec![t]);
-                    }
-                }
-                3 => {
-                    let node = NODES[usize::from(x) % 3];
-                    let shards = held_shards(node, &SIZES);
-                    let leaf = usize::from(x / 3) % 2;
-                    let body = TxBody::DeclareLost(vec![LostLeaf {
-                        deal: net.deal,
-                        leaf: leaf as u32,
-                        shard: shards[leaf].0,
-                        size: shards[leaf].1,
-                        path: merkle::prove(&shards, leaf).unwrap(),
-                    }]);
-                    let _ = net.s.apply_tx(&tx(&net.s, node, 10, body));
-                }
-                _ if x < 240 => {
-                    let to = net.s.height() + 1 + u64::from(x % 6);
-                    run_until(&mut net.s, to, &[]);
-                }
-                _ => {
-                    let body = TxBody::CloseDeal { deal: net.deal };
-                    let _ = net.s.apply_tx(&tx(&net.s, 1, 10, body));
-                }
-            }
+            history_step(&mut net, kind, x);
             assert_eq!(
                 net.s.held(),
                 net.s.expected_supply(),

@@ -3,9 +3,13 @@
 //! rules.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use cairn_protocol::chain::{ChainState, DealId, Rejection, RepairClaim, SignedTx, TxBody};
+use cairn_protocol::chain::{
+    merkle, ChainState, DealId, LostLeaf, Rejection, RepairClaim, SignedTx, TxBody,
+};
 use cairn_protocol::proofs::accounting::Health as NodeHealth;
-use cairn_protocol::repair::{assess, columns, prepare, RepairData, RepairPolicy};
+use cairn_protocol::repair::{
+    assess, choose_holders, columns, placement_seed, prepare, RepairData, RepairPolicy,
+};
 use cairn_protocol::{CodingParams, ContentId};
 
 use super::chain::*;
@@ -127,4 +131,70 @@ pub fn join_node_14(s: &mut ChainState) {
     s.apply_tx(&tx(s, 14, 0, TxBody::Faucet { amount: 50_000 }))
         .unwrap();
     register(s, 14);
+}
+
+/// A claim of `repairer` on the current state: by the rules, or bent.
+fn some_claim(net: &Net, repairer: u8, x: u8) -> Option<SignedTx> {
+    let statuses = assess(&net.s, &net.deal, &net.data, &policy()).ok()?;
+    let mut cols = columns(&statuses, usize::from(K));
+    if cols.is_empty() {
+        cols = vec![vec![(u32::from(x) % 2, u16::from(x) % 3)]];
+    }
+    let bytes: Vec<u64> = cols
+        .iter()
+        .map(|c| 3048.min(2048 * c.len() as u64))
+        .collect();
+    let seed = placement_seed(&net.deal, usize::from(x));
+    let holders = choose_holders(&net.s, &net.deal, &seed, &bytes, |_, _| 0)
+        .unwrap_or_else(|_| vec![addr(13 + x % 2); cols.len()]);
+    let mut claim = prepare(&net.s, &net.deal, &net.data, &cols, &holders).ok()?;
+    if x % 5 == 0 {
+        claim.shards[0].id = ContentId::of(&[x]);
+    }
+    sign_receipts(&mut claim, repairer);
+    if x % 7 == 0 {
+        claim.holders[0].receipt.0[0] ^= 1;
+    }
+    Some(tx(&net.s, repairer, 10, TxBody::ClaimRepair(claim)))
+}
+
+/// One step of a random repair history over `net`, chosen by `kind`
+/// (0..5) and `x`: a block in which the nodes of mask `x` prove; a
+/// stranger's claim, by the rules or with one field bent; a node declaring
+/// one of its leaves lost; empty blocks, or (rarely) the owner closing the
+/// deal. Returns whether a claim was accepted (its fee was paid).
+pub fn history_step(net: &mut Net, kind: u8, x: u8) -> bool {
+    match kind {
+        0 | 1 => {
+            let provers: Vec<u8> = (10..=14).filter(|n| x & (1 << (n - 10)) != 0).collect();
+            step(&mut net.s, &provers, vec![]);
+        }
+        2 => {
+            if let Some(t) = some_claim(net, 2 + x % 2, x) {
+                return step(&mut net.s, &[], vec![t]) == vec![Ok(())];
+            }
+        }
+        3 => {
+            let node = NODES[usize::from(x) % 3];
+            let shards = held_shards(node, &SIZES);
+            let leaf = usize::from(x / 3) % 2;
+            let body = TxBody::DeclareLost(vec![LostLeaf {
+                deal: net.deal,
+                leaf: leaf as u32,
+                shard: shards[leaf].0,
+                size: shards[leaf].1,
+                path: merkle::prove(&shards, leaf).unwrap(),
+            }]);
+            let _ = net.s.apply_tx(&tx(&net.s, node, 10, body));
+        }
+        _ if x < 240 => {
+            let to = net.s.height() + 1 + u64::from(x % 6);
+            run_until(&mut net.s, to, &[]);
+        }
+        _ => {
+            let body = TxBody::CloseDeal { deal: net.deal };
+            let _ = net.s.apply_tx(&tx(&net.s, 1, 10, body));
+        }
+    }
+    false
 }
