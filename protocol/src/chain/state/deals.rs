@@ -149,8 +149,7 @@ impl ChainState {
             opened_at: self.height,
             repair: None,
         };
-        // It starts after the current epoch: nothing counts yet.
-        self.index(&id, &deal);
+        self.index_new(&id, &deal);
         self.deals.insert(id, deal);
     }
 

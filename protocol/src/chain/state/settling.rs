@@ -84,14 +84,67 @@ pub(super) struct Before {
     end_epoch: u64,
 }
 
-/// The first period commitment `c` of `deal` is proven and paid in.
-pub(super) fn activation(deal: &Deal, c: &DealCommitment) -> u64 {
-    c.since.max(deal.start_epoch)
+/// The first period commitment `c` of a deal starting at `start_epoch` is
+/// proven and paid in.
+fn activation(start_epoch: u64, c: &DealCommitment) -> u64 {
+    c.since.max(start_epoch)
 }
 
 /// Whether commitment `c` of `deal` is proven and paid in `period`.
-pub(super) fn counts_in(deal: &Deal, c: &DealCommitment, period: u64) -> bool {
-    !c.orphaned && activation(deal, c) <= period && deal.active_in(period)
+fn counts_in(deal: &Deal, c: &DealCommitment, period: u64) -> bool {
+    !c.orphaned && activation(deal.start_epoch, c) <= period && deal.active_in(period)
+}
+
+impl Derived {
+    /// Adds (or removes) commitment `c` of a deal of `price` and `size` to
+    /// (from) its node's space.
+    fn count(&mut self, price: u64, size: u64, c: &DealCommitment, add: bool) {
+        let (pay, _) = rates(price, size, c);
+        let lost = u32::try_from(c.lost.len()).unwrap_or(u32::MAX);
+        let space = self.spaces.entry(c.node).or_default();
+        if add {
+            space.commitments = space.commitments.saturating_add(1);
+            space.pay = space.pay.saturating_add(pay);
+            space.lost = space.lost.saturating_add(lost);
+        } else {
+            space.commitments = space.commitments.saturating_sub(1);
+            space.pay = space.pay.saturating_sub(pay);
+            space.lost = space.lost.saturating_sub(lost);
+        }
+        if space.commitments == 0 {
+            self.spaces.remove(&c.node);
+        }
+    }
+
+    /// Adds (or removes) what `deal`'s commitments that count in `epoch`
+    /// add to their nodes' spaces.
+    fn count_deal(&mut self, deal: &Deal, epoch: u64, add: bool) {
+        for c in deal
+            .commitments
+            .iter()
+            .filter(|c| counts_in(deal, c, epoch))
+        {
+            self.count(deal.price_per_epoch, deal.size, c, add);
+        }
+    }
+
+    /// Enters deal `id` in the indexes at `epoch` (entries already there
+    /// stay).
+    fn index(&mut self, id: &DealId, deal: &Deal, epoch: u64) {
+        for c in &deal.commitments {
+            self.node_deals.insert((c.node, *id));
+            let at = activation(deal.start_epoch, c);
+            if !c.orphaned && at > epoch && at < deal.end_epoch {
+                self.starts.insert((at, *id));
+            }
+        }
+        self.ends.insert((deal.end_epoch, *id));
+        if deal.repair.as_ref().is_some_and(|r| !r.pending.is_empty()) {
+            self.repairing.insert(*id);
+        } else {
+            self.repairing.remove(id);
+        }
+    }
 }
 
 /// A commitment's pay for a proven period, and its full share of the
@@ -113,7 +166,7 @@ pub(super) fn settle_deal(deal: &mut Deal, nodes: &CommittedMap<Address, NodeRec
     let mut withheld = 0u64;
     let mut settled = false;
     for c in &mut deal.commitments {
-        if c.orphaned || c.since.max(start) > epoch {
+        if c.orphaned || activation(start, c) > epoch {
             continue;
         }
         let Some(node) = nodes.get(&c.node) else {
@@ -160,85 +213,47 @@ impl ChainState {
         let epoch = self.epoch;
         let deal = self.deals.get_mut(id)?;
         settle_deal(deal, &self.nodes, epoch);
-        let before = Before {
-            end_epoch: deal.end_epoch,
-        };
-        let deal = deal.clone();
-        self.count_space(&deal, false);
+        self.derived.count_deal(deal, epoch, false);
         // `end_change` puts back those that still apply (a close can end
         // the deal before a new holder starts).
         for c in &deal.commitments {
-            self.derived.starts.remove(&(activation(&deal, c), *id));
+            self.derived
+                .starts
+                .remove(&(activation(deal.start_epoch, c), *id));
         }
-        Some(before)
+        Some(Before {
+            end_epoch: deal.end_epoch,
+        })
     }
 
     /// Puts deal `id`'s commitments back into their nodes' spaces as they
     /// are now, and its index entries where they now belong.
     pub(super) fn end_change(&mut self, id: &DealId, before: Before) {
-        let Some(deal) = self.deals.get(id).cloned() else {
+        let Some(deal) = self.deals.get(id) else {
             return;
         };
-        self.count_space(&deal, true);
+        self.derived.count_deal(deal, self.epoch, true);
         if deal.end_epoch != before.end_epoch {
             self.derived.ends.remove(&(before.end_epoch, *id));
         }
-        self.index(id, &deal);
+        self.derived.index(id, deal, self.epoch);
     }
 
-    /// Adds (or removes) what `deal`'s commitments that count in the
-    /// current epoch add to their nodes' spaces.
-    fn count_space(&mut self, deal: &Deal, add: bool) {
-        for c in &deal.commitments {
-            if !counts_in(deal, c, self.epoch) {
-                continue;
-            }
-            let (pay, _) = rates(deal.price_per_epoch, deal.size, c);
-            let lost = u32::try_from(c.lost.len()).unwrap_or(u32::MAX);
-            let space = self.derived.spaces.entry(c.node).or_default();
-            if add {
-                space.commitments = space.commitments.saturating_add(1);
-                space.pay = space.pay.saturating_add(pay);
-                space.lost = space.lost.saturating_add(lost);
-            } else {
-                space.commitments = space.commitments.saturating_sub(1);
-                space.pay = space.pay.saturating_sub(pay);
-                space.lost = space.lost.saturating_sub(lost);
-            }
-            if space.commitments == 0 {
-                self.derived.spaces.remove(&c.node);
-            }
-        }
-    }
-
-    /// Enters `deal` in the indexes (entries already there stay).
-    pub(super) fn index(&mut self, id: &DealId, deal: &Deal) {
-        let epoch = self.epoch;
-        let d = &mut self.derived;
-        for c in &deal.commitments {
-            d.node_deals.insert((c.node, *id));
-            let at = activation(deal, c);
-            if !c.orphaned && at > epoch && at < deal.end_epoch {
-                d.starts.insert((at, *id));
-            }
-        }
-        d.ends.insert((deal.end_epoch, *id));
-        if deal.repair.as_ref().is_some_and(|r| !r.pending.is_empty()) {
-            d.repairing.insert(*id);
-        } else {
-            d.repairing.remove(id);
-        }
+    /// Enters a new deal `id` in the indexes (it starts after the current
+    /// epoch: nothing of it counts yet).
+    pub(super) fn index_new(&mut self, id: &DealId, deal: &Deal) {
+        self.derived.index(id, deal, self.epoch);
     }
 
     /// Takes deal `id` out of the state, settled, with its index entries
     /// and its part of its nodes' spaces.
     pub(super) fn take_deal(&mut self, id: &DealId) -> Option<Deal> {
+        // Settled, out of the spaces and out of `starts`.
         self.begin_change(id)?;
         let deal = self.deals.remove(id)?;
         let d = &mut self.derived;
         for c in &deal.commitments {
             d.node_deals.remove(&(c.node, *id));
-            d.starts.remove(&(activation(&deal, c), *id));
         }
         d.ends.remove(&(deal.end_epoch, *id));
         d.repairing.remove(id);
@@ -273,35 +288,26 @@ impl ChainState {
             let (price, size, start) = (deal.price_per_epoch, deal.size, deal.start_epoch);
             let active = deal.active_in(epoch);
             for c in &mut deal.commitments {
-                if c.orphaned || c.since.max(start) != epoch || !active {
+                if c.orphaned || activation(start, c) != epoch || !active {
                     continue;
                 }
                 let Some(node) = self.nodes.get(&c.node) else {
                     continue;
                 };
                 c.counted = (node.proofs.accepted, node.proofs.missed);
-                let (pay, _) = rates(price, size, c);
-                let lost = u32::try_from(c.lost.len()).unwrap_or(u32::MAX);
-                let space = self.derived.spaces.entry(c.node).or_default();
-                space.commitments = space.commitments.saturating_add(1);
-                space.pay = space.pay.saturating_add(pay);
-                space.lost = space.lost.saturating_add(lost);
+                self.derived.count(price, size, c, true);
             }
         }
     }
 
     /// The indexes as they follow from the deals and the epoch alone.
     pub(super) fn derive(&self) -> Derived {
-        let mut fresh = ChainState {
-            derived: Derived::default(),
-            ..self.clone()
-        };
-        let deals: Vec<(DealId, Deal)> = self.deals.iter().map(|(k, v)| (*k, v.clone())).collect();
-        for (id, deal) in &deals {
-            fresh.count_space(deal, true);
-            fresh.index(id, deal);
+        let mut derived = Derived::default();
+        for (id, deal) in self.deals.iter() {
+            derived.count_deal(deal, self.epoch, true);
+            derived.index(id, deal, self.epoch);
         }
-        fresh.derived
+        derived
     }
 
     /// Whether the indexes kept up to date block by block are those the
